@@ -1,0 +1,136 @@
+"""Streaming ``/v1/completions`` through the ``openai`` package's async client."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import openai
+
+from engine.backends.errors import BackendError, FailureKind
+from engine.config import EndpointConfig
+
+log = logging.getLogger(__name__)
+
+# vLLM refuses more stop strings than VLLM_MAX_STOP_STRINGS (4 by default) with HTTP 400. The
+# first few go to the server; the post-processing stage applies all of them to the stream.
+SERVER_STOP_LIMIT = 4
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: tuple[str, ...] = ()
+    # vLLM-only fields (priority, cache_salt, ...); sent only when the server accepts them.
+    extra_body: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    # vLLM reports None instead of 0 on some versions, and nothing without
+    # --enable-prompt-tokens-details.
+    cached_tokens: int | None
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class CompletionBackend:
+    """One endpoint's completions API. Closing the stream early makes vLLM abort the request."""
+
+    def __init__(self, endpoint: EndpointConfig, model: str, timeout_s: float) -> None:
+        self.url = endpoint.base_url
+        self.model = model
+        self._client = openai.AsyncOpenAI(
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key(),
+            timeout=httpx.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
+            max_retries=0,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, params: GenerationParams) -> AsyncIterator[StreamChunk]:
+        try:
+            response = await self._client.completions.create(
+                model=self.model,
+                prompt=params.prompt,
+                max_tokens=params.max_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                stop=list(params.stop[:SERVER_STOP_LIMIT]) or None,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body=params.extra_body or None,
+            )
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        async with response:
+            try:
+                async for chunk in response:
+                    yield self._parse_chunk(chunk)
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise self._translate(exc) from exc
+
+    def _parse_chunk(self, chunk: object) -> StreamChunk:
+        # The client builds its models without validation: check the shape ourselves.
+        choices = getattr(chunk, "choices", None)
+        usage = _parse_usage(getattr(chunk, "usage", None))
+        if choices is None or not isinstance(choices, list):
+            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'choices'")
+        if not choices:
+            return StreamChunk(usage=usage)
+        text = getattr(choices[0], "text", None)
+        if not isinstance(text, str):
+            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'text'")
+        return StreamChunk(text=text, finish_reason=getattr(choices[0], "finish_reason", None),
+                           usage=usage)
+
+    def _translate(self, exc: Exception) -> BackendError:
+        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+            return BackendError(self.url, FailureKind.TIMEOUT, "no answer in time")
+        if isinstance(exc, openai.APIConnectionError | httpx.ConnectError):
+            cause = exc.__cause__ or exc
+            return BackendError(self.url, FailureKind.UNREACHABLE, str(cause) or type(cause).__name__)
+        if isinstance(exc, openai.APIStatusError):
+            return BackendError(self.url, FailureKind.HTTP_STATUS,
+                                f"HTTP {exc.status_code}: {_short(exc.message)}")
+        if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
+            return BackendError(self.url, FailureKind.MALFORMED, f"not JSON: {_short(str(exc))}")
+        if isinstance(exc, openai.APIError):
+            return BackendError(self.url, FailureKind.MALFORMED, _short(exc.message))
+        if isinstance(exc, httpx.HTTPError):
+            return BackendError(self.url, FailureKind.MALFORMED,
+                                f"stream broken: {type(exc).__name__}: {_short(str(exc))}")
+        return BackendError(self.url, FailureKind.MALFORMED, f"{type(exc).__name__}: {_short(str(exc))}")
+
+
+def _parse_usage(raw: object) -> Usage | None:
+    if raw is None:
+        return None
+    details = getattr(raw, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    return Usage(
+        prompt_tokens=int(getattr(raw, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(raw, "completion_tokens", 0) or 0),
+        cached_tokens=int(cached) if isinstance(cached, int) else None,
+    )
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,115 @@
+"""The parts of a vLLM server outside the OpenAI API: health, model list, tokenizer, metrics."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.backends.errors import BackendError, FailureKind
+from engine.config import EndpointConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    prefix_caching: bool | None
+    block_size: int | None
+
+
+def server_root(base_url: str) -> str:
+    """``http://host:8000/v1`` -> ``http://host:8000``: vLLM's extras live beside ``/v1``."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+class ServerInfo:
+    def __init__(self, endpoint: EndpointConfig, timeout_s: float = 5.0) -> None:
+        self.base_url = endpoint.base_url
+        self.root = server_root(endpoint.base_url)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
+            headers={"Authorization": f"Bearer {endpoint.api_key()}"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def healthy(self) -> bool:
+        try:
+            response = await self._client.get(f"{self.root}/health")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def served_models(self) -> list[str]:
+        data = await self._get_json(f"{self.base_url.rstrip('/')}/models")
+        try:
+            return [str(item["id"]) for item in data["data"]]
+        except (KeyError, TypeError) as exc:
+            raise BackendError(self.base_url, FailureKind.MALFORMED, "model list without ids") from exc
+
+    async def token_count(self, model: str, text: str) -> int:
+        """How many tokens the served tokenizer makes of ``text`` (no BOS or other specials)."""
+        body = {"model": model, "prompt": text, "add_special_tokens": False}
+        data = await self._post_json(f"{self.root}/tokenize", body)
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list):
+            raise BackendError(self.root, FailureKind.MALFORMED, "/tokenize answer without tokens")
+        return len(tokens)
+
+    async def metrics(self) -> dict[str, float]:
+        """Prometheus samples summed over labels, by sample name (``vllm:..._total``)."""
+        text = await self._get_text(f"{self.root}/metrics")
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        return totals
+
+    async def cache_config(self) -> CacheConfig:
+        text = await self._get_text(f"{self.root}/metrics")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith("vllm:cache_config_info"):
+                    labels = sample.labels
+                    block = labels.get("block_size")
+                    prefix = labels.get("enable_prefix_caching")
+                    return CacheConfig(
+                        prefix_caching=None if prefix is None else prefix.lower() == "true",
+                        block_size=int(block) if block and block.isdigit() else None,
+                    )
+        return CacheConfig(prefix_caching=None, block_size=None)
+
+    async def _get_json(self, url: str) -> object:
+        response = await self._request("GET", url)
+        return self._json(response)
+
+    async def _post_json(self, url: str, body: dict[str, object]) -> object:
+        response = await self._request("POST", url, json=body)
+        return self._json(response)
+
+    async def _get_text(self, url: str) -> str:
+        return (await self._request("GET", url)).text
+
+    async def _request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        try:
+            response = await self._client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except httpx.TimeoutException as exc:
+            raise BackendError(url, FailureKind.TIMEOUT, "no answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise BackendError(url, FailureKind.UNREACHABLE, str(exc) or type(exc).__name__) from exc
+        if response.status_code >= 400:
+            raise BackendError(url, FailureKind.HTTP_STATUS,
+                               f"HTTP {response.status_code}: {response.text[:200]}")
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response) -> object:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError(str(response.url), FailureKind.MALFORMED, "not JSON") from exc

@@ -1,0 +1,37 @@
+"""Read a completion stream until the post-processing stage has enough, then hang up."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from engine.backends.errors import BackendError, FailureKind
+from engine.backends.openai_compatible import CompletionBackend, GenerationParams, Usage
+from engine.completion.postprocessing import StreamCutter
+
+
+@dataclass(frozen=True)
+class GenerationOutcome:
+    text: str
+    usage: Usage | None
+    # The daemon closed the stream before the model finished (vLLM aborted the rest).
+    cut_early: bool
+
+
+async def generate(
+    backend: CompletionBackend, params: GenerationParams, cutter: StreamCutter, timeout_s: float
+) -> GenerationOutcome:
+    usage: Usage | None = None
+    try:
+        async with asyncio.timeout(timeout_s), aclosing(backend.stream(params)) as chunks:
+            async for chunk in chunks:
+                usage = chunk.usage or usage
+                cutter.feed(chunk.text)
+                if cutter.done:
+                    # Leaving the block closes the HTTP stream: vLLM aborts the request.
+                    return GenerationOutcome(cutter.text, usage, cut_early=True)
+    except TimeoutError as exc:
+        raise BackendError(backend.url, FailureKind.TIMEOUT,
+                           f"no complete answer within {timeout_s:g} s") from exc
+    return GenerationOutcome(cutter.text, usage, cut_early=False)

@@ -1,0 +1,238 @@
+"""The completion service: runs the stages for each request and owns their shared state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.backends.errors import BackendError, FailureKind
+from engine.backends.openai_compatible import CompletionBackend, GenerationParams
+from engine.backends.vllm_extras import ServerInfo
+from engine.completion.context import build_cursor_context
+from engine.completion.generation import LatestWins, generate
+from engine.completion.postprocessing import StreamCutter, choose_line_mode, finalize
+from engine.completion.templating.selection import (
+    TemplateChoice,
+    choose_template,
+    repo_markers_usable,
+)
+from engine.completion.templating.templates import FimTemplate
+from engine.completion.types import CompletionRequest, Suggestion
+from engine.completion.typing_through import TypingThroughMemory
+from engine.config import Settings
+from engine.health import Notice, OutageTracker
+from engine.metrics import CompletionStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What start-up learned about the instruct endpoint."""
+
+    name: str
+    choice: TemplateChoice
+    repo_headers: bool
+    backend: CompletionBackend
+
+    @property
+    def template(self) -> FimTemplate:
+        return self.choice.template
+
+
+class CompletionService:
+    def __init__(self, settings: Settings, notify: Callable[[Notice], None]) -> None:
+        self._settings = settings
+        self._notify = notify
+        self._outages = OutageTracker(notify)
+        self._latest = LatestWins()
+        self._memory = TypingThroughMemory()
+        self._served: ServedModel | None = None
+        self._discovery: asyncio.Task[ServedModel] | None = None
+        self.stats = CompletionStats()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def served_model(self) -> ServedModel | None:
+        return self._served
+
+    async def start(self) -> None:
+        """Discover the model and template in the background; the first request waits for it."""
+        self._discovery_task()
+
+    async def reconfigure(self, settings: Settings) -> None:
+        endpoint_changed = (settings.instruct, settings.completion.template) != (
+            self._settings.instruct, self._settings.completion.template)
+        self._settings = settings
+        if endpoint_changed:
+            await self._drop_served_model()
+            self._discovery_task()
+
+    async def aclose(self) -> None:
+        await self._drop_served_model()
+
+    def forget_document(self, uri: str) -> None:
+        self._latest.cancel(uri)
+        self._memory.forget(uri)
+
+    async def complete(self, request: CompletionRequest) -> Suggestion | None:
+        if not 0 <= request.cursor <= len(request.text):
+            raise ValueError(f"cursor {request.cursor} outside a text of {len(request.text)}")
+        started = time.perf_counter()
+        self.stats.requests += 1
+        prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
+        remembered = self._memory.recall(request.document_uri, prefix, suffix)
+        if remembered is not None:
+            self._latest.cancel(request.document_uri)
+            self.stats.served_from_memory += 1
+            return Suggestion(remembered, _ms_since(started), from_memory=True)
+
+        try:
+            result = await self._latest.run(
+                request.document_uri, lambda: self._complete_fresh(request, started)
+            )
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            raise
+        if result is None:
+            self.stats.empty += 1
+        return result
+
+    async def _complete_fresh(self, request: CompletionRequest, started: float) -> Suggestion | None:
+        settings = self._settings.completion
+        if not request.explicit and settings.debounce_ms > 0:
+            try:
+                # Keystrokes in a burst supersede this one here, before any request is made.
+                await asyncio.sleep(settings.debounce_ms / 1000)
+            except asyncio.CancelledError:
+                self.stats.superseded += 1
+                raise
+        url = self._settings.instruct.base_url
+        if self._outages.should_skip(url):
+            return None
+        try:
+            served = await self._served_model()
+            suggestion = await self._generate(served, request, started)
+        except BackendError as error:
+            self.stats.failures += 1
+            self._outages.failed(error)
+            if self._discovery is not None and self._discovery.done() and self._served is None:
+                self._discovery = None  # retry discovery on the next request
+            return None
+        self._outages.succeeded(url)
+        return suggestion
+
+    async def _generate(
+        self, served: ServedModel, request: CompletionRequest, started: float
+    ) -> Suggestion | None:
+        settings = self._settings.completion
+        context = build_cursor_context(request, settings.prompt_token_budget)
+        if not served.repo_headers:
+            context = _without_repo_headers(context)
+        template = served.template
+        params = GenerationParams(
+            prompt=template.render(context),
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            stop=template.stop,
+            extra_body={"priority": settings.priority} if settings.priority else {},
+        )
+        cutter = StreamCutter(template.stop, choose_line_mode(context, settings.multiline))
+        self.stats.backend_requests += 1
+        outcome = await generate(served.backend, params, cutter, settings.timeout_s)
+        if outcome.usage is not None:
+            self.stats.prompt_tokens += outcome.usage.prompt_tokens
+            self.stats.cached_tokens += outcome.usage.cached_tokens or 0
+        text = finalize(outcome.text, context, template.stop)
+        latency = _ms_since(started)
+        self.stats.last_latency_ms = latency
+        if text is None:
+            log.debug("nothing worth showing from %r", outcome.text[:80])
+            return None
+        self.stats.suggestions += 1
+        prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
+        self._memory.remember(request.document_uri, prefix, suffix, text)
+        return Suggestion(
+            text,
+            latency,
+            prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
+            cached_tokens=outcome.usage.cached_tokens if outcome.usage else None,
+        )
+
+    def _discovery_task(self) -> asyncio.Task[ServedModel]:
+        if self._discovery is None:
+            self._discovery = asyncio.create_task(self._discover())
+        return self._discovery
+
+    async def _served_model(self) -> ServedModel:
+        if self._served is not None:
+            return self._served
+        # shield: one cancelled keystroke must not kill discovery for the others.
+        return await asyncio.shield(self._discovery_task())
+
+    async def _discover(self) -> ServedModel:
+        endpoint = self._settings.instruct
+        info = ServerInfo(endpoint)
+        try:
+            model = endpoint.model or await _first_served_model(info)
+            count_tokens = await _token_counter(info, model)
+            choice = await choose_template(model, self._settings.completion.template, count_tokens)
+            repo_headers = await repo_markers_usable(choice.template, count_tokens)
+        finally:
+            await info.aclose()
+        if choice.warning:
+            log.warning("%s", choice.warning)
+            self._notify(Notice("warning", f"iquest: {choice.warning}"))
+        log.info("instruct model %s at %s: template %s (%s)", model, endpoint.base_url,
+                 choice.template.name, choice.reason)
+        backend = CompletionBackend(endpoint, model, timeout_s=self._settings.completion.timeout_s)
+        self._served = ServedModel(model, choice, repo_headers, backend)
+        return self._served
+
+    async def _drop_served_model(self) -> None:
+        if self._discovery is not None and not self._discovery.done():
+            self._discovery.cancel()
+        self._discovery = None
+        if self._served is not None:
+            await self._served.backend.aclose()
+            self._served = None
+
+
+async def _first_served_model(info: ServerInfo) -> str:
+    models = await info.served_models()
+    if not models:
+        raise BackendError(info.base_url, FailureKind.MALFORMED, "the server lists no models")
+    return models[0]
+
+
+async def _token_counter(info: ServerInfo, model: str):  # type: ignore[no-untyped-def]
+    """A marker-counting function, or None when the server has no /tokenize (not vLLM)."""
+    try:
+        await info.token_count(model, "x")
+    except BackendError as error:
+        if error.kind is FailureKind.HTTP_STATUS:
+            log.info("no /tokenize at %s: FIM markers cannot be checked", info.root)
+            return None
+        raise
+
+    async def count(text: str) -> int:
+        return await info.token_count(model, text)
+
+    return count
+
+
+def _without_repo_headers(context):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(context, workspace_name=None, relative_path=None)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,32 @@
+"""Plain data passed between the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What the editor asked for, in plain terms: a document and a cursor offset in code points."""
+
+    document_uri: str
+    language_id: str
+    text: str
+    cursor: int
+    # The user pressed a key to ask (not an automatic, as-you-type trigger).
+    explicit: bool = False
+    # A path relative to the workspace for the prompt's file header, when known.
+    relative_path: str | None = None
+    workspace_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Text to insert at the cursor."""
+
+    text: str
+    latency_ms: float
+    # Served from the typing-through memory, with no request to the model.
+    from_memory: bool = False
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None

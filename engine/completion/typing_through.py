@@ -1,0 +1,40 @@
+"""Typing through a suggestion: when the user types what is on screen, serve the rest from memory."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Shown:
+    prefix: str
+    suffix: str
+    text: str
+
+
+class TypingThroughMemory:
+    def __init__(self, max_documents: int = 64) -> None:
+        self._shown: OrderedDict[str, _Shown] = OrderedDict()
+        self._max_documents = max_documents
+
+    def remember(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+        self._shown[uri] = _Shown(prefix, suffix, text)
+        self._shown.move_to_end(uri)
+        while len(self._shown) > self._max_documents:
+            self._shown.popitem(last=False)
+
+    def recall(self, uri: str, prefix: str, suffix: str) -> str | None:
+        """The rest of the shown suggestion if the document differs from when it was shown only
+        by the suggestion's first characters typed at the cursor."""
+        shown = self._shown.get(uri)
+        if shown is None or suffix != shown.suffix or not prefix.startswith(shown.prefix):
+            return None
+        typed = prefix[len(shown.prefix) :]
+        if not shown.text.startswith(typed):
+            return None
+        rest = shown.text[len(typed) :]
+        return rest if rest.strip() else None
+
+    def forget(self, uri: str) -> None:
+        self._shown.pop(uri, None)

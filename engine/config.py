@@ -1,0 +1,167 @@
+"""Settings: one dataclass tree, filled from layers with a fixed precedence.
+
+Precedence, lowest to highest (a later layer overrides a key of an earlier one):
+  1. built-in defaults
+  2. the TOML file (``$IQUEST_CONFIG`` or ``<user config dir>/iquest-lsp/config.toml``)
+  3. environment variables (``IQUEST_*``, table ``ENVIRONMENT_KEYS``)
+  4. the editor's ``initializationOptions``
+  5. the editor's settings (``workspace/configuration`` section ``iquest``), re-read on
+     ``workspace/didChangeConfiguration``
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "iquest-lsp"
+_STRICT = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    __pydantic_config__ = _STRICT
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    # None: use the first model the server lists.
+    model: str | None = None
+    # The key itself never lives in a file: only the name of the variable holding it.
+    api_key_env: str = "IQUEST_API_KEY"
+    connect_timeout_s: float = 2.0
+    timeout_s: float = 30.0
+
+    def api_key(self) -> str:
+        # The openai client insists on a key; vLLM without --api-key accepts any.
+        return os.environ.get(self.api_key_env) or "EMPTY"
+
+
+@dataclass(frozen=True)
+class CompletionConfig:
+    __pydantic_config__ = _STRICT
+
+    debounce_ms: int = 75
+    max_tokens: int = 128
+    temperature: float = 0.2
+    top_p: float = 0.95
+    # Tokens of prompt; the context stage trims the window to fit.
+    prompt_token_budget: int = 2048
+    # "auto" detects from the served model's name and the server's tokenizer.
+    template: str = "auto"
+    multiline: Literal["auto", "always", "never"] = "auto"
+    # vLLM priority (lower runs first); sent only when the server schedules by priority.
+    priority: int = 0
+    # Inline completions are latency-bound: give up on a slow backend sooner than actions do.
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    __pydantic_config__ = _STRICT
+
+    instruct: EndpointConfig = field(default_factory=EndpointConfig)
+    reasoning: EndpointConfig = field(default_factory=EndpointConfig)
+    completion: CompletionConfig = field(default_factory=CompletionConfig)
+    log_file: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+_SETTINGS_ADAPTER = TypeAdapter(Settings)
+
+# Environment variable -> dotted settings key.
+ENVIRONMENT_KEYS: dict[str, str] = {
+    "IQUEST_INSTRUCT_URL": "instruct.base_url",
+    "IQUEST_INSTRUCT_MODEL": "instruct.model",
+    "IQUEST_INSTRUCT_API_KEY_ENV": "instruct.api_key_env",
+    "IQUEST_REASONING_URL": "reasoning.base_url",
+    "IQUEST_REASONING_MODEL": "reasoning.model",
+    "IQUEST_REASONING_API_KEY_ENV": "reasoning.api_key_env",
+    "IQUEST_TEMPLATE": "completion.template",
+    "IQUEST_DEBOUNCE_MS": "completion.debounce_ms",
+    "IQUEST_MAX_TOKENS": "completion.max_tokens",
+    "IQUEST_PROMPT_TOKEN_BUDGET": "completion.prompt_token_budget",
+    "IQUEST_LOG_FILE": "log_file",
+    "IQUEST_LOG_LEVEL": "log_level",
+}
+
+
+class SettingsError(ValueError):
+    """A layer of configuration that cannot be used; the message says which key and why."""
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_log_path() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME)) / "iquest-lsp.log"
+
+
+def config_path_from_environment() -> Path:
+    override = os.environ.get("IQUEST_CONFIG")
+    return Path(override).expanduser() if override else default_config_path()
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML layer; a missing file is an empty layer, a broken one an error."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+
+
+def environment_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    layer: dict[str, Any] = {}
+    for variable, dotted in ENVIRONMENT_KEYS.items():
+        if variable in environ:
+            _set_dotted(layer, dotted, environ[variable])
+    return layer
+
+
+def merge_layers(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer:
+            _deep_merge(merged, layer)
+    return merged
+
+
+def build_settings(merged: Mapping[str, Any]) -> Settings:
+    try:
+        return _SETTINGS_ADAPTER.validate_python(dict(merged))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+def _deep_merge(target: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        elif isinstance(value, Mapping):
+            target[key] = {}
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value

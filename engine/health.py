@@ -1,0 +1,56 @@
+"""Outages: one message to the user when a backend goes down, one when it is back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.backends.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should see in the editor (the LSP layer shows it)."""
+
+    level: Literal["error", "warning", "info"]
+    message: str
+
+
+class OutageTracker:
+    # While a backend is down, skip requests for this long after a failure, so every keystroke
+    # gets its empty answer at once instead of waiting on a dead server.
+    RETRY_AFTER_S = 2.0
+
+    def __init__(self, notify: Callable[[Notice], None]) -> None:
+        self._notify = notify
+        self._down_since: dict[str, float] = {}
+        self._last_failure: dict[str, float] = {}
+
+    def failed(self, error: BackendError) -> None:
+        now = time.monotonic()
+        self._last_failure[error.url] = now
+        if error.url in self._down_since:
+            log.debug("backend still failing: %s", error)
+            return
+        self._down_since[error.url] = now
+        log.warning("backend failure: %s", error)
+        self._notify(Notice("error", f"iquest: model server {error.url} {error.kind.value}: "
+                                     f"{error.detail}. Suggestions pause until it answers again."))
+
+    def succeeded(self, url: str) -> None:
+        if self._down_since.pop(url, None) is not None:
+            self._last_failure.pop(url, None)
+            log.info("backend back: %s", url)
+            self._notify(Notice("info", f"iquest: model server {url} answers again."))
+
+    def should_skip(self, url: str) -> bool:
+        last = self._last_failure.get(url)
+        return last is not None and time.monotonic() - last < self.RETRY_AFTER_S
+
+    def is_down(self, url: str) -> bool:
+        return url in self._down_since

@@ -1,0 +1,1 @@
+"""The protocol layer: pygls server, CLI, demo. Thin: converts LSP to engine calls and back."""

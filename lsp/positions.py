@@ -1,0 +1,33 @@
+"""LSP positions (UTF-16 units by default) to code-point offsets, refusing positions that are
+not in the document."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument
+
+
+def offset_at(document: TextDocument, position: types.Position) -> int:
+    lines = document.lines
+    if position.line < 0 or position.character < 0:
+        raise _outside(document, position)
+    if position.line >= len(lines):
+        # The empty line after a final newline (or of an empty document) is in the document.
+        at_end = position.line == len(lines) and (not lines or lines[-1].endswith("\n"))
+        if at_end and position.character == 0:
+            return len(document.source)
+        raise _outside(document, position)
+    content = lines[position.line].rstrip("\r\n")
+    # LSP: a character past the end of the line means the end of the line.
+    character = min(position.character, document.position_codec.client_num_units(content))
+    clamped = types.Position(line=position.line, character=character)
+    server = document.position_codec.position_from_client_units(lines, clamped)
+    return sum(len(line) for line in lines[: server.line]) + server.character
+
+
+def _outside(document: TextDocument, position: types.Position) -> JsonRpcInvalidParams:
+    return JsonRpcInvalidParams(
+        f"position {position.line}:{position.character} is outside {document.uri} "
+        f"({len(document.lines)} lines)"
+    )

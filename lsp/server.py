@@ -1,0 +1,208 @@
+"""The language server: thin handlers that hand documents to the engine and convert answers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
+
+from engine import __version__
+from engine.completion.pipeline import CompletionService
+from engine.completion.types import CompletionRequest, Suggestion
+from engine.config import Settings, SettingsError, default_log_path
+from engine.health import Notice
+from lsp import convert
+from lsp.logging_setup import attach_client_logging, configure_file_logging
+from lsp.positions import offset_at
+from lsp.settings import SECTION, SettingsLayers
+
+log = logging.getLogger(__name__)
+
+STATS_METHOD = "iquest/stats"
+_NOTICE_TYPES = {
+    "error": types.MessageType.Error,
+    "warning": types.MessageType.Warning,
+    "info": types.MessageType.Info,
+}
+
+
+class IquestServer(LanguageServer):
+    def __init__(self, config_path: Path | None = None) -> None:
+        super().__init__(
+            "iquest-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
+        self.layers = SettingsLayers(config_path)
+        self.completions: CompletionService | None = None
+
+    def notify_user(self, notice: Notice) -> None:
+        self.window_show_message(
+            types.ShowMessageParams(type=_NOTICE_TYPES[notice.level], message=notice.message)
+        )
+
+    def service(self) -> CompletionService:
+        if self.completions is None:
+            # A client that skips `initialized` still gets completions on file/env settings.
+            self.completions = CompletionService(self._settings_or_defaults(), self.notify_user)
+        return self.completions
+
+    def apply_settings(self, settings: Settings) -> None:
+        configure_file_logging(Path(settings.log_file) if settings.log_file else default_log_path(),
+                               settings.log_level)
+
+    def _settings_or_defaults(self) -> Settings:
+        try:
+            return self.layers.build()
+        except SettingsError as error:
+            self.notify_user(Notice("error", f"iquest: {error}; using defaults"))
+            return Settings()
+
+    async def reload_settings(self) -> None:
+        if _client_can_configure(self):
+            try:
+                answer = await self.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+                )
+                self.layers.set_editor(answer[0] if answer else {})
+            except Exception as error:  # a client that cannot answer keeps the other layers
+                log.warning("workspace/configuration failed: %s", error)
+        try:
+            settings = self.layers.build()
+        except SettingsError as error:
+            self.notify_user(Notice("error", f"iquest: {error}; keeping the previous settings"))
+            return
+        self.apply_settings(settings)
+        if self.completions is None:
+            self.completions = CompletionService(settings, self.notify_user)
+            await self.completions.start()
+        else:
+            await self.completions.reconfigure(settings)
+
+
+def build_server(config_path: Path | None = None) -> IquestServer:
+    server = IquestServer(config_path)
+    _register(server)
+    return server
+
+
+def _register(ls: IquestServer) -> None:
+    ls.feature(types.INITIALIZE)(on_initialize)
+    ls.feature(types.INITIALIZED)(on_initialized)
+    ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(on_did_change_configuration)
+    ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(on_did_close)
+    ls.feature(types.TEXT_DOCUMENT_DID_SAVE)(on_did_save)
+    ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
+        on_inline_completion
+    )
+    ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))(
+        on_completion
+    )
+    ls.feature(STATS_METHOD)(on_stats)
+
+
+def on_initialize(ls: IquestServer, params: types.InitializeParams) -> None:
+    ls.layers.set_initialization_options(params.initialization_options)
+
+
+async def on_initialized(ls: IquestServer, params: types.InitializedParams) -> None:
+    attach_client_logging(ls)
+    await ls.reload_settings()
+
+
+async def on_did_change_configuration(
+    ls: IquestServer, params: types.DidChangeConfigurationParams
+) -> None:
+    if not _client_can_configure(ls):
+        # Push-style clients send the settings themselves.
+        ls.layers.set_editor(params.settings)
+    await ls.reload_settings()
+
+
+def on_did_close(ls: IquestServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.service().forget_document(params.text_document.uri)
+
+
+def on_did_save(ls: IquestServer, params: types.DidSaveTextDocumentParams) -> None:
+    log.debug("saved %s", params.text_document.uri)
+
+
+async def on_inline_completion(
+    ls: IquestServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    document = _open_document(ls, params.text_document.uri)
+    request = _completion_request(ls, document, params.position,
+                                  explicit=params.context.trigger_kind
+                                  == types.InlineCompletionTriggerKind.Invoked)
+    suggestion = await _complete(ls, request)
+    return convert.inline_items(suggestion, params.position)
+
+
+async def on_completion(ls: IquestServer, params: types.CompletionParams) -> types.CompletionList:
+    document = _open_document(ls, params.text_document.uri)
+    explicit = params.context is not None and (
+        params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+    )
+    request = _completion_request(ls, document, params.position, explicit=explicit)
+    suggestion = await _complete(ls, request)
+    line_start = request.text.rfind("\n", 0, request.cursor) + 1
+    return convert.completion_items(suggestion, params.position,
+                                    request.text[line_start : request.cursor])
+
+
+def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:
+    stats = ls.service().stats.as_dict()
+    served = ls.service().served_model
+    stats["model"] = served.name if served else None
+    stats["template"] = served.template.name if served else None
+    return stats
+
+
+async def _complete(ls: IquestServer, request: CompletionRequest) -> Suggestion | None:
+    try:
+        return await ls.service().complete(request)
+    except Exception:
+        # An engine bug costs this suggestion, never the editor session.
+        log.exception("completion failed for %s", request.document_uri)
+        return None
+
+
+def _open_document(ls: IquestServer, uri: str) -> TextDocument:
+    if uri not in ls.workspace.text_documents:
+        raise JsonRpcInvalidParams(f"document {uri} is not open")
+    return ls.workspace.get_text_document(uri)
+
+
+def _completion_request(
+    ls: IquestServer, document: TextDocument, position: types.Position, *, explicit: bool
+) -> CompletionRequest:
+    relative, workspace_name = _workspace_path(ls, document.uri)
+    return CompletionRequest(
+        document_uri=document.uri,
+        language_id=document.language_id or "plaintext",
+        text=document.source,
+        cursor=offset_at(document, position),
+        explicit=explicit,
+        relative_path=relative,
+        workspace_name=workspace_name,
+    )
+
+
+def _workspace_path(ls: IquestServer, uri: str) -> tuple[str | None, str | None]:
+    path = to_fs_path(uri)
+    if path is None:
+        return None, None
+    for folder in ls.workspace.folders.values():
+        root = to_fs_path(folder.uri)
+        if root and Path(path).is_relative_to(root):
+            return Path(path).relative_to(root).as_posix(), folder.name
+    return Path(path).name, None
+
+
+def _client_can_configure(ls: IquestServer) -> bool:
+    workspace = ls.client_capabilities.workspace
+    return bool(workspace and workspace.configuration)

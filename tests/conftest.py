@@ -1,0 +1,53 @@
+"""Session fixtures: a tiny random model, served by a real vLLM (CPU build) on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engine.local.vllm_process import LocalVllmServer, LocalVllmSpec
+from tests.support.tiny_model import build_tiny_model
+
+TINY_MODEL_NAME = "tiny-qwen2.5-coder"
+
+
+@dataclass(frozen=True)
+class VllmEndpoint:
+    base_url: str
+    root_url: str
+    model: str
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+async def vllm(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> AsyncIterator[VllmEndpoint]:
+    # For quick local iterations, point at a tiny-model server already running.
+    reuse = os.environ.get("IQUEST_TEST_VLLM_ROOT")
+    if reuse:
+        yield VllmEndpoint(f"{reuse}/v1", reuse, os.environ.get("IQUEST_TEST_VLLM_MODEL",
+                                                                TINY_MODEL_NAME))
+        return
+    server = LocalVllmServer(
+        LocalVllmSpec(
+            model_dir=tiny_model_dir,
+            served_model_name=TINY_MODEL_NAME,
+            work_dir=tmp_path_factory.mktemp("vllm"),
+            max_model_len=4096,
+            block_size=32,
+            extra_args=("--kv-cache-memory-bytes", "256M", "--scheduling-policy", "priority"),
+        )
+    )
+    await server.start(timeout_s=300)
+    try:
+        yield VllmEndpoint(server.base_url, server.root_url, TINY_MODEL_NAME)
+    finally:
+        await server.stop()

@@ -1,0 +1,183 @@
+"""End to end: the real language server over stdio against a real vLLM serving a tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from tests.conftest import VllmEndpoint
+from tests.support.lsp_session import (
+    end_position,
+    inline_completion,
+    items_of,
+    lsp_session,
+    open_document,
+    stats,
+)
+from tests.support.vllm_metrics import requests_started, vllm_samples
+
+SOURCE = "import os\n\n\ndef read_config(path):\n    "
+
+
+def endpoint_options(vllm: VllmEndpoint, **completion: object) -> dict[str, object]:
+    return {"instruct": {"base_url": vllm.base_url, "model": vllm.model},
+            "completion": {"temperature": 0.0, **completion}}
+
+
+def change(client, uri: str, version: int, start: types.Position, end: types.Position,
+           text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=start, end=end), text=text)],
+        )
+    )
+
+
+async def test_inline_completion_carries_the_servers_text(vllm: VllmEndpoint, tmp_path: Path):
+    uri = (tmp_path / "config_reader.py").as_uri()
+    async with lsp_session(endpoint_options(vllm, multiline="always"), tmp_path) as client:
+        open_document(client, uri, SOURCE)
+        items = items_of(await inline_completion(client, uri, end_position(SOURCE)))
+        info = await stats(client)
+
+    assert len(items) == 1
+    suggestion = items[0].insert_text
+    assert isinstance(suggestion, str) and suggestion.strip()
+    assert items[0].range == types.Range(start=end_position(SOURCE), end=end_position(SOURCE))
+    assert info["template"] == "qwen"
+
+    # The same prompt sent straight to vLLM at temperature 0 produces the text we were shown.
+    prompt = ("<|repo_name|>proj\n<|file_sep|>config_reader.py\n"
+              f"<|fim_prefix|>{SOURCE}<|fim_suffix|><|fim_middle|>")
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = (await http.post(f"{vllm.base_url}/completions", json={
+            "model": vllm.model, "prompt": prompt, "max_tokens": 128, "temperature": 0.0,
+        })).json()
+    assert suggestion in answer["choices"][0]["text"]
+
+
+async def test_cancel_request_aborts_generation_inside_vllm(vllm: VllmEndpoint, tmp_path: Path):
+    uri = (tmp_path / "long.py").as_uri()
+    options = endpoint_options(vllm, multiline="always", max_tokens=3500, timeout_s=120)
+    async with lsp_session(options, tmp_path) as client:
+        open_document(client, uri, SOURCE)
+        before = await vllm_samples(vllm.root_url)
+        pending = asyncio.ensure_future(inline_completion(client, uri, end_position(SOURCE)))
+        await _until(lambda s: s.get("vllm:num_requests_running", 0) >= 1, vllm, 30)
+        request_id = max(client.protocol._request_futures)  # the inline completion's id
+        client.protocol.notify("$/cancelRequest", types.CancelParams(id=request_id))
+        with pytest.raises(JsonRpcException):
+            await pending
+        after = await _until(lambda s: s.get("vllm:num_requests_running", 0) == 0, vllm, 5)
+
+        await asyncio.sleep(1.0)
+        settled = await vllm_samples(vllm.root_url)
+
+    # This vLLM counts no finished_reason for aborts: the evidence is that the request left the
+    # running set long before its 3,500 tokens, without finishing, and generation stayed stopped.
+    generated = after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+    assert 0 < generated < 3500
+    assert settled["vllm:generation_tokens_total"] == after["vllm:generation_tokens_total"]
+    assert requests_started(settled) == requests_started(before)
+
+
+async def test_keystroke_burst_reaches_vllm_at_most_twice(vllm: VllmEndpoint, tmp_path: Path):
+    uri = (tmp_path / "burst.py").as_uri()
+    async with lsp_session(endpoint_options(vllm, debounce_ms=75), tmp_path) as client:
+        open_document(client, uri, SOURCE)
+        before = requests_started(await vllm_samples(vllm.root_url))
+        text, pending = SOURCE, []
+        for version, char in enumerate("return o", start=2):
+            position = end_position(text)
+            change(client, uri, version, position, position, char)
+            text += char
+            pending.append(asyncio.ensure_future(
+                inline_completion(client, uri, end_position(text), invoked=False)))
+            await asyncio.sleep(0.02)
+        results = await asyncio.gather(*pending)
+        info = await stats(client)
+        await asyncio.sleep(0.3)  # let vLLM count the last request as finished
+        after = requests_started(await vllm_samples(vllm.root_url))
+
+    assert len(pending) == 8
+    assert after - before <= 2
+    assert info["backend_requests"] <= 2
+    # Superseded keystrokes get empty answers; the last one gets the suggestion.
+    assert all(items_of(r) == [] for r in results[:-1])
+    assert len(items_of(results[-1])) == 1
+
+
+async def test_typing_through_a_suggestion_makes_no_request(vllm: VllmEndpoint, tmp_path: Path):
+    uri = (tmp_path / "through.py").as_uri()
+    async with lsp_session(endpoint_options(vllm, multiline="always"), tmp_path) as client:
+        open_document(client, uri, SOURCE)
+        first = items_of(await inline_completion(client, uri, end_position(SOURCE)))[0]
+        shown = str(first.insert_text)
+        assert len(shown) >= 3
+        before_vllm = requests_started(await vllm_samples(vllm.root_url))
+        before = await stats(client)
+
+        typed = shown[:2]
+        change(client, uri, 2, end_position(SOURCE), end_position(SOURCE), typed)
+        rest = items_of(await inline_completion(client, uri, end_position(SOURCE + typed)))
+        after = await stats(client)
+        after_vllm = requests_started(await vllm_samples(vllm.root_url))
+
+    assert [item.insert_text for item in rest] == [shown[2:]]
+    assert after["backend_requests"] == before["backend_requests"]
+    assert after["served_from_memory"] == before["served_from_memory"] + 1
+    assert after_vllm == before_vllm
+
+
+async def test_position_outside_the_document_is_an_error_and_serving_goes_on(
+    vllm: VllmEndpoint, tmp_path: Path
+):
+    uri = (tmp_path / "bounds.py").as_uri()
+    async with lsp_session(endpoint_options(vllm, multiline="always"), tmp_path) as client:
+        open_document(client, uri, SOURCE)
+        with pytest.raises(JsonRpcException) as error:
+            await inline_completion(client, uri, types.Position(line=99, character=0))
+        assert "outside" in str(error.value)
+        with pytest.raises(JsonRpcException):
+            await inline_completion(client, (tmp_path / "never-opened.py").as_uri(),
+                                    types.Position(line=0, character=0))
+        items = items_of(await inline_completion(client, uri, end_position(SOURCE)))
+    assert len(items) == 1
+
+
+async def test_completion_request_returns_one_item_with_the_whole_text(
+    vllm: VllmEndpoint, tmp_path: Path
+):
+    uri = (tmp_path / "legacy.py").as_uri()
+    source = SOURCE + "ret"
+    async with lsp_session(endpoint_options(vllm, multiline="always"), tmp_path) as client:
+        open_document(client, uri, source)
+        result = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=end_position(source),
+            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked)))
+    assert isinstance(result, types.CompletionList)
+    assert len(result.items) == 1
+    edit = result.items[0].text_edit
+    assert isinstance(edit, types.TextEdit)
+    # The edit replaces the word being typed ("ret") and carries it plus the suggestion.
+    assert edit.new_text.startswith("ret") and len(edit.new_text) > 3
+    assert edit.range.start.character == end_position(source).character - 3
+
+
+async def _until(condition, vllm: VllmEndpoint, timeout_s: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = await vllm_samples(vllm.root_url)
+        if condition(samples):
+            return samples
+        if time.monotonic() > deadline:
+            raise AssertionError(f"vLLM metrics never met the condition: {samples}")
+        await asyncio.sleep(0.02)
