@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
 import openai
 
 from engine.backends.errors import BackendError, FailureKind
@@ -56,7 +55,7 @@ class CompletionBackend:
         self._client = openai.AsyncOpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key(),
-            timeout=httpx.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
+            timeout=openai.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
             max_retries=0,
         )
 
@@ -102,11 +101,15 @@ class CompletionBackend:
                            usage=usage)
 
     def _translate(self, exc: Exception) -> BackendError:
-        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+        if isinstance(exc, openai.APITimeoutError):
             return BackendError(self.url, FailureKind.TIMEOUT, "no answer in time")
-        if isinstance(exc, openai.APIConnectionError | httpx.ConnectError):
-            cause = exc.__cause__ or exc
-            return BackendError(self.url, FailureKind.UNREACHABLE, str(cause) or type(cause).__name__)
+        cut = _find_in_chain(exc, ("RemoteProtocolError", "ReadError"))
+        if cut is not None:
+            return BackendError(self.url, FailureKind.MALFORMED,
+                                f"the stream was cut: {_short(str(cut))}")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = _find_in_chain(exc, ("ConnectError", "ConnectTimeout")) or exc
+            return BackendError(self.url, FailureKind.UNREACHABLE, _short(str(cause)))
         if isinstance(exc, openai.APIStatusError):
             return BackendError(self.url, FailureKind.HTTP_STATUS,
                                 f"HTTP {exc.status_code}: {_short(exc.message)}")
@@ -114,10 +117,8 @@ class CompletionBackend:
             return BackendError(self.url, FailureKind.MALFORMED, f"not JSON: {_short(str(exc))}")
         if isinstance(exc, openai.APIError):
             return BackendError(self.url, FailureKind.MALFORMED, _short(exc.message))
-        if isinstance(exc, httpx.HTTPError):
-            return BackendError(self.url, FailureKind.MALFORMED,
-                                f"stream broken: {type(exc).__name__}: {_short(str(exc))}")
-        return BackendError(self.url, FailureKind.MALFORMED, f"{type(exc).__name__}: {_short(str(exc))}")
+        return BackendError(self.url, FailureKind.MALFORMED,
+                            f"{type(exc).__name__}: {_short(str(exc))}")
 
 
 def _parse_usage(raw: object) -> Usage | None:
@@ -130,6 +131,18 @@ def _parse_usage(raw: object) -> Usage | None:
         completion_tokens=int(getattr(raw, "completion_tokens", 0) or 0),
         cached_tokens=int(cached) if isinstance(cached, int) else None,
     )
+
+
+def _find_in_chain(exc: BaseException, names: tuple[str, ...]) -> BaseException | None:
+    """The first of ``exc``, its causes and contexts whose class is named in ``names``.
+
+    By name, because openai 3 raises from its own vendored copy of httpx (``httpx2``)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in names:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _short(text: str, limit: int = 200) -> str:
