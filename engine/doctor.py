@@ -31,13 +31,15 @@ class EndpointReport:
 async def diagnose(settings: Settings) -> list[EndpointReport]:
     reports = [await _diagnose_endpoint("instruct", settings.instruct, settings, fim=True)]
     if settings.reasoning != settings.instruct:
-        reports.append(await _diagnose_endpoint("reasoning", settings.reasoning, settings,
-                                                fim=False))
+        reports.append(
+            await _diagnose_endpoint("reasoning", settings.reasoning, settings, fim=False)
+        )
     return reports
 
 
-async def _diagnose_endpoint(role: str, endpoint: EndpointConfig, settings: Settings,
-                             fim: bool) -> EndpointReport:
+async def _diagnose_endpoint(
+    role: str, endpoint: EndpointConfig, settings: Settings, fim: bool
+) -> EndpointReport:
     report = EndpointReport(role, endpoint.base_url)
     info = ServerInfo(endpoint)
     try:
@@ -47,12 +49,22 @@ async def _diagnose_endpoint(role: str, endpoint: EndpointConfig, settings: Sett
     return report
 
 
-async def _run_checks(report: EndpointReport, info: ServerInfo, endpoint: EndpointConfig,
-                      settings: Settings, fim: bool) -> None:
+async def _run_checks(
+    report: EndpointReport,
+    info: ServerInfo,
+    endpoint: EndpointConfig,
+    settings: Settings,
+    fim: bool,
+) -> None:
     add = report.checks.append
     healthy = await info.healthy()
-    add(Check("server answers /health", healthy, info.root if healthy else
-              f"no healthy answer from {info.root}/health"))
+    add(
+        Check(
+            "server answers /health",
+            healthy,
+            info.root if healthy else f"no healthy answer from {info.root}/health",
+        )
+    )
     try:
         models = await info.served_models()
     except BackendError as error:
@@ -68,28 +80,51 @@ async def _run_checks(report: EndpointReport, info: ServerInfo, endpoint: Endpoi
         can_tokenize = True
     except BackendError:
         can_tokenize = False
-    add(Check("tokenizer endpoint /tokenize", can_tokenize or None,
-              "available" if can_tokenize else "absent (not vLLM?): FIM markers unchecked"))
+    add(
+        Check(
+            "tokenizer endpoint /tokenize",
+            can_tokenize or None,
+            "available" if can_tokenize else "absent (not vLLM?): FIM markers unchecked",
+        )
+    )
 
     async def count(text: str) -> int:
         return await info.token_count(model, text)
 
     if fim:
-        choice = await choose_template(model, settings.completion.template,
-                                       count if can_tokenize else None)
-        add(Check("prompt template", choice.warning is None,
-                  f"{choice.template.name} ({choice.reason})"
-                  + (f"; {choice.warning}" if choice.warning else "")))
+        choice = await choose_template(
+            model, settings.completion.template, count if can_tokenize else None
+        )
+        add(
+            Check(
+                "prompt template",
+                choice.warning is None,
+                f"{choice.template.name} ({choice.reason})"
+                + (f"; {choice.warning}" if choice.warning else ""),
+            )
+        )
         if choice.template.is_fim and can_tokenize:
             broken = await split_markers(choice.template, count)
-            add(Check("FIM markers are single tokens", not broken,
-                      "yes" if not broken else f"split: {', '.join(broken)}"))
+            add(
+                Check(
+                    "FIM markers are single tokens",
+                    not broken,
+                    "yes" if not broken else f"split: {', '.join(broken)}",
+                )
+            )
     try:
         cache = await info.cache_config()
-        add(Check("prefix caching", cache.prefix_caching,
-                  "unknown (no vllm:cache_config_info metric)" if cache.prefix_caching is None
-                  else ("on" if cache.prefix_caching else "OFF: start vLLM with "
-                        "--enable-prefix-caching") + (f", block size {cache.block_size}"
-                                                      if cache.block_size else "")))
+        add(
+            Check(
+                "prefix caching",
+                cache.prefix_caching,
+                "unknown (no vllm:cache_config_info metric)"
+                if cache.prefix_caching is None
+                else (
+                    "on" if cache.prefix_caching else "OFF: start vLLM with --enable-prefix-caching"
+                )
+                + (f", block size {cache.block_size}" if cache.block_size else ""),
+            )
+        )
     except BackendError as error:
         add(Check("prefix caching", None, f"metrics unavailable: {error}"))

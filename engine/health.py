@@ -39,8 +39,13 @@ class OutageTracker:
             return
         self._down_since[error.url] = now
         log.warning("backend failure: %s", error)
-        self._notify(Notice("error", f"iquest: model server {error.url} {error.kind.value}: "
-                                     f"{error.detail}. Suggestions pause until it answers again."))
+        self._notify(
+            Notice(
+                "error",
+                f"iquest: model server {error.url} {error.kind.value}: "
+                f"{error.detail}. Suggestions pause until it answers again.",
+            )
+        )
 
     def succeeded(self, url: str) -> None:
         if self._down_since.pop(url, None) is not None:

@@ -19,15 +19,24 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"iquest-lsp {__version__}")
     root.add_argument("--stdio", action="store_true", help="speak LSP over stdio (the default)")
-    root.add_argument("--config", type=Path, help="TOML settings file (default: $IQUEST_CONFIG "
-                      "or the user config dir's iquest-lsp/config.toml)")
+    root.add_argument(
+        "--config",
+        type=Path,
+        help="TOML settings file (default: $IQUEST_CONFIG "
+        "or the user config dir's iquest-lsp/config.toml)",
+    )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="start the embedded model on vLLM's CPU build (unless an instruct endpoint "
-        "answers) and show a real suggestion through the language server")
-    demo.add_argument("--file", type=Path, help="complete at the end of this file instead of the "
-                      "built-in example")
-    demo.add_argument("--port", type=int, default=0, help="port for the embedded vLLM (default: free)")
+        "demo",
+        help="start the embedded model on vLLM's CPU build (unless an instruct endpoint "
+        "answers) and show a real suggestion through the language server",
+    )
+    demo.add_argument(
+        "--file", type=Path, help="complete at the end of this file instead of the built-in example"
+    )
+    demo.add_argument(
+        "--port", type=int, default=0, help="port for the embedded vLLM (default: free)"
+    )
     commands.add_parser("doctor", help="check the endpoints, models, FIM tokens and prefix caching")
     return root
 
@@ -51,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _console_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def say(message: str) -> None:
 
 
 async def run_demo(config_path: Path | None, file: Path | None, port: int) -> int:
-    text = file.read_text(encoding="utf-8") if file else EXAMPLE
+    text = await asyncio.to_thread(file.read_text, encoding="utf-8") if file else EXAMPLE
     name = file.name if file else "primes.py"
     endpoint = await _configured_endpoint(config_path)
     server: LocalVllmServer | None = None
@@ -53,9 +53,15 @@ async def run_demo(config_path: Path | None, file: Path | None, port: int) -> in
     else:
         server = await _start_embedded(port)
         # SmolLM2 was not trained for fill-in-the-middle: ask for a plain continuation.
-        options = {"instruct": {"base_url": server.base_url, "model": EMBEDDED_MODEL_NAME},
-                   "completion": {"template": "prefix-only", "temperature": 0.0,
-                                  "max_tokens": 64, "timeout_s": 60}}
+        options = {
+            "instruct": {"base_url": server.base_url, "model": EMBEDDED_MODEL_NAME},
+            "completion": {
+                "template": "prefix-only",
+                "temperature": 0.0,
+                "max_tokens": 64,
+                "timeout_s": 60,
+            },
+        }
     try:
         await _drive_language_server(options, text, name)
     finally:
@@ -65,8 +71,9 @@ async def run_demo(config_path: Path | None, file: Path | None, port: int) -> in
 
 
 async def _configured_endpoint(config_path: Path | None) -> str | None:
-    layers = merge_layers(read_config_file(config_path or config_path_from_environment()),
-                          environment_layer())
+    layers = merge_layers(
+        read_config_file(config_path or config_path_from_environment()), environment_layer()
+    )
     url = layers.get("instruct", {}).get("base_url")
     if not url:
         return None
@@ -86,10 +93,18 @@ async def _start_embedded(port: int) -> LocalVllmServer:
     model_dir = await asyncio.to_thread(ensure_embedded_model)
     say(f"Starting vLLM (CPU build) on {model_dir} ... (typically 30-90 s)")
     work_dir = Path(platformdirs.user_cache_dir("iquest-lsp")) / "vllm"
-    server = LocalVllmServer(LocalVllmSpec(
-        model_dir=model_dir, served_model_name=EMBEDDED_MODEL_NAME, work_dir=work_dir, port=port,
-        max_model_len=2048, kv_cache_gib=1, block_size=32, dtype="float32",
-    ))
+    server = LocalVllmServer(
+        LocalVllmSpec(
+            model_dir=model_dir,
+            served_model_name=EMBEDDED_MODEL_NAME,
+            work_dir=work_dir,
+            port=port,
+            max_model_len=2048,
+            kv_cache_gib=1,
+            block_size=32,
+            dtype="float32",
+        )
+    )
     await server.start(timeout_s=300)
     say(f"vLLM is serving at {server.base_url} ({time.perf_counter() - started:.0f} s)")
     return server
@@ -110,46 +125,70 @@ async def _drive_language_server(options: dict[str, Any], text: str, name: str) 
     await client.start_io(sys.executable, "-m", "lsp")
     with tempfile.TemporaryDirectory() as folder:
         uri = (Path(folder) / name).as_uri()
-        await client.initialize_async(types.InitializeParams(
-            capabilities=types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
-                inline_completion=types.InlineCompletionClientCapabilities())),
-            initialization_options={"iquest": options},
-        ))
+        await client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(
+                    text_document=types.TextDocumentClientCapabilities(
+                        inline_completion=types.InlineCompletionClientCapabilities()
+                    )
+                ),
+                initialization_options={"iquest": options},
+            )
+        )
         client.initialized(types.InitializedParams())
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=text)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
         position = _end_of(text)
         started = time.perf_counter()
         suggestion = await _suggestion_at(client, uri, position)
         latency = (time.perf_counter() - started) * 1000
         print(f"--- suggestion from the model: {latency:.0f} ms through the language server")
-        print(text + "\033[2m" + suggestion + "\033[0m" if sys.stdout.isatty() else text + suggestion)
+        print(
+            text + "\033[2m" + suggestion + "\033[0m" if sys.stdout.isatty() else text + suggestion
+        )
         print("---")
         if not suggestion:
             print("(no suggestion: `iquest-lsp doctor` checks the endpoint)")
             return
         # Type the suggestion's first characters: the rest comes from memory, no new request.
         typed = suggestion[:2]
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=position, end=position), text=typed)]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=position, end=position), text=typed
+                    )
+                ],
+            )
+        )
         started = time.perf_counter()
         rest = await _suggestion_at(client, uri, _end_of(text + typed))
         latency = (time.perf_counter() - started) * 1000
-        print(f"after typing {typed!r}: the remaining {len(rest)} characters in {latency:.1f} ms, "
-              "served from memory without a model request")
+        print(
+            f"after typing {typed!r}: the remaining {len(rest)} characters in {latency:.1f} ms, "
+            "served from memory without a model request"
+        )
         await client.shutdown_async(None)
         client.exit(None)
     await client.stop()
 
 
 async def _suggestion_at(client: LanguageClient, uri: str, position: types.Position) -> str:
-    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
     return str(items[0].insert_text) if items else ""
 

@@ -13,8 +13,10 @@ _MARKS = {True: "ok  ", False: "FAIL", None: "??  "}
 
 async def run_doctor(config_path: Path | None) -> int:
     layers = SettingsLayers(config_path)
-    print(f"config file: {layers.config_path}"
-          + ("" if layers.config_path.exists() else " (absent: defaults and environment)"))
+    print(
+        f"config file: {layers.config_path}"
+        + ("" if layers.config_path.exists() else " (absent: defaults and environment)")
+    )
     try:
         settings = layers.build()
     except SettingsError as error:

@@ -35,7 +35,9 @@ _NOTICE_TYPES = {
 class IquestServer(LanguageServer):
     def __init__(self, config_path: Path | None = None) -> None:
         super().__init__(
-            "iquest-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "iquest-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.layers = SettingsLayers(config_path)
         self.completions: CompletionService | None = None
@@ -52,8 +54,9 @@ class IquestServer(LanguageServer):
         return self.completions
 
     def apply_settings(self, settings: Settings) -> None:
-        configure_file_logging(Path(settings.log_file) if settings.log_file else default_log_path(),
-                               settings.log_level)
+        configure_file_logging(
+            Path(settings.log_file) if settings.log_file else default_log_path(), settings.log_level
+        )
 
     def _settings_or_defaults(self) -> Settings:
         try:
@@ -135,9 +138,12 @@ async def on_inline_completion(
     ls: IquestServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
     document = _open_document(ls, params.text_document.uri)
-    request = _completion_request(ls, document, params.position,
-                                  explicit=params.context.trigger_kind
-                                  == types.InlineCompletionTriggerKind.Invoked)
+    request = _completion_request(
+        ls,
+        document,
+        params.position,
+        explicit=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
+    )
     suggestion = await _complete(ls, request)
     return convert.inline_items(suggestion, params.position)
 
@@ -150,8 +156,9 @@ async def on_completion(ls: IquestServer, params: types.CompletionParams) -> typ
     request = _completion_request(ls, document, params.position, explicit=explicit)
     suggestion = await _complete(ls, request)
     line_start = request.text.rfind("\n", 0, request.cursor) + 1
-    return convert.completion_items(suggestion, params.position,
-                                    request.text[line_start : request.cursor])
+    return convert.completion_items(
+        suggestion, params.position, request.text[line_start : request.cursor]
+    )
 
 
 def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:

@@ -28,13 +28,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def vllm(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> AsyncIterator[VllmEndpoint]:
+async def vllm(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[VllmEndpoint]:
     # For quick local iterations, point at a tiny-model server already running.
     reuse = os.environ.get("IQUEST_TEST_VLLM_ROOT")
     if reuse:
-        yield VllmEndpoint(f"{reuse}/v1", reuse, os.environ.get("IQUEST_TEST_VLLM_MODEL",
-                                                                TINY_MODEL_NAME))
+        yield VllmEndpoint(
+            f"{reuse}/v1", reuse, os.environ.get("IQUEST_TEST_VLLM_MODEL", TINY_MODEL_NAME)
+        )
         return
     server = LocalVllmServer(
         LocalVllmSpec(

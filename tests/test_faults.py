@@ -26,8 +26,10 @@ SOURCE = "def answer():\n    return "
 
 
 def options(base_url: str, **completion: object) -> dict[str, object]:
-    return {"instruct": {"base_url": base_url, "connect_timeout_s": 1.0},
-            "completion": {"debounce_ms": 0, "timeout_s": 1.5, **completion}}
+    return {
+        "instruct": {"base_url": base_url, "connect_timeout_s": 1.0},
+        "completion": {"debounce_ms": 0, "timeout_s": 1.5, **completion},
+    }
 
 
 def error_messages(client) -> list[str]:
@@ -52,8 +54,12 @@ async def test_refused_connection_gives_empty_answers_and_one_message(tmp_path: 
 
 @pytest.mark.parametrize(
     ("mode", "reason"),
-    [("hang", "timed out"), ("http500", "HTTP 500"), ("malformed", "malformed"),
-     ("cut", "malformed")],
+    [
+        ("hang", "timed out"),
+        ("http500", "HTTP 500"),
+        ("malformed", "malformed"),
+        ("cut", "malformed"),
+    ],
 )
 async def test_backend_faults_give_an_empty_answer_and_a_clear_message(
     tmp_path: Path, mode: str, reason: str
@@ -78,7 +84,8 @@ async def test_backend_faults_give_an_empty_answer_and_a_clear_message(
     assert elapsed < 4.0
     assert len(messages) == 1 and reason in messages[0] and fake.base_url in messages[0]
     assert [i.insert_text for i in recovered] == ["42"] or [i.insert_text for i in recovered] == [
-        "value = 42"]
+        "value = 42"
+    ]
     assert info["failures"] == 1
 
 
@@ -88,10 +95,10 @@ async def test_incremental_edits_with_emoji_and_cjk_keep_the_document_exact(tmp_
     # (range in UTF-16 units, new text) applied in order, with the expected text after each.
     # (range in UTF-16 units, new text): astral characters count 2 units, CJK 1.
     edits = [
-        ((0, 20, 0, 20), "👋"),       # right after 😀
-        ((0, 24, 0, 25), "世间"),      # replace 界, after two astral characters
-        ((1, 8, 1, 10), "🎂🎂"),       # replace 🎉
-        ((2, 0, 2, 0), "x = 1"),     # on the empty last line
+        ((0, 20, 0, 20), "👋"),  # right after 😀
+        ((0, 24, 0, 25), "世间"),  # replace 界, after two astral characters
+        ((1, 8, 1, 10), "🎂🎂"),  # replace 🎉
+        ((2, 0, 2, 0), "x = 1"),  # on the empty last line
     ]
     expected = text
     for (sl, sc, el, ec), new in edits:
@@ -101,12 +108,22 @@ async def test_incremental_edits_with_emoji_and_cjk_keep_the_document_exact(tmp_
         async with lsp_session(options(fake.base_url), tmp_path) as client:
             open_document(client, uri, text)
             for version, ((sl, sc, el, ec), new) in enumerate(edits, start=2):
-                client.text_document_did_change(types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                    content_changes=[types.TextDocumentContentChangePartial(
-                        range=types.Range(start=types.Position(line=sl, character=sc),
-                                          end=types.Position(line=el, character=ec)),
-                        text=new)]))
+                client.text_document_did_change(
+                    types.DidChangeTextDocumentParams(
+                        text_document=types.VersionedTextDocumentIdentifier(
+                            uri=uri, version=version
+                        ),
+                        content_changes=[
+                            types.TextDocumentContentChangePartial(
+                                range=types.Range(
+                                    start=types.Position(line=sl, character=sc),
+                                    end=types.Position(line=el, character=ec),
+                                ),
+                                text=new,
+                            )
+                        ],
+                    )
+                )
             # Cursor after "🎂🎂" on line 1: 8 + 4 UTF-16 units.
             await inline_completion(client, uri, types.Position(line=1, character=12))
     prompt = fake.prompts[-1]

@@ -26,17 +26,23 @@ SOURCE = "import os\n\n\ndef read_config(path):\n    "
 
 
 def endpoint_options(vllm: VllmEndpoint, **completion: object) -> dict[str, object]:
-    return {"instruct": {"base_url": vllm.base_url, "model": vllm.model},
-            "completion": {"temperature": 0.0, **completion}}
+    return {
+        "instruct": {"base_url": vllm.base_url, "model": vllm.model},
+        "completion": {"temperature": 0.0, **completion},
+    }
 
 
-def change(client, uri: str, version: int, start: types.Position, end: types.Position,
-           text: str) -> None:
+def change(
+    client, uri: str, version: int, start: types.Position, end: types.Position, text: str
+) -> None:
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=start, end=end), text=text)],
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=start, end=end), text=text
+                )
+            ],
         )
     )
 
@@ -55,12 +61,22 @@ async def test_inline_completion_carries_the_servers_text(vllm: VllmEndpoint, tm
     assert info["template"] == "qwen"
 
     # The same prompt sent straight to vLLM at temperature 0 produces the text we were shown.
-    prompt = ("<|repo_name|>proj\n<|file_sep|>config_reader.py\n"
-              f"<|fim_prefix|>{SOURCE}<|fim_suffix|><|fim_middle|>")
+    prompt = (
+        "<|repo_name|>proj\n<|file_sep|>config_reader.py\n"
+        f"<|fim_prefix|>{SOURCE}<|fim_suffix|><|fim_middle|>"
+    )
     async with httpx.AsyncClient(timeout=30) as http:
-        answer = (await http.post(f"{vllm.base_url}/completions", json={
-            "model": vllm.model, "prompt": prompt, "max_tokens": 128, "temperature": 0.0,
-        })).json()
+        answer = (
+            await http.post(
+                f"{vllm.base_url}/completions",
+                json={
+                    "model": vllm.model,
+                    "prompt": prompt,
+                    "max_tokens": 128,
+                    "temperature": 0.0,
+                },
+            )
+        ).json()
     assert suggestion in answer["choices"][0]["text"]
 
 
@@ -99,8 +115,11 @@ async def test_keystroke_burst_reaches_vllm_at_most_twice(vllm: VllmEndpoint, tm
             position = end_position(text)
             change(client, uri, version, position, position, char)
             text += char
-            pending.append(asyncio.ensure_future(
-                inline_completion(client, uri, end_position(text), invoked=False)))
+            pending.append(
+                asyncio.ensure_future(
+                    inline_completion(client, uri, end_position(text), invoked=False)
+                )
+            )
             await asyncio.sleep(0.02)
         results = await asyncio.gather(*pending)
         info = await stats(client)
@@ -147,8 +166,9 @@ async def test_position_outside_the_document_is_an_error_and_serving_goes_on(
             await inline_completion(client, uri, types.Position(line=99, character=0))
         assert "outside" in str(error.value)
         with pytest.raises(JsonRpcException):
-            await inline_completion(client, (tmp_path / "never-opened.py").as_uri(),
-                                    types.Position(line=0, character=0))
+            await inline_completion(
+                client, (tmp_path / "never-opened.py").as_uri(), types.Position(line=0, character=0)
+            )
         items = items_of(await inline_completion(client, uri, end_position(SOURCE)))
     assert len(items) == 1
 
@@ -160,9 +180,13 @@ async def test_completion_request_returns_one_item_with_the_whole_text(
     source = SOURCE + "ret"
     async with lsp_session(endpoint_options(vllm, multiline="always"), tmp_path) as client:
         open_document(client, uri, source)
-        result = await client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=end_position(source),
-            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked)))
+        result = await client.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=end_position(source),
+                context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+            )
+        )
     assert isinstance(result, types.CompletionList)
     assert len(result.items) == 1
     edit = result.items[0].text_edit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import openai
@@ -62,7 +62,7 @@ class CompletionBackend:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, params: GenerationParams) -> AsyncIterator[StreamChunk]:
+    async def stream(self, params: GenerationParams) -> AsyncGenerator[StreamChunk, None]:
         try:
             response = await self._client.completions.create(
                 model=self.model,
@@ -97,28 +97,32 @@ class CompletionBackend:
         text = getattr(choices[0], "text", None)
         if not isinstance(text, str):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'text'")
-        return StreamChunk(text=text, finish_reason=getattr(choices[0], "finish_reason", None),
-                           usage=usage)
+        return StreamChunk(
+            text=text, finish_reason=getattr(choices[0], "finish_reason", None), usage=usage
+        )
 
     def _translate(self, exc: Exception) -> BackendError:
         if isinstance(exc, openai.APITimeoutError):
             return BackendError(self.url, FailureKind.TIMEOUT, "no answer in time")
         cut = _find_in_chain(exc, ("RemoteProtocolError", "ReadError"))
         if cut is not None:
-            return BackendError(self.url, FailureKind.MALFORMED,
-                                f"the stream was cut: {_short(str(cut))}")
+            return BackendError(
+                self.url, FailureKind.MALFORMED, f"the stream was cut: {_short(str(cut))}"
+            )
         if isinstance(exc, openai.APIConnectionError):
             cause = _find_in_chain(exc, ("ConnectError", "ConnectTimeout")) or exc
             return BackendError(self.url, FailureKind.UNREACHABLE, _short(str(cause)))
         if isinstance(exc, openai.APIStatusError):
-            return BackendError(self.url, FailureKind.HTTP_STATUS,
-                                f"HTTP {exc.status_code}: {_short(exc.message)}")
+            return BackendError(
+                self.url, FailureKind.HTTP_STATUS, f"HTTP {exc.status_code}: {_short(exc.message)}"
+            )
         if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
             return BackendError(self.url, FailureKind.MALFORMED, f"not JSON: {_short(str(exc))}")
         if isinstance(exc, openai.APIError):
             return BackendError(self.url, FailureKind.MALFORMED, _short(exc.message))
-        return BackendError(self.url, FailureKind.MALFORMED,
-                            f"{type(exc).__name__}: {_short(str(exc))}")
+        return BackendError(
+            self.url, FailureKind.MALFORMED, f"{type(exc).__name__}: {_short(str(exc))}"
+        )
 
 
 def _parse_usage(raw: object) -> Usage | None:

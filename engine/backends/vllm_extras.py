@@ -48,9 +48,11 @@ class ServerInfo:
     async def served_models(self) -> list[str]:
         data = await self._get_json(f"{self.base_url.rstrip('/')}/models")
         try:
-            return [str(item["id"]) for item in data["data"]]
+            return [str(item["id"]) for item in data["data"]]  # type: ignore[index]
         except (KeyError, TypeError) as exc:
-            raise BackendError(self.base_url, FailureKind.MALFORMED, "model list without ids") from exc
+            raise BackendError(
+                self.base_url, FailureKind.MALFORMED, "model list without ids"
+            ) from exc
 
     async def token_count(self, model: str, text: str) -> int:
         """How many tokens the served tokenizer makes of ``text`` (no BOS or other specials)."""
@@ -101,10 +103,13 @@ class ServerInfo:
         except httpx.TimeoutException as exc:
             raise BackendError(url, FailureKind.TIMEOUT, "no answer in time") from exc
         except httpx.HTTPError as exc:
-            raise BackendError(url, FailureKind.UNREACHABLE, str(exc) or type(exc).__name__) from exc
+            raise BackendError(
+                url, FailureKind.UNREACHABLE, str(exc) or type(exc).__name__
+            ) from exc
         if response.status_code >= 400:
-            raise BackendError(url, FailureKind.HTTP_STATUS,
-                               f"HTTP {response.status_code}: {response.text[:200]}")
+            raise BackendError(
+                url, FailureKind.HTTP_STATUS, f"HTTP {response.status_code}: {response.text[:200]}"
+            )
         return response
 
     @staticmethod

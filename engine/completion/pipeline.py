@@ -6,16 +6,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.backends.errors import BackendError, FailureKind
 from engine.backends.openai_compatible import CompletionBackend, GenerationParams
 from engine.backends.vllm_extras import ServerInfo
-from engine.completion.context import build_cursor_context
+from engine.completion.context import CursorContext, build_cursor_context
 from engine.completion.generation import LatestWins, generate
 from engine.completion.postprocessing import StreamCutter, choose_line_mode, finalize
 from engine.completion.templating.selection import (
     TemplateChoice,
+    TokenCounter,
     choose_template,
     repo_markers_usable,
 )
@@ -68,7 +69,9 @@ class CompletionService:
 
     async def reconfigure(self, settings: Settings) -> None:
         endpoint_changed = (settings.instruct, settings.completion.template) != (
-            self._settings.instruct, self._settings.completion.template)
+            self._settings.instruct,
+            self._settings.completion.template,
+        )
         self._settings = settings
         if endpoint_changed:
             await self._drop_served_model()
@@ -104,7 +107,9 @@ class CompletionService:
             self.stats.empty += 1
         return result
 
-    async def _complete_fresh(self, request: CompletionRequest, started: float) -> Suggestion | None:
+    async def _complete_fresh(
+        self, request: CompletionRequest, started: float
+    ) -> Suggestion | None:
         settings = self._settings.completion
         if not request.explicit and settings.debounce_ms > 0:
             try:
@@ -169,6 +174,8 @@ class CompletionService:
     def _discovery_task(self) -> asyncio.Task[ServedModel]:
         if self._discovery is None:
             self._discovery = asyncio.create_task(self._discover())
+            # A failure is reported by the request that awaits it; don't warn it was unseen.
+            self._discovery.add_done_callback(lambda t: t.cancelled() or t.exception())
         return self._discovery
 
     async def _served_model(self) -> ServedModel:
@@ -190,8 +197,13 @@ class CompletionService:
         if choice.warning:
             log.warning("%s", choice.warning)
             self._notify(Notice("warning", f"iquest: {choice.warning}"))
-        log.info("instruct model %s at %s: template %s (%s)", model, endpoint.base_url,
-                 choice.template.name, choice.reason)
+        log.info(
+            "instruct model %s at %s: template %s (%s)",
+            model,
+            endpoint.base_url,
+            choice.template.name,
+            choice.reason,
+        )
         backend = CompletionBackend(endpoint, model, timeout_s=self._settings.completion.timeout_s)
         self._served = ServedModel(model, choice, repo_headers, backend)
         return self._served
@@ -212,7 +224,7 @@ async def _first_served_model(info: ServerInfo) -> str:
     return models[0]
 
 
-async def _token_counter(info: ServerInfo, model: str):  # type: ignore[no-untyped-def]
+async def _token_counter(info: ServerInfo, model: str) -> TokenCounter | None:
     """A marker-counting function, or None when the server has no /tokenize (not vLLM)."""
     try:
         await info.token_count(model, "x")
@@ -228,9 +240,7 @@ async def _token_counter(info: ServerInfo, model: str):  # type: ignore[no-untyp
     return count
 
 
-def _without_repo_headers(context):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
+def _without_repo_headers(context: CursorContext) -> CursorContext:
     return replace(context, workspace_name=None, relative_path=None)
 
 

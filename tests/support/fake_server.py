@@ -27,8 +27,13 @@ class FakeServer:
 
 
 def _chunk(text: str) -> bytes:
-    body = {"id": "x", "object": "text_completion", "created": 0, "model": "fake-qwen-coder",
-            "choices": [{"index": 0, "text": text, "finish_reason": None}]}
+    body = {
+        "id": "x",
+        "object": "text_completion",
+        "created": 0,
+        "model": "fake-qwen-coder",
+        "choices": [{"index": 0, "text": text, "finish_reason": None}],
+    }
     return f"data: {json.dumps(body)}\n\n".encode()
 
 

@@ -55,7 +55,9 @@ async def lsp_session(
 def open_document(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
         )
     )
 
@@ -68,8 +70,11 @@ def end_position(text: str) -> types.Position:
 async def inline_completion(
     client: LanguageClient, uri: str, position: types.Position, *, invoked: bool = True
 ) -> types.InlineCompletionList | list[types.InlineCompletionItem] | None:
-    kind = (types.InlineCompletionTriggerKind.Invoked if invoked
-            else types.InlineCompletionTriggerKind.Automatic)
+    kind = (
+        types.InlineCompletionTriggerKind.Invoked
+        if invoked
+        else types.InlineCompletionTriggerKind.Automatic
+    )
     return await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),

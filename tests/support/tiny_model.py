@@ -10,8 +10,15 @@ import sysconfig
 from pathlib import Path
 
 FIM_SPECIALS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|fim_middle|>",
-    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
 ]
 VOCAB_SIZE = 4096
 CHAT_TEMPLATE = (
@@ -38,25 +45,37 @@ def _train_tokenizer(target: Path) -> Path:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE, special_tokens=FIM_SPECIALS, show_progress=False,
+        vocab_size=VOCAB_SIZE,
+        special_tokens=FIM_SPECIALS,
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train(files, trainer)
     path = target / "tokenizer.json"
     tokenizer.save(str(path))
-    (target / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "eos_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>",
-        "bos_token": None,
-        "model_max_length": 4096,
-        "chat_template": CHAT_TEMPLATE,
-        "added_tokens_decoder": {
-            str(i): {"content": t, "special": True, "lstrip": False, "rstrip": False,
-                     "normalized": False, "single_word": False}
-            for i, t in enumerate(FIM_SPECIALS)
-        },
-    }))
+    (target / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "bos_token": None,
+                "model_max_length": 4096,
+                "chat_template": CHAT_TEMPLATE,
+                "added_tokens_decoder": {
+                    str(i): {
+                        "content": t,
+                        "special": True,
+                        "lstrip": False,
+                        "rstrip": False,
+                        "normalized": False,
+                        "single_word": False,
+                    }
+                    for i, t in enumerate(FIM_SPECIALS)
+                },
+            }
+        )
+    )
     return path
 
 
@@ -68,9 +87,18 @@ def _write_model(target: Path, tokenizer_file: Path, seed: int) -> None:
     vocab = Tokenizer.from_file(str(tokenizer_file)).get_vocab_size()
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,
-        bos_token_id=0, eos_token_id=0, pad_token_id=0, tie_word_embeddings=False,
+        vocab_size=vocab,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=4096,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        tie_word_embeddings=False,
         torch_dtype="float32",
     )
     model = LlamaForCausalLM(config)

