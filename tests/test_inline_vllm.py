@@ -111,7 +111,7 @@ async def test_keystroke_burst_reaches_vllm_at_most_twice(vllm: VllmEndpoint, tm
         open_document(client, uri, SOURCE)
         before = requests_started(await vllm_samples(vllm.root_url))
         text, pending = SOURCE, []
-        for version, char in enumerate("return o", start=2):
+        for version, char in enumerate("return obj", start=2):
             position = end_position(text)
             change(client, uri, version, position, position, char)
             text += char
@@ -126,7 +126,7 @@ async def test_keystroke_burst_reaches_vllm_at_most_twice(vllm: VllmEndpoint, tm
         await asyncio.sleep(0.3)  # let vLLM count the last request as finished
         after = requests_started(await vllm_samples(vllm.root_url))
 
-    assert len(pending) == 8
+    assert len(pending) == 10
     assert after - before <= 2
     assert info["backend_requests"] <= 2
     # Superseded keystrokes get empty answers; the last one gets the suggestion.
