@@ -53,7 +53,7 @@ class IquestServer(LanguageServer):
             self.completions = CompletionService(self._settings_or_defaults(), self.notify_user)
         return self.completions
 
-    def apply_settings(self, settings: Settings) -> None:
+    def _configure_logging(self, settings: Settings) -> None:
         configure_file_logging(
             Path(settings.log_file) if settings.log_file else default_log_path(), settings.log_level
         )
@@ -74,17 +74,19 @@ class IquestServer(LanguageServer):
                 self.layers.set_editor(answer[0] if answer else {})
             except Exception as error:  # a client that cannot answer keeps the other layers
                 log.warning("workspace/configuration failed: %s", error)
+        if self.completions is None:
+            settings = self._settings_or_defaults()
+            self._configure_logging(settings)
+            self.completions = CompletionService(settings, self.notify_user)
+            await self.completions.start()
+            return
         try:
             settings = self.layers.build()
         except SettingsError as error:
             self.notify_user(Notice("error", f"iquest: {error}; keeping the previous settings"))
             return
-        self.apply_settings(settings)
-        if self.completions is None:
-            self.completions = CompletionService(settings, self.notify_user)
-            await self.completions.start()
-        else:
-            await self.completions.reconfigure(settings)
+        self._configure_logging(settings)
+        await self.completions.reconfigure(settings)
 
 
 def build_server(config_path: Path | None = None) -> IquestServer:
