@@ -8,7 +8,13 @@ import pytest
 
 from engine.completion.context import build_cursor_context
 from engine.completion.generation import LatestWins
-from engine.completion.postprocessing import LineMode, StreamCutter, choose_line_mode, finalize
+from engine.completion.postprocessing import (
+    LineMode,
+    StreamCutter,
+    block_indent,
+    choose_line_mode,
+    finalize,
+)
 from engine.completion.templating.selection import choose_template
 from engine.completion.templating.templates import load_templates, template_named
 from engine.completion.types import CompletionRequest
@@ -204,3 +210,23 @@ async def test_latest_wins_propagates_the_callers_own_cancellation():
     with pytest.raises(asyncio.CancelledError):
         await call
     assert latest.in_flight() == 0
+
+
+def test_multi_line_text_stops_where_the_cursors_block_ends():
+    context = context_at('def f(n):\n    """Doc."""\n    █')
+    cutter = StreamCutter((), LineMode.MULTI, block_indent=block_indent(context))
+    for piece in ("if n < 2:\n        return False\n    return True\n", "\ndef g():\n", "    pass"):
+        cutter.feed(piece)
+    assert cutter.done
+    assert cutter.text == "if n < 2:\n        return False\n    return True\n"
+    top_level = context_at("import os\n█")
+    assert block_indent(top_level) is None
+    opener = context_at("    if x:█")
+    assert block_indent(opener) == 5  # the body must be deeper than the opener's line
+
+
+def test_repeated_indentation_on_an_indented_blank_line_is_dropped():
+    context = context_at("def f():\n    █")
+    assert finalize("    return 1\n", context, ()) == "return 1"
+    assert finalize("return 1", context, ()) == "return 1"
+    assert finalize("  x = 1", context_at("y = █"), ()) == "  x = 1"  # not a blank line

@@ -13,7 +13,12 @@ from engine.backends.openai_compatible import CompletionBackend, GenerationParam
 from engine.backends.vllm_extras import ServerInfo
 from engine.completion.context import CursorContext, build_cursor_context
 from engine.completion.generation import LatestWins, generate
-from engine.completion.postprocessing import StreamCutter, choose_line_mode, finalize
+from engine.completion.postprocessing import (
+    StreamCutter,
+    block_indent,
+    choose_line_mode,
+    finalize,
+)
 from engine.completion.templating.selection import (
     TemplateChoice,
     TokenCounter,
@@ -149,7 +154,11 @@ class CompletionService:
             stop=template.stop,
             extra_body={"priority": settings.priority} if settings.priority else {},
         )
-        cutter = StreamCutter(template.stop, choose_line_mode(context, settings.multiline))
+        cutter = StreamCutter(
+            template.stop,
+            choose_line_mode(context, settings.multiline),
+            block_indent=block_indent(context),
+        )
         self.stats.backend_requests += 1
         outcome = await generate(served.backend, params, cutter, settings.timeout_s)
         if outcome.usage is not None:

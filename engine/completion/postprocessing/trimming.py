@@ -10,10 +10,18 @@ class StreamCutter:
     """Accumulates streamed text and says when enough has arrived, so the stream can be closed
     (which makes vLLM abort the request and free the GPU for someone else)."""
 
-    def __init__(self, stop: tuple[str, ...], mode: LineMode, max_lines: int = 40) -> None:
+    def __init__(
+        self,
+        stop: tuple[str, ...],
+        mode: LineMode,
+        max_lines: int = 40,
+        block_indent: int | None = None,
+    ) -> None:
         self._stop = stop
         self._mode = mode
         self._max_lines = max_lines
+        # Multi-line text ends where a later line dedents below this (the block is over).
+        self._block_indent = block_indent
         self.text = ""
         self.done = False
 
@@ -29,9 +37,13 @@ class StreamCutter:
             newline = self._first_content_newline()
             if newline is not None:
                 self.text, self.done = self.text[:newline], True
-        elif self.text.count("\n") >= self._max_lines:
-            self.text = "\n".join(self.text.split("\n")[: self._max_lines])
-            self.done = True
+            return
+        lines = self.text.split("\n")
+        end = _block_end(lines, self._block_indent)
+        if end is not None:
+            self.text, self.done = "\n".join(lines[:end]), True
+        elif len(lines) > self._max_lines:
+            self.text, self.done = "\n".join(lines[: self._max_lines]), True
 
     def _first_content_newline(self) -> int | None:
         # A suggestion may start with a line break (the cursor sits at a line end and the
@@ -43,16 +55,50 @@ class StreamCutter:
         return None if index == -1 else index
 
 
+def block_indent(context: CursorContext) -> int | None:
+    """The indentation below which multi-line text has left the cursor's block, if any.
+
+    On an indented blank line the block is the cursor's indentation; after a block opener
+    (``if x:``) it is deeper than the opener's line. At the top level nothing ends a block."""
+    line = context.line_prefix
+    indent = len(line) - len(line.lstrip(" \t"))
+    if not line.strip():
+        return indent if indent > 0 else None
+    return indent + 1
+
+
+def _block_end(lines: list[str], indent: int | None) -> int | None:
+    """Index of the first complete line (not the first, which continues the cursor's line) that
+    dedents below ``indent``."""
+    if indent is None:
+        return None
+    for index, line in enumerate(lines[1:-1], start=1):  # the last line may still grow
+        if line.strip() and len(line) - len(line.lstrip(" \t")) < indent:
+            return index
+    return None
+
+
 def finalize(raw: str, context: CursorContext, stop: tuple[str, ...]) -> str | None:
     """The text to show, or None when nothing worth showing is left."""
     text = _cut_at_stop(raw, stop)
     text = raw if text is None else text
     text = _drop_suffix_repeat(text, context)
+    text = _drop_repeated_indent(text, context)
     text = text.rstrip()
     if context.line_prefix.strip() == "" and text.startswith("\n"):
         # The cursor's line is still empty: do not start the suggestion with a blank line.
         text = text.lstrip("\n")
     return text if text.strip() else None
+
+
+def _drop_repeated_indent(text: str, context: CursorContext) -> str:
+    """On an indented blank line, models often indent their first line again (the tokenizer
+    split the cursor's whitespace differently): keep the indentation the editor already has."""
+    typed = context.line_prefix
+    if not typed or typed.strip():
+        return text
+    leading = len(text) - len(text.lstrip(" \t"))
+    return text[min(leading, len(typed)) :]
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str | None:
