@@ -229,4 +229,5 @@ def test_repeated_indentation_on_an_indented_blank_line_is_dropped():
     context = context_at("def f():\n    █")
     assert finalize("    return 1\n", context, ()) == "return 1"
     assert finalize("return 1", context, ()) == "return 1"
+    assert finalize("\n    if x:\n        y()", context, ()) == "if x:\n        y()"
     assert finalize("  x = 1", context_at("y = █"), ()) == "  x = 1"  # not a blank line

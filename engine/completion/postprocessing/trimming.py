@@ -83,11 +83,10 @@ def finalize(raw: str, context: CursorContext, stop: tuple[str, ...]) -> str | N
     text = _cut_at_stop(raw, stop)
     text = raw if text is None else text
     text = _drop_suffix_repeat(text, context)
-    text = _drop_repeated_indent(text, context)
-    text = text.rstrip()
-    if context.line_prefix.strip() == "" and text.startswith("\n"):
+    if context.line_prefix.strip() == "":
         # The cursor's line is still empty: do not start the suggestion with a blank line.
-        text = text.lstrip("\n")
+        text = _drop_repeated_indent(text.lstrip("\n"), context)
+    text = text.rstrip()
     return text if text.strip() else None
 
 
