@@ -1,0 +1,1 @@
+"""The repository index: compact headers of the workspace's files, kept current and persisted."""

@@ -1,0 +1,274 @@
+"""A file's compact header: imports, top-level declarations with signatures, class members'
+signatures and first docstring lines. Bodies are left out: what another file needs to call it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tree_sitter import Node, Tree
+
+from engine.repository.languages import parser_for
+
+MAX_HEADER_LINES = 80
+MAX_LINE = 160
+FALLBACK_LINES = 20
+
+# Per language: node types copied whole (imports and short declarations), node types shown by
+# signature (text up to the body), and containers whose members are listed by signature too.
+IMPORTS = {
+    "python": {"import_statement", "import_from_statement", "future_import_statement"},
+    "javascript": {"import_statement"},
+    "typescript": {"import_statement"},
+    "tsx": {"import_statement"},
+    "go": {"package_clause", "import_declaration"},
+    "rust": {"use_declaration", "mod_item", "extern_crate_declaration"},
+    "java": {"package_declaration", "import_declaration"},
+    "c": {"preproc_include"},
+    "cpp": {"preproc_include", "using_declaration"},
+}
+SIGNATURES = {
+    "python": {"function_definition"},
+    "javascript": {"function_declaration", "generator_function_declaration"},
+    "typescript": {"function_declaration", "function_signature", "generator_function_declaration"},
+    "tsx": {"function_declaration", "function_signature", "generator_function_declaration"},
+    "go": {"function_declaration", "method_declaration"},
+    "rust": {"function_item", "function_signature_item"},
+    "java": {"method_declaration", "constructor_declaration"},
+    "c": {"function_definition"},
+    "cpp": {"function_definition"},
+}
+CONTAINERS = {
+    "python": {"class_definition"},
+    "javascript": {"class_declaration"},
+    "typescript": {"class_declaration", "abstract_class_declaration", "interface_declaration"},
+    "tsx": {"class_declaration", "abstract_class_declaration", "interface_declaration"},
+    "go": set(),
+    "rust": {"impl_item", "trait_item"},
+    "java": {
+        "class_declaration",
+        "interface_declaration",
+        "enum_declaration",
+        "record_declaration",
+    },
+    "c": set(),
+    "cpp": {"class_specifier", "struct_specifier", "namespace_definition"},
+}
+SHORT_DECLARATIONS = {
+    "python": {"expression_statement"},
+    "javascript": {"lexical_declaration", "variable_declaration"},
+    "typescript": {"lexical_declaration", "type_alias_declaration", "enum_declaration"},
+    "tsx": {"lexical_declaration", "type_alias_declaration", "enum_declaration"},
+    "go": {"type_declaration", "const_declaration", "var_declaration"},
+    "rust": {"struct_item", "enum_item", "type_item", "const_item", "static_item"},
+    "java": {"field_declaration", "constant_declaration"},
+    "c": {
+        "declaration",
+        "type_definition",
+        "struct_specifier",
+        "enum_specifier",
+        "preproc_def",
+        "preproc_function_def",
+    },
+    "cpp": {"declaration", "type_definition", "alias_declaration", "enum_specifier", "preproc_def"},
+}
+WRAPPERS = {
+    "export_statement",
+    "decorated_definition",
+    "expression_statement",
+    "template_declaration",
+}
+_STRING_OPENING = re.compile(r"""^[rbfuRBFU]*("{3}|'{3}|"|')""")
+MEMBER_SIGNATURES = {
+    "function_definition",
+    "method_definition",
+    "method_signature",
+    "method_declaration",
+    "constructor_declaration",
+    "function_item",
+    "function_signature_item",
+    "abstract_method_signature",
+    "field_declaration",
+    "public_field_definition",
+    "property_signature",
+    "declaration",
+    "enum_constant",
+    "function_declaration",
+}
+BODY_FIELDS = ("body", "block")
+BODY_TYPES = {
+    "block",
+    "statement_block",
+    "class_body",
+    "compound_statement",
+    "declaration_list",
+    "field_declaration_list",
+    "interface_body",
+    "enum_body",
+    "object_type",
+    "class_declaration_body",
+    "constructor_body",
+}
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    path: str
+    language: str | None
+    text: str
+    # Import statements as written: the resolver turns them into paths.
+    imports: tuple[str, ...]
+
+
+def parse(language: str, source: bytes, old_tree: Tree | None = None) -> Tree:
+    return (
+        parser_for(language).parse(source, old_tree)
+        if old_tree
+        else parser_for(language).parse(source)
+    )
+
+
+def extract_header(
+    path: str, language: str | None, source: bytes, tree: Tree | None = None
+) -> FileHeader:
+    if language is None or language not in IMPORTS:
+        return FileHeader(path, language, _first_lines(source), ())
+    tree = tree or parse(language, source)
+    lines: list[str] = []
+    imports: list[str] = []
+    for node in tree.root_node.named_children:
+        _top_level(node, language, source, lines, imports)
+        if len(lines) >= MAX_HEADER_LINES:
+            lines = [*lines[:MAX_HEADER_LINES], "# …"]
+            break
+    return FileHeader(path, language, "\n".join(lines), tuple(imports))
+
+
+def _top_level(
+    node: Node, language: str, source: bytes, lines: list[str], imports: list[str]
+) -> None:
+    kind = node.type
+    if kind in IMPORTS[language]:
+        statement = _text(node, source).strip()
+        imports.append(statement)
+        lines.extend(_clip(statement).splitlines())
+    elif kind in CONTAINERS[language]:
+        lines.extend(_container(node, language, source, depth=0))
+    elif kind in SIGNATURES[language]:
+        lines.extend(_signature_with_doc(node, language, source, indent=""))
+    elif kind == "expression_statement" and language == "python":
+        first = _text(node, source).splitlines()[0]
+        if "=" in first and not _STRING_OPENING.match(first):
+            lines.append(_clip(first))
+    elif kind in WRAPPERS:
+        inner = _unwrap(node)
+        if inner is not None and inner is not node:
+            prefix = _text_between(source, node.start_byte, inner.start_byte).strip()
+            before = len(lines)
+            _top_level(inner, language, source, lines, imports)
+            if prefix and len(lines) > before:
+                if node.type == "decorated_definition":
+                    lines[before:before] = [_clip(line.strip()) for line in prefix.splitlines()]
+                else:  # export, template<...>: the same line
+                    lines[before] = _clip(" ".join(prefix.split()) + " " + lines[before])
+    elif kind in SHORT_DECLARATIONS[language]:
+        text = _text(node, source)
+        head = text.splitlines()
+        lines.extend(_clip(line) for line in (head if len(head) <= 6 else [*head[:5], "…"]))
+
+
+def _unwrap(node: Node) -> Node | None:
+    declaration = node.child_by_field_name("declaration") or node.child_by_field_name("definition")
+    if declaration is not None:
+        return declaration
+    named = [c for c in node.named_children if c.type not in ("decorator", "comment")]
+    return named[-1] if named else None
+
+
+def _container(node: Node, language: str, source: bytes, depth: int) -> list[str]:
+    indent = "    " * depth
+    body = _body(node)
+    if body is None:
+        return [indent + _clip(_text(node, source).splitlines()[0])]
+    head = _text_between(source, node.start_byte, body.start_byte).strip().rstrip(":")
+    lines = [indent + _clip(" ".join(head.split()) + _opener(language))]
+    doc = _docstring(body, source) if language == "python" else None
+    if doc:
+        lines.append(f'{indent}    """{doc}"""')
+    for member in body.named_children:
+        target = _unwrap(member) if member.type in WRAPPERS else member
+        if target is None:
+            continue
+        if target.type in CONTAINERS.get(language, set()) and depth < 2:
+            lines.extend(_container(target, language, source, depth + 1))
+        elif target.type in MEMBER_SIGNATURES:
+            lines.extend(_signature_with_doc(target, language, source, indent + "    "))
+        elif language == "python" and member.type == "expression_statement":
+            first = _text(member, source).splitlines()[0]
+            if ("=" in first or ":" in first) and not _STRING_OPENING.match(first):
+                lines.append(indent + "    " + _clip(first))
+    if language != "python":
+        lines.append(indent + "}")
+    return lines
+
+
+def _signature_with_doc(node: Node, language: str, source: bytes, indent: str) -> list[str]:
+    body = _body(node)
+    end = body.start_byte if body is not None else node.end_byte
+    signature = " ".join(_text_between(source, node.start_byte, end).split())
+    if body is not None and language == "python":
+        signature = signature.rstrip(":")
+    doc = _docstring(body, source) if language == "python" and body is not None else None
+    if doc:  # in Python a docstring alone is a body
+        return [indent + _clip(signature + ":"), f'{indent}    """{doc}"""']
+    if body is not None:
+        signature += _elided_body(language)
+    return [indent + _clip(signature)]
+
+
+def _body(node: Node) -> Node | None:
+    for field in BODY_FIELDS:
+        body = node.child_by_field_name(field)
+        if body is not None:
+            return body
+    for child in node.named_children:
+        if child.type in BODY_TYPES:
+            return child
+    return None
+
+
+def _docstring(body: Node, source: bytes) -> str | None:
+    first = body.named_children[0] if body.named_children else None
+    if first is None or first.type != "expression_statement" or not first.named_children:
+        return None
+    string = first.named_children[0]
+    if string.type != "string":
+        return None
+    text = _STRING_OPENING.sub("", _text(string, source)).rstrip("\"'").strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return _clip(line) if line else None
+
+
+def _opener(language: str) -> str:
+    return ":" if language == "python" else " {"
+
+
+def _elided_body(language: str) -> str:
+    return ": ..." if language == "python" else " { … }"
+
+
+def _first_lines(source: bytes) -> str:
+    text = source[:8192].decode("utf-8", errors="replace")
+    return "\n".join(_clip(line) for line in text.splitlines()[:FALLBACK_LINES])
+
+
+def _text(node: Node, source: bytes) -> str:
+    return source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
+
+
+def _text_between(source: bytes, start: int, end: int) -> str:
+    return source[start:end].decode("utf-8", errors="replace")
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"

@@ -1,0 +1,312 @@
+"""The repository index: a header per source file, persisted in diskcache, kept current by
+watchfiles. Heavy work runs in a worker thread so completions never wait on it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import diskcache
+import watchfiles
+
+from engine.repository.files import FileFilter, FileStat, is_binary, walk
+from engine.repository.headers import FileHeader, extract_header
+from engine.repository.imports import ImportResolver
+from engine.repository.languages import language_for
+from engine.repository.secrets import mask_credentials
+
+log = logging.getLogger(__name__)
+
+# Bump when headers change shape: old cache entries are then ignored.
+HEADER_VERSION = 1
+SOURCE_EXTENSIONS = frozenset(
+    {
+        ".py",
+        ".pyi",
+        ".js",
+        ".mjs",
+        ".cjs",
+        ".jsx",
+        ".ts",
+        ".mts",
+        ".cts",
+        ".tsx",
+        ".go",
+        ".rs",
+        ".java",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".cxx",
+        ".hpp",
+        ".hh",
+        ".hxx",
+        ".rb",
+        ".php",
+        ".cs",
+        ".kt",
+        ".kts",
+        ".swift",
+        ".scala",
+        ".lua",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".sql",
+        ".m",
+        ".mm",
+        ".r",
+        ".jl",
+        ".ex",
+        ".exs",
+        ".erl",
+        ".hs",
+        ".ml",
+        ".mli",
+        ".dart",
+        ".zig",
+        ".vue",
+        ".svelte",
+        ".clj",
+        ".groovy",
+        ".pl",
+        ".pm",
+        ".nim",
+        ".v",
+        ".proto",
+        ".graphql",
+    }
+)
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    relative: str
+    size: int
+    mtime_ns: int
+    digest: str
+    header: FileHeader
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    files: int
+    parsed: int
+    from_cache: int
+    seconds: float
+
+
+class RepositoryIndex:
+    def __init__(
+        self, root: Path, cache_dir: Path | None = None, extra_deny: tuple[str, ...] = ()
+    ) -> None:
+        self.root = root.resolve()
+        self.name = self.root.name
+        self._filter = FileFilter(self.root, extra_deny)
+        self._files: dict[str, IndexedFile] = {}
+        self._resolver: ImportResolver | None = None
+        self._cache: diskcache.Cache | None = None
+        if cache_dir is not None:
+            key = hashlib.blake2b(str(self.root).encode(), digest_size=8).hexdigest()
+            self._cache = diskcache.Cache(str(cache_dir / f"v{HEADER_VERSION}-{key}"))
+        self._watcher: asyncio.Task[None] | None = None
+        self._stop_watching = asyncio.Event() if _has_loop() else None
+        # Bumped whenever a header changes: context built from the index can tell it is stale.
+        self.generation = 0
+
+    # --- reading ---------------------------------------------------------------------------
+    def header(self, relative: str) -> FileHeader | None:
+        entry = self._files.get(relative)
+        return entry.header if entry else None
+
+    def paths(self) -> list[str]:
+        return list(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, relative: object) -> bool:
+        return relative in self._files
+
+    def resolver(self) -> ImportResolver:
+        if self._resolver is None:
+            self._resolver = ImportResolver(self._files)
+        return self._resolver
+
+    def relative(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    # --- building ----------------------------------------------------------------------------
+    async def build(self) -> IndexReport:
+        return await asyncio.to_thread(self.build_blocking)
+
+    def build_blocking(self) -> IndexReport:
+        started = time.perf_counter()
+        parsed = cached = 0
+        seen: dict[str, IndexedFile] = {}
+        for stat in walk(self._filter):
+            if not _is_source(stat.relative):
+                continue
+            entry, from_cache = self._index_file(stat)
+            if entry is not None:
+                seen[stat.relative] = entry
+                cached += from_cache
+                parsed += not from_cache
+        self._files = seen
+        self._resolver = None
+        self.generation += 1
+        report = IndexReport(len(seen), parsed, cached, time.perf_counter() - started)
+        log.info(
+            "indexed %s: %d files (%d parsed, %d from cache) in %.2f s",
+            self.root,
+            report.files,
+            report.parsed,
+            report.from_cache,
+            report.seconds,
+        )
+        return report
+
+    def _index_file(self, stat: FileStat) -> tuple[IndexedFile | None, bool]:
+        cached = self._cache.get(stat.relative) if self._cache is not None else None
+        if isinstance(cached, IndexedFile) and (cached.size, cached.mtime_ns) == (
+            stat.size,
+            stat.mtime_ns,
+        ):
+            return cached, True
+        try:
+            data = (self.root / stat.relative).read_bytes()
+        except OSError as error:
+            log.info("cannot read %s: %s", stat.relative, error)
+            return None, False
+        if is_binary(data):
+            log.info("skipping binary file %s", stat.relative)
+            return None, False
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        if isinstance(cached, IndexedFile) and cached.digest == digest:
+            entry = replace(cached, size=stat.size, mtime_ns=stat.mtime_ns)
+        else:
+            entry = IndexedFile(
+                stat.relative, stat.size, stat.mtime_ns, digest, header_of(stat.relative, data)
+            )
+        if self._cache is not None:
+            self._cache.set(stat.relative, entry)
+        return entry, False
+
+    # --- keeping current ---------------------------------------------------------------------
+    def apply_changes(self, changes: Iterable[tuple[watchfiles.Change, str]]) -> int:
+        """Reflect file-system events; returns how many headers changed."""
+        changed = 0
+        for change, absolute in changes:
+            relative = self.relative(Path(absolute))
+            if relative is None:
+                continue
+            if relative.endswith(".gitignore"):
+                self._filter.load_gitignore(relative.rpartition("/")[0])
+                continue
+            if change == watchfiles.Change.deleted or not Path(absolute).is_file():
+                if self._files.pop(relative, None) is not None:
+                    changed += 1
+                    self._resolver = None
+                    if self._cache is not None:
+                        self._cache.delete(relative)
+                continue
+            changed += self._refresh(relative)
+        if changed:
+            self.generation += 1
+        return changed
+
+    def _refresh(self, relative: str) -> int:
+        if not _is_source(relative):
+            return 0
+        try:
+            stat = (self.root / relative).stat()
+        except OSError:
+            return 0
+        if self._filter.ignored_file(relative, stat.st_size) is not None or any(
+            self._filter.ignored_dir(relative.rsplit("/", i + 1)[0])
+            for i in range(relative.count("/"))
+        ):
+            return 0
+        entry, _ = self._index_file(FileStat(relative, stat.st_size, stat.st_mtime_ns))
+        previous = self._files.get(relative)
+        if entry is None:
+            return 1 if self._files.pop(relative, None) is not None else 0
+        if previous is None:
+            self._resolver = None
+        self._files[relative] = entry
+        return int(previous is None or previous.header != entry.header)
+
+    def start_watching(self) -> None:
+        if self._watcher is None:
+            self._stop_watching = asyncio.Event()
+            self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.root}")
+
+    async def stop_watching(self) -> None:
+        if self._stop_watching is not None:
+            self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._watcher = None
+
+    async def _watch(self) -> None:
+        async for changes in watchfiles.awatch(
+            self.root,
+            watch_filter=self._watch_filter,
+            debounce=100,
+            step=20,
+            stop_event=self._stop_watching,
+            recursive=True,
+        ):
+            # A branch switch may touch thousands of files: parse them off the event loop.
+            changed = await asyncio.to_thread(self.apply_changes, changes)
+            log.debug("watcher: %d events, %d headers changed", len(changes), changed)
+
+    def _watch_filter(self, change: watchfiles.Change, path: str) -> bool:
+        relative = self.relative(Path(path))
+        if relative is None:
+            return False
+        parts = relative.split("/")
+        return not any(
+            self._filter.ignored_dir("/".join(parts[: i + 1])) for i in range(len(parts) - 1)
+        )
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+
+def header_of(relative: str, data: bytes) -> FileHeader:
+    """The file's header with credentials masked; an unparsable file falls back to first lines."""
+    language = language_for(relative)
+    try:
+        header = extract_header(relative, language, data)
+    except Exception as error:  # a grammar failure costs this file's header, nothing more
+        log.info("cannot parse %s (%s): using its first lines", relative, error)
+        header = extract_header(relative, None, data)
+    return replace(header, text=mask_credentials(header.text))
+
+
+def _is_source(relative: str) -> bool:
+    dot = relative.rfind(".")
+    return dot != -1 and relative[dot:].lower() in SOURCE_EXTENSIONS
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,77 @@
+"""Grammars (single-language wheels: measured smaller-or-equal and offline, see bench/RESULTS.md)
+and which file extensions they parse."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+
+from tree_sitter import Language, Parser
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    name: str
+    module: str
+    function: str = "language"
+
+
+SPECS = {
+    "python": LanguageSpec("python", "tree_sitter_python"),
+    "javascript": LanguageSpec("javascript", "tree_sitter_javascript"),
+    "typescript": LanguageSpec("typescript", "tree_sitter_typescript", "language_typescript"),
+    "tsx": LanguageSpec("tsx", "tree_sitter_typescript", "language_tsx"),
+    "go": LanguageSpec("go", "tree_sitter_go"),
+    "rust": LanguageSpec("rust", "tree_sitter_rust"),
+    "java": LanguageSpec("java", "tree_sitter_java"),
+    "c": LanguageSpec("c", "tree_sitter_c"),
+    "cpp": LanguageSpec("cpp", "tree_sitter_cpp"),
+}
+
+EXTENSIONS = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".hxx": "cpp",
+}
+
+# LSP language ids that differ from our names.
+LANGUAGE_IDS = {"typescriptreact": "tsx", "javascriptreact": "javascript", "c++": "cpp"}
+
+
+def language_for(path: str, language_id: str | None = None) -> str | None:
+    if language_id:
+        name = LANGUAGE_IDS.get(language_id, language_id)
+        if name in SPECS:
+            return name
+    dot = path.rfind(".")
+    return EXTENSIONS.get(path[dot:].lower()) if dot != -1 else None
+
+
+@cache
+def grammar(name: str) -> Language:
+    spec = SPECS[name]
+    module = importlib.import_module(spec.module)
+    return Language(getattr(module, spec.function)())
+
+
+def parser_for(name: str) -> Parser:
+    return Parser(grammar(name))
