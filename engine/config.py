@@ -60,8 +60,26 @@ class CompletionConfig:
     multiline: Literal["auto", "always", "never"] = "auto"
     # vLLM priority (lower runs first); sent only when the server schedules by priority.
     priority: int = 0
+    # "stable" keeps the prompt's start fixed for vLLM's prefix cache; "naive" re-orders context
+    # per request and slides the window per line (most assistants' layout: a benchmark baseline).
+    layout: Literal["stable", "naive"] = "stable"
+    # Where the cursor's line goes: after the FIM middle marker (typing along a line only
+    # appends to the prompt) or at the end of the prefix (plain PSM).
+    cursor_line: Literal["middle", "prefix"] = "middle"
     # Inline completions are latency-bound: give up on a slow backend sooner than actions do.
     timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    __pydantic_config__ = _STRICT
+
+    enabled: bool = True
+    # Extra glob patterns of files never indexed nor completed in (secrets), beside the
+    # built-in list (.env, keys, certificates, credentials, ...).
+    exclude: tuple[str, ...] = ()
+    # Default: the user cache directory.
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class Settings:
     instruct: EndpointConfig = field(default_factory=EndpointConfig)
     reasoning: EndpointConfig = field(default_factory=EndpointConfig)
     completion: CompletionConfig = field(default_factory=CompletionConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     log_file: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -17,6 +17,7 @@ from engine.completion.pipeline import CompletionService
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.config import Settings, SettingsError, default_log_path
 from engine.health import Notice
+from engine.workspace import Workspace, default_index_cache
 from lsp import convert
 from lsp.logging_setup import attach_client_logging, configure_file_logging
 from lsp.positions import offset_at
@@ -41,6 +42,8 @@ class IquestServer(LanguageServer):
         )
         self.layers = SettingsLayers(config_path)
         self.completions: CompletionService | None = None
+        self.folders: list[Path] = []
+        self.engine_workspace: Workspace | None = None
 
     def notify_user(self, notice: Notice) -> None:
         self.window_show_message(
@@ -50,8 +53,20 @@ class IquestServer(LanguageServer):
     def service(self) -> CompletionService:
         if self.completions is None:
             # A client that skips `initialized` still gets completions on file/env settings.
-            self.completions = CompletionService(self._settings_or_defaults(), self.notify_user)
+            self.completions = self._new_service(self._settings_or_defaults())
         return self.completions
+
+    def _new_service(self, settings: Settings) -> CompletionService:
+        if settings.index.enabled and self.folders and self.engine_workspace is None:
+            cache = (
+                Path(settings.index.cache_dir)
+                if settings.index.cache_dir
+                else (default_index_cache())
+            )
+            self.engine_workspace = Workspace(cache, settings.index.exclude)
+            for folder in self.folders:
+                self.engine_workspace.add_folder(folder)
+        return CompletionService(settings, self.notify_user, self.engine_workspace)
 
     def _configure_logging(self, settings: Settings) -> None:
         configure_file_logging(
@@ -77,7 +92,7 @@ class IquestServer(LanguageServer):
         if self.completions is None:
             settings = self._settings_or_defaults()
             self._configure_logging(settings)
-            self.completions = CompletionService(settings, self.notify_user)
+            self.completions = self._new_service(settings)
             await self.completions.start()
             return
         try:
@@ -99,6 +114,8 @@ def _register(ls: IquestServer) -> None:
     ls.feature(types.INITIALIZE)(on_initialize)
     ls.feature(types.INITIALIZED)(on_initialized)
     ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(on_did_change_configuration)
+    ls.feature(types.TEXT_DOCUMENT_DID_OPEN)(on_did_open)
+    ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(on_did_change)
     ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(on_did_close)
     ls.feature(types.TEXT_DOCUMENT_DID_SAVE)(on_did_save)
     ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
@@ -112,6 +129,10 @@ def _register(ls: IquestServer) -> None:
 
 def on_initialize(ls: IquestServer, params: types.InitializeParams) -> None:
     ls.layers.set_initialization_options(params.initialization_options)
+    uris = [f.uri for f in params.workspace_folders or []] or (
+        [params.root_uri] if params.root_uri else []
+    )
+    ls.folders = [Path(path) for uri in uris if (path := to_fs_path(uri)) and Path(path).is_dir()]
 
 
 async def on_initialized(ls: IquestServer, params: types.InitializedParams) -> None:
@@ -128,8 +149,25 @@ async def on_did_change_configuration(
     await ls.reload_settings()
 
 
+def on_did_open(ls: IquestServer, params: types.DidOpenTextDocumentParams) -> None:
+    item = params.text_document
+    if ls.engine_workspace is not None:
+        path = to_fs_path(item.uri)
+        _, relative = ls.engine_workspace.locate(Path(path)) if path else (None, None)
+        ls.engine_workspace.documents.opened(item.uri, relative, item.language_id, item.text)
+
+
+def on_did_change(ls: IquestServer, params: types.DidChangeTextDocumentParams) -> None:
+    # pygls has applied the changes to its copy already: hand the engine the resulting text.
+    uri = params.text_document.uri
+    if ls.engine_workspace is not None and uri in ls.workspace.text_documents:
+        ls.engine_workspace.documents.changed(uri, ls.workspace.get_text_document(uri).source)
+
+
 def on_did_close(ls: IquestServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.service().forget_document(params.text_document.uri)
+    if ls.engine_workspace is not None:
+        ls.engine_workspace.documents.closed(params.text_document.uri)
 
 
 def on_did_save(ls: IquestServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -190,7 +228,9 @@ def _completion_request(
     ls: IquestServer, document: TextDocument, position: types.Position, *, explicit: bool
 ) -> CompletionRequest:
     relative, workspace_name = _workspace_path(ls, document.uri)
+    path = to_fs_path(document.uri)
     return CompletionRequest(
+        path=Path(path) if path else None,
         document_uri=document.uri,
         language_id=document.language_id or "plaintext",
         text=document.source,

@@ -66,8 +66,9 @@ def test_every_family_has_a_template_and_renders_prefix_and_suffix_in_its_order(
     } <= names
     context = context_at("def f(x):\n    return █\n\nprint(f(2))\n")
     qwen = template_named("qwen").render(context)
+    # The cursor's line goes after the middle marker: typing along it only appends.
     assert qwen == (
-        "<|fim_prefix|>def f(x):\n    return <|fim_suffix|>\n\nprint(f(2))\n<|fim_middle|>"
+        "<|fim_prefix|>def f(x):\n<|fim_suffix|>\n\nprint(f(2))\n<|fim_middle|>    return "
     )
     codestral = template_named("codestral").render(context)
     assert codestral.index("[SUFFIX]") < codestral.index("[PREFIX]")  # suffix first
@@ -78,8 +79,9 @@ def test_every_family_has_a_template_and_renders_prefix_and_suffix_in_its_order(
 def test_repo_headers_come_first_and_braces_in_code_survive():
     context = context_at("x = {'a': 1}█", relative_path="pkg/mod.py", workspace_name="proj")
     prompt = template_named("qwen").render(context)
-    assert prompt.startswith(
-        "<|repo_name|>proj\n<|file_sep|>pkg/mod.py\n<|fim_prefix|>x = {'a': 1}"
+    assert prompt == (
+        "<|repo_name|>proj\n<|file_sep|>pkg/mod.py\n<|fim_prefix|><|fim_suffix|><|fim_middle|>"
+        "x = {'a': 1}"
     )
 
 
@@ -129,10 +131,11 @@ def test_context_window_cuts_at_line_starts_and_keeps_the_cursor_line():
     text = "\n".join(lines) + "\nlast = █"
     cursor = text.index("█")
     request = CompletionRequest("file:///x.py", "python", text.replace("█", ""), cursor)
-    context = build_cursor_context(request, token_budget=100)
-    assert context.prefix.endswith("last = ")
-    assert context.prefix.startswith("line_")  # a whole line, not a fragment
-    assert len(context.prefix) <= 100 * 3
+    context = build_cursor_context(request, token_budget=1000)
+    assert context.line_prefix == "last = "
+    # Whole lines only, ending right before the cursor's line, within the prefix's budget.
+    assert context.prefix.startswith("line_") and context.prefix.endswith("line_1999 = 1999\n")
+    assert 0 < len(context.prefix) <= 1000 * 0.38 * 3
 
 
 # --- post-processing ---------------------------------------------------------------------------

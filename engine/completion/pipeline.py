@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from engine.backends.errors import BackendError, FailureKind
 from engine.backends.openai_compatible import CompletionBackend, GenerationParams
 from engine.backends.vllm_extras import ServerInfo
-from engine.completion.context import CursorContext, build_cursor_context
+from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.generation import LatestWins, generate
 from engine.completion.postprocessing import (
     StreamCutter,
@@ -21,7 +21,6 @@ from engine.completion.postprocessing import (
 )
 from engine.completion.templating.selection import (
     TemplateChoice,
-    TokenCounter,
     choose_template,
     repo_markers_usable,
 )
@@ -31,6 +30,7 @@ from engine.completion.typing_through import TypingThroughMemory
 from engine.config import Settings
 from engine.health import Notice, OutageTracker
 from engine.metrics import CompletionStats
+from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class ServedModel:
     choice: TemplateChoice
     repo_headers: bool
     backend: CompletionBackend
+    info: ServerInfo
+    context: ContextBuilder
 
     @property
     def template(self) -> FimTemplate:
@@ -50,8 +52,14 @@ class ServedModel:
 
 
 class CompletionService:
-    def __init__(self, settings: Settings, notify: Callable[[Notice], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        notify: Callable[[Notice], None],
+        workspace: Workspace | None = None,
+    ) -> None:
         self._settings = settings
+        self.workspace = workspace
         self._notify = notify
         self._outages = OutageTracker(notify)
         self._latest = LatestWins()
@@ -73,9 +81,10 @@ class CompletionService:
         self._discovery_task()
 
     async def reconfigure(self, settings: Settings) -> None:
-        endpoint_changed = (settings.instruct, settings.completion.template) != (
+        endpoint_changed = (settings.instruct, settings.completion, settings.index) != (
             self._settings.instruct,
-            self._settings.completion.template,
+            self._settings.completion,
+            self._settings.index,
         )
         self._settings = settings
         if endpoint_changed:
@@ -88,6 +97,8 @@ class CompletionService:
     def forget_document(self, uri: str) -> None:
         self._latest.cancel(uri)
         self._memory.forget(uri)
+        if self._served is not None:
+            self._served.context.forget(uri)
 
     async def complete(self, request: CompletionRequest) -> Suggestion | None:
         if not 0 <= request.cursor <= len(request.text):
@@ -142,12 +153,13 @@ class CompletionService:
         self, served: ServedModel, request: CompletionRequest, started: float
     ) -> Suggestion | None:
         settings = self._settings.completion
-        context = build_cursor_context(request, settings.prompt_token_budget)
-        if not served.repo_headers:
-            context = _without_repo_headers(context)
+        context = served.context.build(request, settings.prompt_token_budget)
+        if context is None:
+            log.info("no completion in %s: it may hold secrets", request.document_uri)
+            return None
         template = served.template
         params = GenerationParams(
-            prompt=template.render(context),
+            prompt=template.render(context, served.repo_headers),
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -201,8 +213,9 @@ class CompletionService:
             count_tokens = await _token_counter(info, model)
             choice = await choose_template(model, self._settings.completion.template, count_tokens)
             repo_headers = await repo_markers_usable(choice.template, count_tokens)
-        finally:
+        except BaseException:
             await info.aclose()
+            raise
         if choice.warning:
             log.warning("%s", choice.warning)
             self._notify(Notice("warning", f"iquest: {choice.warning}"))
@@ -213,8 +226,16 @@ class CompletionService:
             choice.template.name,
             choice.reason,
         )
-        backend = CompletionBackend(endpoint, model, timeout_s=self._settings.completion.timeout_s)
-        self._served = ServedModel(model, choice, repo_headers, backend)
+        settings = self._settings
+        context = ContextBuilder(
+            self.workspace,
+            TokenCounts(count_tokens),
+            settings.completion.layout,
+            settings.completion.cursor_line,
+            settings.index.exclude,
+        )
+        backend = CompletionBackend(endpoint, model, timeout_s=settings.completion.timeout_s)
+        self._served = ServedModel(model, choice, repo_headers, backend, info, context)
         return self._served
 
     async def _drop_served_model(self) -> None:
@@ -223,6 +244,7 @@ class CompletionService:
         self._discovery = None
         if self._served is not None:
             await self._served.backend.aclose()
+            await self._served.info.aclose()
             self._served = None
 
 
@@ -233,7 +255,7 @@ async def _first_served_model(info: ServerInfo) -> str:
     return models[0]
 
 
-async def _token_counter(info: ServerInfo, model: str) -> TokenCounter | None:
+async def _token_counter(info: ServerInfo, model: str) -> Callable[[str], Awaitable[int]] | None:
     """A marker-counting function, or None when the server has no /tokenize (not vLLM)."""
     try:
         await info.token_count(model, "x")
@@ -247,10 +269,6 @@ async def _token_counter(info: ServerInfo, model: str) -> TokenCounter | None:
         return await info.token_count(model, text)
 
     return count
-
-
-def _without_repo_headers(context: CursorContext) -> CursorContext:
-    return replace(context, workspace_name=None, relative_path=None)
 
 
 def _ms_since(started: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class CompletionRequest:
     # A path relative to the workspace for the prompt's file header, when known.
     relative_path: str | None = None
     workspace_name: str | None = None
+    # The file on disk, when the document has one: locates it in the repository index.
+    path: Path | None = None
 
 
 @dataclass(frozen=True)

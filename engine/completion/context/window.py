@@ -1,62 +1,121 @@
-"""The text before and after the cursor, cut to fit the prompt budget at line boundaries."""
+"""The current file around the cursor, cut to the token budget with anchored edges.
+
+vLLM reuses cached blocks only for an identical prefix of whole blocks, so the window's start
+must not move with every line: it sits on a chunk boundary (``CHUNK_LINES`` lines) and moves
+only when the text before the cursor outgrows the budget, then leaves headroom so it rests
+again. The end of the suffix is anchored the same way."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.completion.types import CompletionRequest
+from engine.completion.context.tokens import TokenCounts
 
-# Until issue 3 counts tokens with the served tokenizer, budget with a cautious estimate:
-# code runs about 3-4 characters a token; 3 over-counts tokens, so prompts stay under budget.
-CHARS_PER_TOKEN_ESTIMATE = 3
-SUFFIX_SHARE = 0.25
+CHUNK_LINES = 16
+# After a move, the window uses this share of its budget, so it can grow before moving again.
+REANCHOR_FILL = 0.6
+
+
+@dataclass
+class WindowAnchors:
+    """Per document: the chunk the prefix starts at and the chunk the suffix ends before."""
+
+    start_chunk: int = 0
+    end_chunk: int = -1
 
 
 @dataclass(frozen=True)
-class CursorContext:
-    prefix: str
-    suffix: str
-    # The current line, split at the cursor: the post-processing stage decides line modes on it.
-    line_prefix: str
-    line_suffix: str
-    language_id: str
-    relative_path: str | None
-    workspace_name: str | None
+class FileWindow:
+    prefix: str  # whole lines from the window start to the cursor's line
+    line_prefix: str  # the cursor's line up to the cursor
+    line_suffix: str  # the cursor's line after the cursor
+    suffix: str  # line_suffix and the lines below it, to the window end
+    start_line: int
 
 
-def build_cursor_context(request: CompletionRequest, token_budget: int) -> CursorContext:
-    text, cursor = request.text, request.cursor
-    char_budget = max(token_budget, 1) * CHARS_PER_TOKEN_ESTIMATE
-    suffix_budget = int(char_budget * SUFFIX_SHARE)
-    prefix_budget = char_budget - suffix_budget
-
+def anchored_window(
+    text: str,
+    cursor: int,
+    anchors: WindowAnchors,
+    counts: TokenCounts,
+    prefix_budget: int,
+    suffix_budget: int,
+) -> FileWindow:
+    lines = text.split("\n")
+    line = text.count("\n", 0, cursor)
     line_start = text.rfind("\n", 0, cursor) + 1
     line_end = text.find("\n", cursor)
     line_end = len(text) if line_end == -1 else line_end
+    cursor_chunk = line // CHUNK_LINES
 
-    return CursorContext(
-        prefix=_keep_tail_lines(text[:cursor], prefix_budget),
-        suffix=_keep_head_lines(text[cursor:], suffix_budget),
+    def chunk_tokens(chunk: int) -> int:
+        start = chunk * CHUNK_LINES
+        return counts.count("\n".join(lines[start : start + CHUNK_LINES]) + "\n")
+
+    def lines_tokens(first: int, last: int) -> int:
+        return counts.count("\n".join(lines[first:last]) + "\n") if last > first else 0
+
+    # Prefix: chunks from the anchor up to the cursor's chunk, then its lines above the cursor.
+    head = lines_tokens(cursor_chunk * CHUNK_LINES, line)
+    start = anchors.start_chunk
+    if start > cursor_chunk or head + sum(map(chunk_tokens, range(start, cursor_chunk))) > (
+        prefix_budget
+    ):
+        start, total = cursor_chunk, head
+        while start > 0 and total + chunk_tokens(start - 1) <= prefix_budget * REANCHOR_FILL:
+            start -= 1
+            total += chunk_tokens(start)
+        anchors.start_chunk = start
+
+    # Suffix: the cursor chunk's lines below the cursor, then whole chunks to the anchor.
+    last_chunk = (len(lines) - 1) // CHUNK_LINES
+    tail = lines_tokens(line + 1, (cursor_chunk + 1) * CHUNK_LINES)
+    end = anchors.end_chunk
+    if end <= cursor_chunk or tail + sum(map(chunk_tokens, range(cursor_chunk + 1, end))) > (
+        suffix_budget
+    ):
+        end, total = cursor_chunk + 1, tail
+        while end <= last_chunk and total + chunk_tokens(end) <= suffix_budget * REANCHOR_FILL:
+            total += chunk_tokens(end)
+            end += 1
+        anchors.end_chunk = end
+
+    window_start = start * CHUNK_LINES
+    prefix_lines = lines[window_start:line]
+    suffix_lines = lines[line + 1 : end * CHUNK_LINES]
+    return FileWindow(
+        prefix="\n".join(prefix_lines) + "\n" if prefix_lines else "",
         line_prefix=text[line_start:cursor],
         line_suffix=text[cursor:line_end],
-        language_id=request.language_id,
-        relative_path=request.relative_path,
-        workspace_name=request.workspace_name,
+        suffix=text[cursor:line_end] + ("\n" + "\n".join(suffix_lines) if suffix_lines else ""),
+        start_line=window_start,
     )
 
 
-def _keep_tail_lines(prefix: str, budget: int) -> str:
-    """The last ``budget`` characters, starting at a line start so no line is cut in half."""
-    if len(prefix) <= budget:
-        return prefix
-    start = len(prefix) - budget
-    next_line = prefix.find("\n", start)
-    # A single line longer than the budget: cut it, the cursor's line must stay.
-    return prefix[next_line + 1 :] if next_line != -1 else prefix[start:]
-
-
-def _keep_head_lines(suffix: str, budget: int) -> str:
-    if len(suffix) <= budget:
-        return suffix
-    end = suffix.rfind("\n", 0, budget)
-    return suffix[: end + 1] if end > 0 else suffix[:budget]
+def sliding_window(
+    text: str, cursor: int, counts: TokenCounts, prefix_budget: int, suffix_budget: int
+) -> FileWindow:
+    """The naive window most assistants use (the benchmark's baseline): as many lines as fit,
+    counted from the cursor, so its start moves with every line."""
+    lines = text.split("\n")
+    line = text.count("\n", 0, cursor)
+    line_start = text.rfind("\n", 0, cursor) + 1
+    line_end = text.find("\n", cursor)
+    line_end = len(text) if line_end == -1 else line_end
+    first, total = line, 0
+    while first > 0 and total + counts.count(lines[first - 1] + "\n") <= prefix_budget:
+        first -= 1
+        total += counts.count(lines[first] + "\n")
+    last, total = line + 1, 0
+    while last < len(lines) and total + counts.count(lines[last] + "\n") <= suffix_budget:
+        total += counts.count(lines[last] + "\n")
+        last += 1
+    prefix_lines = lines[first:line]
+    suffix_lines = lines[line + 1 : last]
+    return FileWindow(
+        prefix="\n".join(prefix_lines) + "\n" if prefix_lines else "",
+        line_prefix=text[line_start:cursor],
+        line_suffix=text[cursor:line_end],
+        suffix=text[cursor:line_end] + ("\n" + "\n".join(suffix_lines) if suffix_lines else ""),
+        start_line=first,
+    )

@@ -1,4 +1,7 @@
-"""FIM templates: loaded from ``prompts/fim/*.toml`` and rendered with a cursor context."""
+"""FIM templates: loaded from ``prompts/fim/*.toml`` and rendered with a cursor context.
+
+Rendering puts what changes least first: repository name, other files' headers, the current
+file's path and header, the window, and last what changes with each keystroke."""
 
 from __future__ import annotations
 
@@ -12,6 +15,22 @@ from typing import Literal
 from engine.completion.context import CursorContext
 
 Order = Literal["psm", "spm", "prefix_only"]
+_HASH_COMMENT_LANGUAGES = {
+    "python",
+    "ruby",
+    "shellscript",
+    "sh",
+    "bash",
+    "perl",
+    "r",
+    "yaml",
+    "toml",
+    "elixir",
+    "julia",
+    "nim",
+    "coffeescript",
+    "makefile",
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +41,9 @@ class FimTemplate:
     order: Order
     # Marker strings that must each be one token of the served tokenizer.
     markers: tuple[str, ...]
+    # Placeholders: {prefix} (lines before the cursor's line), {line_prefix} (that line up to
+    # the cursor), {suffix}. Putting {line_prefix} after the middle marker makes typing along a
+    # line a pure append to the prompt, so everything before it stays cached.
     prompt: str
     stop: tuple[str, ...]
     repo_header: str | None = None
@@ -35,16 +57,38 @@ class FimTemplate:
     def matches_model(self, model_name: str) -> bool:
         return any(re.search(p, model_name, re.IGNORECASE) for p in self.model_patterns)
 
-    def render(self, context: CursorContext) -> str:
-        # Stable text first: repository name, then the file's path, then the code.
-        header = ""
-        if self.repo_header and context.workspace_name:
-            header += self.repo_header.format(repo=context.workspace_name)
-        if self.file_header and context.relative_path:
-            header += self.file_header.format(path=context.relative_path)
+    def render(self, context: CursorContext, repo_headers: bool = True) -> str:
+        prefix, line_prefix = context.prefix, context.line_prefix
+        if context.cursor_line_in_prefix:
+            prefix, line_prefix = prefix + line_prefix, ""
+        head = ""
+        if repo_headers and self.repo_header and self.file_header:
+            if context.workspace_name:
+                head += self.repo_header.format(repo=context.workspace_name)
+            for entry in context.repository:
+                head += self.file_header.format(path=entry.path) + entry.text + "\n"
+            if context.relative_path:
+                head += self.file_header.format(path=context.relative_path)
+        elif context.repository:
+            prefix = _as_comments(context) + prefix
         # format_map parses only the template; code with braces is inserted verbatim.
-        body = self.prompt.format_map({"prefix": context.prefix, "suffix": context.suffix})
-        return header + body
+        return head + self.prompt.format_map(
+            {
+                "prefix": context.file_header + prefix,
+                "line_prefix": line_prefix,
+                "suffix": context.suffix,
+            }
+        )
+
+
+def _as_comments(context: CursorContext) -> str:
+    """Other files' headers for templates without repository markers: as comments."""
+    mark = "#" if context.language_id in _HASH_COMMENT_LANGUAGES else "//"
+    blocks = []
+    for entry in context.repository:
+        body = "\n".join(f"{mark} {line}" for line in entry.text.splitlines())
+        blocks.append(f"{mark} {entry.path}\n{body}\n")
+    return "".join(blocks)
 
 
 @cache
@@ -72,15 +116,21 @@ def _from_toml(data: dict[str, object]) -> FimTemplate:
         assert isinstance(value, list)
         return tuple(str(v) for v in value)
 
+    def optional(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    order = str(data["order"])
+    assert order in ("psm", "spm", "prefix_only"), order
     return FimTemplate(
         name=str(data["name"]),
         family=str(data["family"]),
         model_patterns=strings("model_patterns"),
-        order=data["order"],  # type: ignore[arg-type]
+        order=order,  # type: ignore[arg-type]
         markers=strings("markers"),
         prompt=str(data["prompt"]),
         stop=strings("stop"),
-        repo_header=data.get("repo_header"),  # type: ignore[arg-type]
-        file_header=data.get("file_header"),  # type: ignore[arg-type]
+        repo_header=optional("repo_header"),
+        file_header=optional("file_header"),
         repo_markers=strings("repo_markers"),
     )

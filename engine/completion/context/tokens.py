@@ -1,0 +1,71 @@
+"""Token counts from the served model's tokenizer (vLLM ``/tokenize``), cached by text.
+
+The completion path only reads the cache. A text it has not seen is estimated once, and its
+real count fetched in the background, so no keystroke waits on a tokenizer round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+TokenCounter = Callable[[str], Awaitable[int]]
+# Only for texts whose real count is still on its way (or servers without /tokenize).
+CHARS_PER_TOKEN_ESTIMATE = 3
+
+
+class TokenCounts:
+    def __init__(
+        self, counter: TokenCounter | None, max_entries: int = 50_000, concurrency: int = 4
+    ) -> None:
+        self._counter = counter
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._max_entries = max_entries
+        self._pending: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        known = self._counts.get(text)
+        if known is not None:
+            return known
+        self._request(text)
+        return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
+
+    def is_known(self, text: str) -> bool:
+        return text in self._counts
+
+    async def settle(self) -> None:
+        """Wait for every count in flight (benchmarks and tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _request(self, text: str) -> None:
+        if self._counter is None or text in self._pending:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._fetch(text))
+        except RuntimeError:
+            return
+        self._pending.add(text)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self, text: str) -> None:
+        assert self._counter is not None
+        try:
+            async with self._slots:
+                count = await self._counter(text)
+        except Exception as error:  # an estimate stays in use; the next sight retries
+            log.debug("token count failed: %s", error)
+            return
+        finally:
+            self._pending.discard(text)
+        self._counts[text] = count
+        if len(self._counts) > self._max_entries:
+            self._counts.popitem(last=False)

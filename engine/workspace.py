@@ -1,0 +1,60 @@
+"""The workspace the daemon serves: repository indexes per folder and the open documents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import platformdirs
+
+from engine.documents import OpenDocuments
+from engine.repository.index import RepositoryIndex
+
+log = logging.getLogger(__name__)
+
+
+def default_index_cache() -> Path:
+    return Path(platformdirs.user_cache_dir("iquest-lsp")) / "index"
+
+
+class Workspace:
+    def __init__(self, cache_dir: Path | None = None, extra_deny: tuple[str, ...] = ()) -> None:
+        self.documents = OpenDocuments()
+        self.indexes: list[RepositoryIndex] = []
+        self._cache_dir = cache_dir
+        self._extra_deny = extra_deny
+        self._builds: list[asyncio.Task[object]] = []
+
+    def add_folder(self, root: Path, watch: bool = True) -> RepositoryIndex:
+        index = RepositoryIndex(root, self._cache_dir, self._extra_deny)
+        self.indexes.append(index)
+        # Longest root first: a nested folder owns its files.
+        self.indexes.sort(key=lambda i: len(str(i.root)), reverse=True)
+
+        async def build_then_watch() -> None:
+            await index.build()
+            if watch:
+                index.start_watching()
+
+        self._builds.append(asyncio.create_task(build_then_watch()))
+        return index
+
+    async def ready(self) -> None:
+        """Wait for the initial builds (tests and benchmarks; completions never wait)."""
+        if self._builds:
+            await asyncio.gather(*self._builds)
+
+    def locate(self, path: Path) -> tuple[RepositoryIndex | None, str | None]:
+        for index in self.indexes:
+            relative = index.relative(path)
+            if relative is not None:
+                return index, relative
+        return None, None
+
+    async def aclose(self) -> None:
+        for task in self._builds:
+            task.cancel()
+        for index in self.indexes:
+            await index.stop_watching()
+            index.close()

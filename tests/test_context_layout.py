@@ -1,0 +1,149 @@
+"""The prompt's layout: stable from one keystroke to the next, deterministic, secret-free."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from engine.completion.context import ContextBuilder, TokenCounts
+from engine.completion.context.repository import RepositoryTier
+from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchored_window
+from engine.completion.templating.templates import template_named
+from engine.completion.types import CompletionRequest
+from engine.workspace import Workspace
+
+QWEN = template_named("qwen")
+
+
+def words_counter() -> TokenCounts:
+    async def count(text: str) -> int:
+        return len(text.split()) + text.count("\n")
+    return TokenCounts(count)
+
+
+def numbered_lines(count: int) -> str:
+    return "".join(f"value_{i} = compute({i}, 'x')\n" for i in range(count))
+
+
+def test_window_start_stays_put_while_typing_and_moves_in_whole_chunks():
+    counts = TokenCounts(None)  # estimates: deterministic
+    anchors = WindowAnchors()
+    text = numbered_lines(400)
+    starts = []
+    for line in range(100, 400):
+        cursor = sum(len(f"value_{i} = compute({i}, 'x')\n") for i in range(line))
+        window = anchored_window(text, cursor, anchors, counts, prefix_budget=600,
+                                 suffix_budget=150)
+        starts.append(window.start_line)
+        assert window.start_line % CHUNK_LINES == 0
+        assert window.prefix.endswith("\n") and text[:cursor].endswith(window.prefix)
+    moves = sum(1 for a, b in zip(starts, starts[1:], strict=False) if a != b)
+    # A sliding window would move on all 299 line changes; this one moves a handful of times.
+    assert moves <= 20, moves
+
+
+def test_tier_appends_new_files_and_rebuilds_only_when_the_top_files_do_not_fit():
+    headers = {f"pkg/m{i}.py": f"def f{i}(): ...\n" * 5 for i in range(20)}
+    counts, tier = TokenCounts(None), RepositoryTier()
+    first = tier.entries(["pkg/m3.py", "pkg/m1.py"], headers.get, counts, budget=10_000)
+    second = tier.entries(["pkg/m7.py", "pkg/m1.py"], headers.get, counts, budget=10_000)
+    assert [e.path for e in first] == ["pkg/m3.py", "pkg/m1.py"]
+    # Appended after what was there: the earlier entries (and their cache blocks) stay first.
+    assert [e.path for e in second] == ["pkg/m3.py", "pkg/m1.py", "pkg/m7.py"]
+    assert tier.rebuilds == 0
+    small = RepositoryTier()
+    small.entries(["pkg/m1.py", "pkg/m2.py"], headers.get, counts, budget=60)
+    after = small.entries(["pkg/m9.py", "pkg/m8.py"], headers.get, counts, budget=60)
+    assert small.rebuilds == 1 and [e.path for e in after] == sorted(e.path for e in after)
+    assert "pkg/m9.py" in [e.path for e in after]
+
+
+async def _prompt_for(root: Path, cache: Path, text: str, cursor: int) -> str:
+    workspace = Workspace(cache)
+    workspace.add_folder(root, watch=False)
+    await workspace.ready()
+    uri = (root / "app" / "main.py").as_uri()
+    workspace.documents.opened(uri, "app/main.py", "python", text)
+    builder = ContextBuilder(workspace, words_counter())
+    request = CompletionRequest(uri, "python", text, cursor, path=root / "app" / "main.py")
+    builder.build(request, 2048)
+    await builder.counts.settle()  # real counts in, as on a warm daemon
+    context = builder.build(request, 2048)
+    assert context is not None
+    await workspace.aclose()
+    return QWEN.render(context)
+
+
+def make_repo(root: Path) -> None:
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "models.py").write_text("class User:\n    def name(self) -> str:\n"
+                                            "        return 'x'\n")
+    (root / "app" / "util.py").write_text("import os\n\ndef slug(s: str) -> str:\n"
+                                          "    return s.lower()\n")
+    (root / ".env").write_text("API_TOKEN=supersecretvalue123\n")
+    (root / "app" / "settings.py").write_text('password = "hunter2hunter2"\nDEBUG = True\n')
+
+
+async def test_identical_state_gives_byte_identical_prompts_with_imports_first(tmp_path: Path):
+    make_repo(tmp_path / "repo")
+    text = "from app.models import User\nfrom app import util\n\ndef run(u: User):\n    "
+    first = await _prompt_for(tmp_path / "repo", tmp_path / "c1", text, len(text))
+    second = await _prompt_for(tmp_path / "repo", tmp_path / "c2", text, len(text))
+    assert first == second
+    assert first.startswith("<|repo_name|>repo\n<|file_sep|>app/models.py\nclass User:")
+    assert first.index("app/models.py") < first.index("app/util.py") < first.index(
+        "<|file_sep|>app/main.py")
+    # Secrets stay out: the .env file is never indexed, credential values are masked.
+    assert "supersecretvalue123" not in first and "hunter2hunter2" not in first
+
+
+async def test_a_secrets_file_gets_no_context_at_all(tmp_path: Path):
+    make_repo(tmp_path / "repo")
+    workspace = Workspace(tmp_path / "cache")
+    workspace.add_folder(tmp_path / "repo", watch=False)
+    await workspace.ready()
+    builder = ContextBuilder(workspace, TokenCounts(None))
+    env = tmp_path / "repo" / ".env"
+    request = CompletionRequest(env.as_uri(), "dotenv", "API_TOKEN=", 10, path=env)
+    assert builder.build(request, 2048) is None
+    await workspace.aclose()
+
+
+async def test_the_naive_layout_changes_the_prompt_start_between_keystrokes(tmp_path: Path):
+    make_repo(tmp_path / "repo")
+    workspace = Workspace(tmp_path / "cache")
+    workspace.add_folder(tmp_path / "repo", watch=False)
+    await workspace.ready()
+    path = tmp_path / "repo" / "app" / "main.py"
+    text = "from app.models import User\nfrom app import util\n\n" + numbered_lines(300)
+    workspace.documents.opened(path.as_uri(), "app/main.py", "python", text)
+    prompts = {}
+    for layout in ("stable", "naive"):
+        builder = ContextBuilder(workspace, TokenCounts(None), layout=layout)  # type: ignore[arg-type]
+        rendered = []
+        for cursor in (len(text) - 40, len(text) - 39, len(text)):
+            context = builder.build(CompletionRequest(path.as_uri(), "python", text, cursor,
+                                                      path=path), 1024)
+            assert context is not None
+            rendered.append(QWEN.render(context))
+        prompts[layout] = rendered
+    stable, naive = prompts["stable"], prompts["naive"]
+    common = min(len(p) for p in stable)
+    assert stable[0][: common - 200] == stable[2][: common - 200]
+    assert naive[0][:200] != naive[2][:200] or naive[0][200:400] != naive[2][200:400]
+    await workspace.aclose()
+
+
+async def test_token_counts_are_served_from_cache_after_the_first_sight():
+    calls: list[str] = []
+
+    async def count(text: str) -> int:
+        calls.append(text)
+        return 7
+
+    counts = TokenCounts(count)
+    assert counts.count("hello world") == len("hello world") // 3 + 1  # estimate first
+    await counts.settle()
+    assert counts.count("hello world") == 7 and calls == ["hello world"]
+    await asyncio.sleep(0)
+    assert counts.count("hello world") == 7 and calls == ["hello world"]
