@@ -18,6 +18,7 @@ QWEN = template_named("qwen")
 def words_counter() -> TokenCounts:
     async def count(text: str) -> int:
         return len(text.split()) + text.count("\n")
+
     return TokenCounts(count)
 
 
@@ -32,8 +33,9 @@ def test_window_start_stays_put_while_typing_and_moves_in_whole_chunks():
     starts = []
     for line in range(100, 400):
         cursor = sum(len(f"value_{i} = compute({i}, 'x')\n") for i in range(line))
-        window = anchored_window(text, cursor, anchors, counts, prefix_budget=600,
-                                 suffix_budget=150)
+        window = anchored_window(
+            text, cursor, anchors, counts, prefix_budget=600, suffix_budget=150
+        )
         starts.append(window.start_line)
         assert window.start_line % CHUNK_LINES == 0
         assert window.prefix.endswith("\n") and text[:cursor].endswith(window.prefix)
@@ -76,10 +78,12 @@ async def _prompt_for(root: Path, cache: Path, text: str, cursor: int) -> str:
 
 def make_repo(root: Path) -> None:
     (root / "app").mkdir(parents=True)
-    (root / "app" / "models.py").write_text("class User:\n    def name(self) -> str:\n"
-                                            "        return 'x'\n")
-    (root / "app" / "util.py").write_text("import os\n\ndef slug(s: str) -> str:\n"
-                                          "    return s.lower()\n")
+    (root / "app" / "models.py").write_text(
+        "class User:\n    def name(self) -> str:\n        return 'x'\n"
+    )
+    (root / "app" / "util.py").write_text(
+        "import os\n\ndef slug(s: str) -> str:\n    return s.lower()\n"
+    )
     (root / ".env").write_text("API_TOKEN=supersecretvalue123\n")
     (root / "app" / "settings.py").write_text('password = "hunter2hunter2"\nDEBUG = True\n')
 
@@ -91,8 +95,11 @@ async def test_identical_state_gives_byte_identical_prompts_with_imports_first(t
     second = await _prompt_for(tmp_path / "repo", tmp_path / "c2", text, len(text))
     assert first == second
     assert first.startswith("<|repo_name|>repo\n<|file_sep|>app/models.py\nclass User:")
-    assert first.index("app/models.py") < first.index("app/util.py") < first.index(
-        "<|file_sep|>app/main.py")
+    assert (
+        first.index("app/models.py")
+        < first.index("app/util.py")
+        < first.index("<|file_sep|>app/main.py")
+    )
     # Secrets stay out: the .env file is never indexed, credential values are masked.
     assert "supersecretvalue123" not in first and "hunter2hunter2" not in first
 
@@ -122,8 +129,9 @@ async def test_the_naive_layout_changes_the_prompt_start_between_keystrokes(tmp_
         builder = ContextBuilder(workspace, TokenCounts(None), layout=layout)  # type: ignore[arg-type]
         rendered = []
         for cursor in (len(text) - 40, len(text) - 39, len(text)):
-            context = builder.build(CompletionRequest(path.as_uri(), "python", text, cursor,
-                                                      path=path), 1024)
+            context = builder.build(
+                CompletionRequest(path.as_uri(), "python", text, cursor, path=path), 1024
+            )
             assert context is not None
             rendered.append(QWEN.render(context))
         prompts[layout] = rendered

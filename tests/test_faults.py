@@ -129,8 +129,10 @@ async def test_incremental_edits_with_emoji_and_cjk_keep_the_document_exact(tmp_
     prompt = fake.prompts[-1]
     prefix = prompt.split("<|fim_prefix|>")[1].split("<|fim_suffix|>")[0]
     suffix = prompt.split("<|fim_suffix|>")[1].split("<|fim_middle|>")[0]
-    assert prefix + suffix == expected
-    assert prefix.endswith('name = "🎂🎂')
+    line_prefix = prompt.split("<|fim_middle|>")[1]
+    assert prefix + line_prefix + suffix == expected
+    assert line_prefix == 'name = "🎂🎂'
+    assert prefix == 'greeting = "héllo 😀👋 世世间"\n'
 
 
 def _splice_utf16(text: str, sl: int, sc: int, el: int, ec: int, new: str) -> str:

@@ -62,8 +62,8 @@ async def test_inline_completion_carries_the_servers_text(vllm: VllmEndpoint, tm
 
     # The same prompt sent straight to vLLM at temperature 0 produces the text we were shown.
     prompt = (
-        "<|repo_name|>proj\n<|file_sep|>config_reader.py\n"
-        f"<|fim_prefix|>{SOURCE}<|fim_suffix|><|fim_middle|>"
+        f"<|repo_name|>{tmp_path.name}\n<|file_sep|>config_reader.py\n"
+        "<|fim_prefix|>import os\n\n\ndef read_config(path):\n<|fim_suffix|><|fim_middle|>    "
     )
     async with httpx.AsyncClient(timeout=30) as http:
         answer = (
@@ -86,9 +86,20 @@ async def test_cancel_request_aborts_generation_inside_vllm(vllm: VllmEndpoint, 
     async with lsp_session(options, tmp_path) as client:
         open_document(client, uri, SOURCE)
         before = await vllm_samples(vllm.root_url)
-        pending = asyncio.ensure_future(inline_completion(client, uri, end_position(SOURCE)))
+        request_id = "inline-to-cancel"
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=end_position(SOURCE),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+        pending = asyncio.ensure_future(
+            client.protocol.send_request_async(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=request_id
+            )
+        )
         await _until(lambda s: s.get("vllm:num_requests_running", 0) >= 1, vllm, 30)
-        request_id = max(client.protocol._request_futures)  # the inline completion's id
         client.protocol.notify("$/cancelRequest", types.CancelParams(id=request_id))
         with pytest.raises(JsonRpcException):
             await pending
