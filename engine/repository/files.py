@@ -73,7 +73,7 @@ BINARY_SNIFF_BYTES = 8192
 class FileFilter:
     root: Path
     extra_deny: tuple[str, ...] = ()
-    _ignores: dict[str, pathspec.PathSpec] = field(default_factory=dict)
+    _ignores: dict[str, pathspec.GitIgnoreSpec] = field(default_factory=dict)
 
     def ignored_dir(self, relative_dir: str) -> bool:
         name = relative_dir.rsplit("/", 1)[-1]
@@ -104,7 +104,7 @@ class FileFilter:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return
-        self._ignores[relative_dir] = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+        self._ignores[relative_dir] = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def _gitignored(self, relative: str) -> bool:
         # Each .gitignore applies to paths below its folder, relative to that folder.
