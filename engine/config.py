@@ -66,6 +66,8 @@ class CompletionConfig:
     # Where the cursor's line goes: after the FIM middle marker (typing along a line only
     # appends to the prompt) or at the end of the prefix (plain PSM).
     cursor_line: Literal["middle", "prefix"] = "middle"
+    # vLLM cache_salt: only requests with the same salt share cached blocks (tenant isolation).
+    cache_salt: str | None = None
     # Inline completions are latency-bound: give up on a slow backend sooner than actions do.
     timeout_s: float = 10.0
 

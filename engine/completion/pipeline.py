@@ -27,7 +27,7 @@ from engine.completion.templating.selection import (
 from engine.completion.templating.templates import FimTemplate
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.completion.typing_through import TypingThroughMemory
-from engine.config import Settings
+from engine.config import CompletionConfig, Settings
 from engine.health import Notice, OutageTracker
 from engine.metrics import CompletionStats
 from engine.workspace import Workspace
@@ -164,7 +164,7 @@ class CompletionService:
             temperature=settings.temperature,
             top_p=settings.top_p,
             stop=template.stop,
-            extra_body={"priority": settings.priority} if settings.priority else {},
+            extra_body=_vllm_fields(settings),
         )
         cutter = StreamCutter(
             template.stop,
@@ -269,6 +269,15 @@ async def _token_counter(info: ServerInfo, model: str) -> Callable[[str], Awaita
         return await info.token_count(model, text)
 
     return count
+
+
+def _vllm_fields(settings: CompletionConfig) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    if settings.priority:
+        fields["priority"] = settings.priority
+    if settings.cache_salt:
+        fields["cache_salt"] = settings.cache_salt
+    return fields
 
 
 def _ms_since(started: float) -> float:

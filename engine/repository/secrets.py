@@ -47,13 +47,23 @@ _CREDENTIAL_PATTERNS = [  # specific shapes first: the generic rule could mask o
     re.compile(r"(?P<value>sk-[A-Za-z0-9_-]{20,})"),  # OpenAI-style keys
     re.compile(r"(?i)(?P<key>bearer\s+)(?P<value>[A-Za-z0-9._~+/-]{16,}=*)"),
     re.compile(r"(?P<value>-----BEGIN [A-Z ]*PRIVATE KEY-----)"),
-    # key = "value" / key: value, for names that usually hold credentials.
+    # key = "value" / key: value, for names that usually hold credentials: a quoted literal,
+    # or a bare value that looks generated (letters and digits mixed, 12 or more). Code such
+    # as `AuthTypes = Union[...]` is left alone.
     re.compile(
         r"""(?ix)
         (?P<key>[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|
                  private[_-]?key|client[_-]?secret|auth)[\w.-]*)
-        (?P<sep>["']?\s*[:=]\s*["']?)
-        (?P<value>[^\s"',;]{6,})
+        (?P<sep>["']?\s*[:=]\s*(?P<quote>["']))
+        (?P<value>[^"'\s]{6,})(?=(?P=quote))
+        """
+    ),
+    re.compile(
+        r"""(?x)
+        (?P<key>\b[\w.-]*(?i:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|
+                 private[_-]?key|client[_-]?secret)[\w.-]*)
+        (?P<sep>\s*[:=]\s*)
+        (?P<value>(?=[A-Za-z_\-+/=]*\d)(?=[\d_\-+/=]*[A-Za-z])[A-Za-z0-9_\-+/=]{12,})(?![\w(\[])
         """
     ),
 ]

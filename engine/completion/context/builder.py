@@ -25,7 +25,8 @@ from engine.workspace import Workspace
 REPOSITORY_SHARE = 0.40
 PREFIX_SHARE = 0.38
 SUFFIX_SHARE = 0.12
-# (the current file's header takes what it needs of the remaining 10%)
+FILE_HEADER_SHARE = 0.10
+ENTRIES_AT_LEAST = 3
 OPEN_FILES = 5
 SIBLINGS = 4
 
@@ -89,7 +90,7 @@ class ContextBuilder:
         document = self._workspace.documents.get(request.document_uri) if self._workspace else None
         file_header = ""
         if window.start_line > 0 and document is not None and document.header is not None:
-            file_header = document.header.text + "\n"
+            file_header = self._fit(document.header.text, int(budget * FILE_HEADER_SHARE))
         repository: tuple[ContextEntry, ...] = ()
         if index is not None and relative is not None:
             repository = tuple(
@@ -108,6 +109,17 @@ class ContextBuilder:
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
 
+    def _fit(self, header: str, budget: int) -> str:
+        """The header's first lines (imports come first), in proportion to ``budget`` over its
+        real token count; empty until that count is known, so the text never flips."""
+        tokens = self.counts.known(header) if header else None
+        if not tokens:
+            return ""
+        if tokens <= budget:
+            return header + "\n"
+        lines = header.splitlines()
+        return "\n".join(lines[: max(1, len(lines) * budget // tokens)]) + "\n"
+
     def _locate(self, request: CompletionRequest) -> tuple[RepositoryIndex | None, str | None]:
         if self._workspace is None or request.path is None:
             return None, request.relative_path
@@ -121,12 +133,18 @@ class ContextBuilder:
         documents = self._workspace.documents
         live = {d.relative: d for d in documents.by_recency() if d.relative is not None}
 
+        # A long header keeps its first lines (imports, first signatures), so that the files
+        # that matter most all fit rather than one of them whole.
+        entry_budget = budget // ENTRIES_AT_LEAST
+
         def header(path: str) -> str | None:
             document = live.get(path)
             if document is not None and document.header is not None:
-                return document.header.text or None
-            indexed = index.header(path)
-            return indexed.text or None if indexed is not None else None
+                text = document.header.text
+            else:
+                indexed = index.header(path)
+                text = indexed.text if indexed is not None else ""
+            return self._fit(text, entry_budget).rstrip("\n") or None
 
         ranked = self._ranked(index, relative, request, live)
         if self._layout == "naive":

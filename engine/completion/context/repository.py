@@ -43,12 +43,15 @@ class RepositoryTier:
             text = header(path)
             if path in present or not text:
                 continue
-            tokens = counts.count(text)
-            if cost + tokens <= budget:
+            # A header joins once its real count is known: an estimate could let it in now and
+            # push it out again when the count arrives, changing the prompt's start twice.
+            tokens = counts.known(text)
+            if tokens is not None and cost + tokens <= budget:
                 self.paths.append(path)
                 present.add(path)
                 cost += tokens
-        missing = [p for p in ranked[:MUST_HAVE] if p not in present and header(p)]
+        missing = [p for p in ranked[:MUST_HAVE]
+                   if p not in present and counts.known(header(p) or "") is not None]
         if missing or cost > budget:
             self._rebuild(ranked, header, counts, budget)
         return [ContextEntry(p, text) for p in self.paths if (text := header(p))]
@@ -63,11 +66,13 @@ class RepositoryTier:
         chosen, cost = [], 0
         for path in ranked:
             text = header(path)
-            if not text:
+            tokens = counts.known(text) if text else None
+            if tokens is None:
                 continue
-            tokens = counts.count(text)
             if cost + tokens <= budget * REBUILD_FILL:
                 chosen.append(path)
                 cost += tokens
-        self.paths = sorted(chosen)
-        self.rebuilds += 1
+        if sorted(chosen) != sorted(self.paths):
+            # Only a different set costs the cache; the same set keeps its order.
+            self.paths = sorted(chosen)
+            self.rebuilds += 1

@@ -37,8 +37,17 @@ class TokenCounts:
         self._request(text)
         return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
 
-    def is_known(self, text: str) -> bool:
-        return text in self._counts
+    def known(self, text: str) -> int | None:
+        """The real count, or None (and a fetch is on its way). For decisions that must not
+        flip when an estimate is replaced by the real count."""
+        if not text:
+            return 0
+        if self._counter is None:  # no tokenizer will ever answer: the estimate is final
+            return self.count(text)
+        known = self._counts.get(text)
+        if known is None:
+            self._request(text)
+        return known
 
     async def settle(self) -> None:
         """Wait for every count in flight (benchmarks and tests)."""

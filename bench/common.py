@@ -1,0 +1,90 @@
+"""Shared by the benchmarks: a real vLLM on the tiny model, and an LSP client session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from lsprotocol import types
+from prometheus_client.parser import text_string_to_metric_families
+from pygls.lsp.client import LanguageClient
+
+from engine.local.vllm_process import LocalVllmServer, LocalVllmSpec
+from tests.support.tiny_model import build_tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_NAME = "tiny-qwen2.5-coder"
+
+
+@asynccontextmanager
+async def tiny_vllm(work: Path, reuse_root: str | None,
+                    block_size: int = 32) -> AsyncIterator[tuple[str, str]]:
+    """(root URL, model name) of a vLLM CPU server on the tiny model: reused or started."""
+    if reuse_root:
+        async with httpx.AsyncClient() as client:
+            model = (await client.get(f"{reuse_root}/v1/models")).json()["data"][0]["id"]
+        yield reuse_root, model
+        return
+    model_dir = build_tiny_model(work / "tiny-model")
+    server = LocalVllmServer(LocalVllmSpec(
+        model_dir=model_dir, served_model_name=TINY_NAME, work_dir=work / "vllm",
+        block_size=block_size, extra_args=("--kv-cache-memory-bytes", "512M"),
+    ))
+    print(f"starting vLLM (CPU) on the tiny model, block size {block_size} ...", flush=True)
+    await server.start()
+    try:
+        yield server.root_url, TINY_NAME
+    finally:
+        await server.stop()
+
+
+async def vllm_counters(root: str) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"{root}/metrics")).text
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+@asynccontextmanager
+async def lsp_client(workspace: Path, options: dict[str, Any]) -> AsyncIterator[LanguageClient]:
+    client = LanguageClient("iquest-bench", "0.1")
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def log_message(params: types.LogMessageParams) -> None:
+        if params.type <= types.MessageType.Warning:
+            print(f"[daemon] {params.message}", flush=True)
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def show_message(params: types.ShowMessageParams) -> None:
+        print(f"[daemon] {params.message}", flush=True)
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IQUEST_CONFIG": str(workspace / "none.toml")}
+    await client.start_io(sys.executable, "-m", "lsp", env=env)
+    await client.initialize_async(types.InitializeParams(
+        capabilities=types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
+            inline_completion=types.InlineCompletionClientCapabilities())),
+        workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
+        initialization_options={"iquest": options},
+    ))
+    client.initialized(types.InitializedParams())
+    try:
+        yield client
+    finally:
+        await client.shutdown_async(None)
+        client.exit(None)
+        await asyncio.sleep(0.2)
+        await client.stop()
+
+
+async def daemon_stats(client: LanguageClient) -> dict[str, Any]:
+    result = await client.protocol.send_request_async("iquest/stats", None)
+    return result._asdict() if hasattr(result, "_asdict") else dict(result)
