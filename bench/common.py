@@ -23,8 +23,9 @@ TINY_NAME = "tiny-qwen2.5-coder"
 
 
 @asynccontextmanager
-async def tiny_vllm(work: Path, reuse_root: str | None,
-                    block_size: int = 32) -> AsyncIterator[tuple[str, str]]:
+async def tiny_vllm(
+    work: Path, reuse_root: str | None, block_size: int = 32
+) -> AsyncIterator[tuple[str, str]]:
     """(root URL, model name) of a vLLM CPU server on the tiny model: reused or started."""
     if reuse_root:
         async with httpx.AsyncClient() as client:
@@ -32,10 +33,15 @@ async def tiny_vllm(work: Path, reuse_root: str | None,
         yield reuse_root, model
         return
     model_dir = build_tiny_model(work / "tiny-model")
-    server = LocalVllmServer(LocalVllmSpec(
-        model_dir=model_dir, served_model_name=TINY_NAME, work_dir=work / "vllm",
-        block_size=block_size, extra_args=("--kv-cache-memory-bytes", "512M"),
-    ))
+    server = LocalVllmServer(
+        LocalVllmSpec(
+            model_dir=model_dir,
+            served_model_name=TINY_NAME,
+            work_dir=work / "vllm",
+            block_size=block_size,
+            extra_args=("--kv-cache-memory-bytes", "512M"),
+        )
+    )
     print(f"starting vLLM (CPU) on the tiny model, block size {block_size} ...", flush=True)
     await server.start()
     try:
@@ -69,12 +75,17 @@ async def lsp_client(workspace: Path, options: dict[str, Any]) -> AsyncIterator[
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "IQUEST_CONFIG": str(workspace / "none.toml")}
     await client.start_io(sys.executable, "-m", "lsp", env=env)
-    await client.initialize_async(types.InitializeParams(
-        capabilities=types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
-            inline_completion=types.InlineCompletionClientCapabilities())),
-        workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
-        initialization_options={"iquest": options},
-    ))
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(
+                text_document=types.TextDocumentClientCapabilities(
+                    inline_completion=types.InlineCompletionClientCapabilities()
+                )
+            ),
+            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
+            initialization_options={"iquest": options},
+        )
+    )
     client.initialized(types.InitializedParams())
     try:
         yield client

@@ -49,7 +49,8 @@ def make_repository(target: Path, files: int) -> int:
                 continue
             relative = path.relative_to(source)
             if relative.parts[0] in ("site-packages", "iquest_lsp") or relative.parts[0].endswith(
-                    ".dist-info"):
+                ".dist-info"
+            ):
                 continue
             destination = target / source.name / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -73,16 +74,18 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def request_overhead(workspace: Workspace, root: Path, tokenizer: Tokenizer,
-                           keys: int) -> list[float]:
+async def request_overhead(
+    workspace: Workspace, root: Path, tokenizer: Tokenizer, keys: int
+) -> list[float]:
     async def count(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
     index = workspace.indexes[0]
     # A large, real file, edited in its middle.
-    target = max((p for p in index.paths() if p.endswith(".py")),
-                 key=lambda p: (root / p).stat().st_size if (root / p).stat().st_size < 120_000
-                 else 0)
+    target = max(
+        (p for p in index.paths() if p.endswith(".py")),
+        key=lambda p: (root / p).stat().st_size if (root / p).stat().st_size < 120_000 else 0,
+    )
     path = root / target
     text = path.read_text()
     uri = path.as_uri()
@@ -95,11 +98,17 @@ async def request_overhead(workspace: Workspace, root: Path, tokenizer: Tokenize
     typed = "        result = compute_something(value, other) + 1\n" * (keys // 50 + 1)
     samples: list[float] = []
     for index_, char in enumerate(typed[:keys]):
-        document.apply_change(types.TextDocumentContentChangePartial(
-            range=types.Range(start=insert_at, end=insert_at), text=char))
+        document.apply_change(
+            types.TextDocumentContentChangePartial(
+                range=types.Range(start=insert_at, end=insert_at), text=char
+            )
+        )
         workspace.documents.changed(uri, document.source)
-        insert_at = (types.Position(line=insert_at.line + 1, character=0) if char == "\n"
-                     else types.Position(line=insert_at.line, character=insert_at.character + 1))
+        insert_at = (
+            types.Position(line=insert_at.line + 1, character=0)
+            if char == "\n"
+            else types.Position(line=insert_at.line, character=insert_at.character + 1)
+        )
         started = time.perf_counter()
         cursor = offset_at(document, insert_at)
         request = CompletionRequest(uri, "python", document.source, cursor, path=path)
@@ -125,8 +134,9 @@ async def watcher(index: RepositoryIndex, root: Path) -> tuple[float, float, flo
         with (root / target).open("a") as handle:
             handle.write(f"\n\n{marker}\n")
         started = time.perf_counter()
-        while marker.split("(")[0] not in (index.header(target).text if index.header(target)
-                                            else ""):
+        while marker.split("(")[0] not in (
+            index.header(target).text if index.header(target) else ""
+        ):
             await asyncio.sleep(0.005)
         latencies.append(time.perf_counter() - started)
 
@@ -147,8 +157,9 @@ async def watcher(index: RepositoryIndex, root: Path) -> tuple[float, float, flo
     for target in burst:
         with (root / target).open("a") as handle:
             handle.write("\n\ndef switched_branch(): ...\n")
-    while not all("switched_branch" in (index.header(p).text if index.header(p) else "")
-                  for p in burst):
+    while not all(
+        "switched_branch" in (index.header(p).text if index.header(p) else "") for p in burst
+    ):
         await asyncio.sleep(0.05)
     burst_s = time.perf_counter() - started
     tick.cancel()
@@ -181,18 +192,28 @@ async def main() -> None:
         watch_latency, burst_s, worst_stall = await watcher(warm_index, root)
         final_rss = rss_mb()
 
-    print(f"\nrepository: {copied} real Python files (stdlib and installed packages); "
-          f"{cold.files} indexed")
+    print(
+        f"\nrepository: {copied} real Python files (stdlib and installed packages); "
+        f"{cold.files} indexed"
+    )
     print(f"cold index:       {cold.seconds:6.2f} s   (target <= 30 s)")
-    print(f"warm restart:     {warm.seconds:6.2f} s   (target <= 2 s; {warm.from_cache} from cache)")
-    print(f"resident memory:  {indexed_rss:6.0f} MB  after indexing, {final_rss:.0f} MB at the end"
-          f" (interpreter and imports alone: {base_rss:.0f} MB; target <= 250 MB)")
-    print(f"request overhead: p50 {percentile(samples, 0.5):.3f} ms, p99 "
-          f"{percentile(samples, 0.99):.3f} ms over {len(samples)} keystrokes "
-          "(targets 1 ms and 5 ms)")
-    print(f"watcher:          an edit reaches the index in {watch_latency * 1000:.0f} ms (median "
-          f"of 5; target <= 1 s); a 1,000-file burst in {burst_s:.2f} s, worst event-loop "
-          f"stall meanwhile {worst_stall * 1000:.0f} ms")
+    print(
+        f"warm restart:     {warm.seconds:6.2f} s   (target <= 2 s; {warm.from_cache} from cache)"
+    )
+    print(
+        f"resident memory:  {indexed_rss:6.0f} MB  after indexing, {final_rss:.0f} MB at the end"
+        f" (interpreter and imports alone: {base_rss:.0f} MB; target <= 250 MB)"
+    )
+    print(
+        f"request overhead: p50 {percentile(samples, 0.5):.3f} ms, p99 "
+        f"{percentile(samples, 0.99):.3f} ms over {len(samples)} keystrokes "
+        "(targets 1 ms and 5 ms)"
+    )
+    print(
+        f"watcher:          an edit reaches the index in {watch_latency * 1000:.0f} ms (median "
+        f"of 5; target <= 1 s); a 1,000-file burst in {burst_s:.2f} s, worst event-loop "
+        f"stall meanwhile {worst_stall * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,12 @@ from bench.common import daemon_stats, lsp_client, tiny_vllm, vllm_counters
 
 PROJECT = Path(httpx_package.__file__).parent
 # (file, first line of the region to retype, number of lines) — mid-file function bodies.
-REGIONS = [("_urls.py", 300, 40), ("_models.py", 520, 40), ("_urls.py", 420, 30),
-           ("_client.py", 900, 40)]
+REGIONS = [
+    ("_urls.py", 300, 40),
+    ("_models.py", 520, 40),
+    ("_urls.py", 420, 30),
+    ("_client.py", 900, 40),
+]
 
 LAYOUTS = {
     "ours (stable, cursor line after FIM middle)": {"layout": "stable", "cursor_line": "middle"},
@@ -60,12 +64,13 @@ def session(keys: int, seed: int) -> tuple[dict[str, str], list[Keystroke]]:
     for name, first, count in sorted(REGIONS, key=lambda r: (r[0], -r[1])):
         lines = texts[name].splitlines(keepends=True)
         start = sum(len(line) for line in lines[:first])
-        region = "".join(lines[first:first + count])
-        texts[name] = texts[name][:start] + texts[name][start + len(region):]
+        region = "".join(lines[first : first + count])
+        texts[name] = texts[name][:start] + texts[name][start + len(region) :]
         cuts.setdefault(name, []).append((start, region))
     for name, first, _ in REGIONS:
-        start, region = next((s, r) for s, r in cuts[name] if s == _start_of(originals[name],
-                                                                               first))
+        start, region = next(
+            (s, r) for s, r in cuts[name] if s == _start_of(originals[name], first)
+        )
         plan.append((name, start, region))
     initial = dict(texts)
     strokes: list[Keystroke] = []
@@ -118,8 +123,9 @@ def position(text: str, offset: int) -> types.Position:
     return types.Position(line=line, character=len(text[start:offset].encode("utf-16-le")) // 2)
 
 
-async def replay(client: LanguageClient, workspace: Path, initial: dict[str, str],
-                 strokes: list[Keystroke]) -> None:
+async def replay(
+    client: LanguageClient, workspace: Path, initial: dict[str, str], strokes: list[Keystroke]
+) -> None:
     texts = dict(initial)
     versions = dict.fromkeys(texts, 1)
     opened: set[str] = set()
@@ -127,27 +133,44 @@ async def replay(client: LanguageClient, workspace: Path, initial: dict[str, str
     for stroke in strokes:
         uri = (workspace / stroke.file).as_uri()
         if stroke.file not in opened:
-            client.text_document_did_open(types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                     text=texts[stroke.file])))
+            client.text_document_did_open(
+                types.DidOpenTextDocumentParams(
+                    text_document=types.TextDocumentItem(
+                        uri=uri, language_id="python", version=1, text=texts[stroke.file]
+                    )
+                )
+            )
             opened.add(stroke.file)
         text = texts[stroke.file]
         start = stroke.offset - stroke.delete
         change_range = types.Range(start=position(text, start), end=position(text, stroke.offset))
-        text = text[:start] + stroke.insert + text[stroke.offset:]
+        text = text[:start] + stroke.insert + text[stroke.offset :]
         texts[stroke.file] = text
         versions[stroke.file] += 1
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri,
-                                                                version=versions[stroke.file]),
-            content_changes=[types.TextDocumentContentChangePartial(range=change_range,
-                                                                    text=stroke.insert)]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=versions[stroke.file]
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=change_range, text=stroke.insert)
+                ],
+            )
+        )
         cursor = position(text, start + len(stroke.insert))
-        pending.append(asyncio.ensure_future(client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), position=cursor,
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic)))))
+        pending.append(
+            asyncio.ensure_future(
+                client.text_document_inline_completion_async(
+                    types.InlineCompletionParams(
+                        text_document=types.TextDocumentIdentifier(uri=uri),
+                        position=cursor,
+                        context=types.InlineCompletionContext(
+                            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                        ),
+                    )
+                )
+            )
+        )
         await asyncio.sleep(stroke.pause_s)
     await asyncio.gather(*pending, return_exceptions=True)
 
@@ -172,39 +195,53 @@ async def main() -> None:
                 before = await vllm_counters(root)
                 options = {
                     "instruct": {"base_url": f"{root}/v1", "model": model},
-                    "completion": {**layout, "max_tokens": 16, "temperature": 0.0,
-                                   "prompt_token_budget": args.budget,
-                                   "cache_salt": f"bench-{label}-{time.time()}"},
+                    "completion": {
+                        **layout,
+                        "max_tokens": 16,
+                        "temperature": 0.0,
+                        "prompt_token_budget": args.budget,
+                        "cache_salt": f"bench-{label}-{time.time()}",
+                    },
                     "index": {"cache_dir": str(work / "index-cache")},
                 }
                 async with lsp_client(workspace, options) as client:
                     await asyncio.sleep(2.0)  # the workspace index builds
-                    started = time.perf_counter()
                     await replay(client, workspace, initial, strokes)
-                    elapsed = time.perf_counter() - started
                     stats = await daemon_stats(client)
                 after = await vllm_counters(root)
-                queries = after["vllm:prefix_cache_queries_total"] - before[
-                    "vllm:prefix_cache_queries_total"]
-                hits = after["vllm:prefix_cache_hits_total"] - before[
-                    "vllm:prefix_cache_hits_total"]
-                prompt_tokens = after["vllm:prompt_tokens_total"] - before[
-                    "vllm:prompt_tokens_total"]
+                queries = (
+                    after["vllm:prefix_cache_queries_total"]
+                    - before["vllm:prefix_cache_queries_total"]
+                )
+                hits = (
+                    after["vllm:prefix_cache_hits_total"] - before["vllm:prefix_cache_hits_total"]
+                )
+                prompt_tokens = (
+                    after["vllm:prompt_tokens_total"] - before["vllm:prompt_tokens_total"]
+                )
                 rows.append((label, stats, hits, queries, prompt_tokens))
-    print(f"\n{len(strokes)} keystrokes per layout over {len(REGIONS)} regions of httpx "
-          f"({', '.join(sorted({r[0] for r in REGIONS}))}); prompt budget {args.budget} tokens; "
-          f"vLLM CPU, tiny model, block size 32\n")
-    print(f"{'layout':46} {'requests':>8} {'prompt tok/req':>14} {'hit ratio (vLLM metrics)':>25} "
-          f"{'cached (usage)':>15}")
+    print(
+        f"\n{len(strokes)} keystrokes per layout over {len(REGIONS)} regions of httpx "
+        f"({', '.join(sorted({r[0] for r in REGIONS}))}); prompt budget {args.budget} tokens; "
+        f"vLLM CPU, tiny model, block size 32\n"
+    )
+    print(
+        f"{'layout':46} {'requests':>8} {'prompt tok/req':>14} {'hit ratio (vLLM metrics)':>25} "
+        f"{'cached (usage)':>15}"
+    )
     for label, stats, hits, queries, prompt_tokens in rows:
         requests = stats["backend_requests"]
         usage_ratio = stats["cached_tokens"] / max(stats["prompt_tokens"], 1)
-        print(f"{label:46} {requests:8d} {prompt_tokens / max(requests, 1):14.0f} "
-              f"{hits / max(queries, 1):25.1%} {usage_ratio:15.1%}")
-    print("\nhit ratio: vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total over the "
-          "run. cached (usage): usage.prompt_tokens_details.cached_tokens over prompt_tokens, for "
-          "the requests whose stream ran to its end (a stream the daemon cuts early, once it has "
-          "its line, never receives usage).")
+        print(
+            f"{label:46} {requests:8d} {prompt_tokens / max(requests, 1):14.0f} "
+            f"{hits / max(queries, 1):25.1%} {usage_ratio:15.1%}"
+        )
+    print(
+        "\nhit ratio: vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total over the "
+        "run. cached (usage): usage.prompt_tokens_details.cached_tokens over prompt_tokens, for "
+        "the requests whose stream ran to its end (a stream the daemon cuts early, once it has "
+        "its line, never receives usage)."
+    )
 
 
 if __name__ == "__main__":

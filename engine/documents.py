@@ -88,13 +88,17 @@ class OpenDocuments:
                 else:
                     document.tree = parse(document.language, source)
             header = extract_header(path, document.language, source, document.tree)
+            clean = document.tree is None or not document.tree.root_node.has_error
         except Exception as error:  # a grammar failure costs the header, nothing more
             log.info("cannot parse %s: %s", path, error)
-            header = extract_header(path, None, source)
-        document.header = FileHeader(
-            header.path, header.language, mask_credentials(header.text), header.imports
-        )
+            header, clean = extract_header(path, None, source), False
         document._source = source
+        # Mid-edit, the file rarely parses: keep the last header from a clean parse rather
+        # than one from an error-recovered tree (it would change the prompt on every pause).
+        if clean or document.header is None:
+            document.header = FileHeader(
+                header.path, header.language, mask_credentials(header.text), header.imports
+            )
 
 
 def _apply_edit(tree: Tree, old: bytes, new: bytes) -> None:

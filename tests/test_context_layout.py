@@ -48,15 +48,19 @@ def test_window_start_stays_put_while_typing_and_moves_in_whole_chunks():
 def test_tier_appends_new_files_and_rebuilds_only_when_the_top_files_do_not_fit():
     headers = {f"pkg/m{i}.py": f"def f{i}(): ...\n" * 5 for i in range(20)}
     counts, tier = TokenCounts(None), RepositoryTier()
-    first = tier.entries(["pkg/m3.py", "pkg/m1.py"], headers.get, counts, budget=10_000)
-    second = tier.entries(["pkg/m7.py", "pkg/m1.py"], headers.get, counts, budget=10_000)
+
+    def cost(path: str) -> int:
+        return counts.count(headers[path])
+
+    first = tier.entries(["pkg/m3.py", "pkg/m1.py"], headers.get, cost, budget=10_000)
+    second = tier.entries(["pkg/m7.py", "pkg/m1.py"], headers.get, cost, budget=10_000)
     assert [e.path for e in first] == ["pkg/m3.py", "pkg/m1.py"]
     # Appended after what was there: the earlier entries (and their cache blocks) stay first.
     assert [e.path for e in second] == ["pkg/m3.py", "pkg/m1.py", "pkg/m7.py"]
     assert tier.rebuilds == 0
     small = RepositoryTier()
-    small.entries(["pkg/m1.py", "pkg/m2.py"], headers.get, counts, budget=60)
-    after = small.entries(["pkg/m9.py", "pkg/m8.py"], headers.get, counts, budget=60)
+    small.entries(["pkg/m1.py", "pkg/m2.py"], headers.get, cost, budget=60)
+    after = small.entries(["pkg/m9.py", "pkg/m8.py"], headers.get, cost, budget=60)
     assert small.rebuilds == 1 and [e.path for e in after] == sorted(e.path for e in after)
     assert "pkg/m9.py" in [e.path for e in after]
 

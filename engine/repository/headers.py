@@ -136,12 +136,24 @@ def extract_header(
     tree = tree or parse(language, source)
     lines: list[str] = []
     imports: list[str] = []
-    for node in tree.root_node.named_children:
+    for node in _top_level_nodes(tree.root_node):
         _top_level(node, language, source, lines, imports)
         if len(lines) >= MAX_HEADER_LINES:
             lines = [*lines[:MAX_HEADER_LINES], "# …"]
             break
     return FileHeader(path, language, "\n".join(lines), tuple(imports))
+
+
+def _top_level_nodes(root: Node) -> list[Node]:
+    """The root's children, looking inside ERROR nodes: a half-typed statement can make
+    tree-sitter wrap the rest of the file in one, and its declarations still count."""
+    nodes: list[Node] = []
+    for node in root.named_children:
+        if node.type == "ERROR":
+            nodes.extend(_top_level_nodes(node))
+        else:
+            nodes.append(node)
+    return nodes
 
 
 def _top_level(

@@ -90,7 +90,12 @@ class ContextBuilder:
         document = self._workspace.documents.get(request.document_uri) if self._workspace else None
         file_header = ""
         if window.start_line > 0 and document is not None and document.header is not None:
-            file_header = self._fit(document.header.text, int(budget * FILE_HEADER_SHARE))
+            anchors = self._anchors.setdefault(request.document_uri, WindowAnchors())
+            if not anchors.file_header:
+                anchors.file_header = self._fit(
+                    document.header.text, int(budget * FILE_HEADER_SHARE)
+                )
+            file_header = anchors.file_header
         repository: tuple[ContextEntry, ...] = ()
         if index is not None and relative is not None:
             repository = tuple(
@@ -110,15 +115,21 @@ class ContextBuilder:
         )
 
     def _fit(self, header: str, budget: int) -> str:
+        fit = self._fit_with_cost(header, budget)
+        return fit[0] + "\n" if fit else ""
+
+    def _fit_with_cost(self, header: str, budget: int) -> tuple[str, int] | None:
         """The header's first lines (imports come first), in proportion to ``budget`` over its
-        real token count; empty until that count is known, so the text never flips."""
+        real token count, with their share of that count; None until the count is known, so
+        the text never flips from an estimate's cut to the real one."""
         tokens = self.counts.known(header) if header else None
         if not tokens:
-            return ""
+            return None
         if tokens <= budget:
-            return header + "\n"
+            return header, tokens
         lines = header.splitlines()
-        return "\n".join(lines[: max(1, len(lines) * budget // tokens)]) + "\n"
+        keep = max(1, len(lines) * budget // tokens)
+        return "\n".join(lines[:keep]), tokens * keep // len(lines)
 
     def _locate(self, request: CompletionRequest) -> tuple[RepositoryIndex | None, str | None]:
         if self._workspace is None or request.path is None:
@@ -137,27 +148,39 @@ class ContextBuilder:
         # that matter most all fit rather than one of them whole.
         entry_budget = budget // ENTRIES_AT_LEAST
 
-        def header(path: str) -> str | None:
+        def fitted(path: str) -> tuple[str, int] | None:
+            # Saved files' headers (the index follows saves): another tab's unsaved typing
+            # must not rewrite the start of every prompt. Unsaved new files use their live one.
+            indexed = index.header(path)
             document = live.get(path)
-            if document is not None and document.header is not None:
+            if indexed is not None:
+                text = indexed.text
+            elif document is not None and document.header is not None:
                 text = document.header.text
             else:
-                indexed = index.header(path)
-                text = indexed.text if indexed is not None else ""
-            return self._fit(text, entry_budget).rstrip("\n") or None
+                return None
+            return self._fit_with_cost(text, entry_budget)
+
+        def header(path: str) -> str | None:
+            fit = fitted(path)
+            return fit[0] if fit else None
+
+        def cost(path: str) -> int | None:
+            fit = fitted(path)
+            return fit[1] if fit else None
 
         ranked = self._ranked(index, relative, request, live)
         if self._layout == "naive":
-            entries, cost = [], 0
+            entries, total = [], 0
             for path in ranked:
-                text = header(path)
-                if text and cost + self.counts.count(text) <= budget:
+                text, tokens = header(path), cost(path)
+                if text and tokens is not None and total + tokens <= budget:
                     entries.append(ContextEntry(path, text))
-                    cost += self.counts.count(text)
+                    total += tokens
             self._shuffle.shuffle(entries)
             return entries
         tier = self._tiers.setdefault(index.root, RepositoryTier())
-        return tier.entries(ranked, header, self.counts, budget)
+        return tier.entries(ranked, header, cost, budget)
 
     def _ranked(
         self,

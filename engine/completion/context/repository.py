@@ -2,18 +2,17 @@
 
 Most assistants re-rank snippets per request and put them first, so the first tokens change on
 most keystrokes and vLLM's prefix cache misses. Here the tier is shared by all documents of a
-repository and grows append-only; it is rebuilt (in path order, so the result is canonical)
-only when the files that matter most no longer fit."""
+repository and grows append-only; it is rebuilt (the files that matter most first, the result
+in path order, so it is canonical) only when one of those files is missing from it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.completion.context.tokens import TokenCounts
-
-# Rebuild when one of this many top-ranked files is missing and cannot be appended.
+# The files the current one imports first: a rebuild happens when one of these is missing.
 MUST_HAVE = 3
+# A rebuild leaves room to append files later without rebuilding again.
 REBUILD_FILL = 0.8
 
 
@@ -32,47 +31,41 @@ class RepositoryTier:
         self,
         ranked: list[str],
         header: Callable[[str], str | None],
-        counts: TokenCounts,
+        cost: Callable[[str], int | None],
         budget: int,
     ) -> list[ContextEntry]:
-        """``ranked``: the files relevant to the current one, most relevant first."""
+        """``ranked``: files relevant to the current one, most relevant first. ``cost``: a
+        header's real token count, or None while it is unknown (such a file waits: joining on
+        an estimate could push it out again when the count arrives)."""
         self.paths = [p for p in self.paths if header(p)]  # files deleted meanwhile drop out
-        present = set(self.paths)
-        cost = sum(counts.count(header(p) or "") for p in self.paths)
-        for path in ranked:
-            text = header(path)
-            if path in present or not text:
-                continue
-            # A header joins once its real count is known: an estimate could let it in now and
-            # push it out again when the count arrives, changing the prompt's start twice.
-            tokens = counts.known(text)
-            if tokens is not None and cost + tokens <= budget:
+        ready = [p for p in ranked if header(p) and cost(p) is not None]
+        must = [p for p in ranked[:MUST_HAVE] if p in ready]
+        total = sum(cost(p) or 0 for p in self.paths)
+        for path in must:  # appended when they fit: the entries before them keep their cache
+            if path not in self.paths and total + (cost(path) or 0) <= budget:
                 self.paths.append(path)
-                present.add(path)
-                cost += tokens
-        missing = [p for p in ranked[:MUST_HAVE]
-                   if p not in present and counts.known(header(p) or "") is not None]
-        if missing or cost > budget:
-            self._rebuild(ranked, header, counts, budget)
+                total += cost(path) or 0
+        if any(p not in self.paths for p in must) or total > budget:
+            self._rebuild(must, ready, cost, budget)
+            total = sum(cost(p) or 0 for p in self.paths)
+        for path in ready:
+            path_cost = cost(path) or 0
+            if path not in self.paths and total + path_cost <= budget:
+                self.paths.append(path)
+                total += path_cost
         return [ContextEntry(p, text) for p in self.paths if (text := header(p))]
 
     def _rebuild(
-        self,
-        ranked: list[str],
-        header: Callable[[str], str | None],
-        counts: TokenCounts,
-        budget: int,
+        self, must: list[str], ready: list[str], cost: Callable[[str], int | None], budget: int
     ) -> None:
-        chosen, cost = [], 0
-        for path in ranked:
-            text = header(path)
-            tokens = counts.known(text) if text else None
-            if tokens is None:
-                continue
-            if cost + tokens <= budget * REBUILD_FILL:
+        chosen = list(must)
+        total = sum(cost(p) or 0 for p in chosen)
+        # Then what was there (jumping back to the previous file stays free), then the rest.
+        for path in [*self.paths, *ready]:
+            path_cost = cost(path) or 0
+            if path not in chosen and total + path_cost <= budget * REBUILD_FILL:
                 chosen.append(path)
-                cost += tokens
+                total += path_cost
         if sorted(chosen) != sorted(self.paths):
-            # Only a different set costs the cache; the same set keeps its order.
             self.paths = sorted(chosen)
             self.rebuilds += 1

@@ -22,6 +22,9 @@ class WindowAnchors:
 
     start_chunk: int = 0
     end_chunk: int = -1
+    # The current file's header as it was when the window last moved: re-extracting it on
+    # every idle pause would change the prompt before the window whenever a signature is typed.
+    file_header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,26 +58,42 @@ def anchored_window(
     def lines_tokens(first: int, last: int) -> int:
         return counts.count("\n".join(lines[first:last]) + "\n") if last > first else 0
 
+    # A new window is placed on estimates where counts are missing; after that, unknown
+    # counts (being fetched) never move an anchor: an estimate replaced by the real count
+    # must not move the window back and forth.
+    placed = anchors.end_chunk >= 0
+
+    def over(budget: int, first_line: int, last_line: int, chunks: range) -> bool:
+        total = 0
+        parts = ["\n".join(lines[first_line:last_line]) + "\n"] if last_line > first_line else []
+        parts += ["\n".join(lines[c * CHUNK_LINES : (c + 1) * CHUNK_LINES]) + "\n" for c in chunks]
+        for part in parts:
+            known = counts.known(part) if placed else counts.count(part)
+            if known is None:
+                return False
+            total += known
+        return total > budget
+
     # Prefix: chunks from the anchor up to the cursor's chunk, then its lines above the cursor.
-    head = lines_tokens(cursor_chunk * CHUNK_LINES, line)
     start = anchors.start_chunk
-    if start > cursor_chunk or head + sum(map(chunk_tokens, range(start, cursor_chunk))) > (
-        prefix_budget
+    if start > cursor_chunk or over(
+        prefix_budget, cursor_chunk * CHUNK_LINES, line, range(start, cursor_chunk)
     ):
-        start, total = cursor_chunk, head
+        start, total = cursor_chunk, lines_tokens(cursor_chunk * CHUNK_LINES, line)
         while start > 0 and total + chunk_tokens(start - 1) <= prefix_budget * REANCHOR_FILL:
             start -= 1
             total += chunk_tokens(start)
+        if start != anchors.start_chunk:
+            anchors.file_header = None
         anchors.start_chunk = start
 
     # Suffix: the cursor chunk's lines below the cursor, then whole chunks to the anchor.
     last_chunk = (len(lines) - 1) // CHUNK_LINES
-    tail = lines_tokens(line + 1, (cursor_chunk + 1) * CHUNK_LINES)
     end = anchors.end_chunk
-    if end <= cursor_chunk or tail + sum(map(chunk_tokens, range(cursor_chunk + 1, end))) > (
-        suffix_budget
+    if end <= cursor_chunk or over(
+        suffix_budget, line + 1, (cursor_chunk + 1) * CHUNK_LINES, range(cursor_chunk + 1, end)
     ):
-        end, total = cursor_chunk + 1, tail
+        end, total = cursor_chunk + 1, lines_tokens(line + 1, (cursor_chunk + 1) * CHUNK_LINES)
         while end <= last_chunk and total + chunk_tokens(end) <= suffix_budget * REANCHOR_FILL:
             total += chunk_tokens(end)
             end += 1
