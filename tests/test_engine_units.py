@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from engine.completion.context import build_cursor_context
+from engine.completion.context.builder import PREFIX_SHARE
 from engine.completion.generation import LatestWins
 from engine.completion.postprocessing import (
     LineMode,
@@ -135,7 +136,7 @@ def test_context_window_cuts_at_line_starts_and_keeps_the_cursor_line():
     assert context.line_prefix == "last = "
     # Whole lines only, ending right before the cursor's line, within the prefix's budget.
     assert context.prefix.startswith("line_") and context.prefix.endswith("line_1999 = 1999\n")
-    assert 0 < len(context.prefix) <= 1000 * 0.38 * 3
+    assert 0 < len(context.prefix) <= 1000 * PREFIX_SHARE * 3
 
 
 # --- post-processing ---------------------------------------------------------------------------

@@ -34,7 +34,11 @@ async def lsp_session(
         "IQUEST_CONFIG": str(tmp_path / "absent-config.toml"),
         "PYTHONPATH": str(REPO),
     }
-    options = {"log_file": str(tmp_path / "iquest.log"), **options}
+    options = {
+        "log_file": str(tmp_path / "iquest.log"),
+        "index": {"cache_dir": str(tmp_path / ".cache" / "index")},  # .cache: not indexed
+        **options,
+    }
     config = ClientServerConfig(server_command=[sys.executable, "-m", "lsp"], server_env=env)
     client = await config.start()
     assert isinstance(client, LanguageClient)

@@ -22,9 +22,9 @@ from engine.repository.secrets import is_denied, mask_credentials
 from engine.workspace import Workspace
 
 # Shares of the prompt budget, most stable first.
-REPOSITORY_SHARE = 0.40
-PREFIX_SHARE = 0.38
-SUFFIX_SHARE = 0.12
+REPOSITORY_SHARE = 0.50
+PREFIX_SHARE = 0.30
+SUFFIX_SHARE = 0.10
 FILE_HEADER_SHARE = 0.10
 ENTRIES_AT_LEAST = 3
 OPEN_FILES = 5
