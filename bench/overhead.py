@@ -18,9 +18,12 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lsprotocol import types
@@ -33,7 +36,6 @@ from engine.completion.types import CompletionRequest
 from engine.repository.index import RepositoryIndex
 from engine.workspace import Workspace
 from lsp.positions import offset_at
-from tests.support.tiny_model import build_tiny_model
 
 SOURCES = [Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])]
 
@@ -52,7 +54,8 @@ def make_repository(target: Path, files: int) -> int:
                 ".dist-info"
             ):
                 continue
-            destination = target / source.name / relative
+            # Not "site-packages": the index skips folders of that name, as it should.
+            destination = target / ("stdlib" if source == SOURCES[0] else "packages") / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
                 shutil.copyfile(path, destination)
@@ -60,6 +63,23 @@ def make_repository(target: Path, files: int) -> int:
                 continue
             copied += 1
     return copied
+
+
+def tiny_tokenizer(target: Path) -> Path:
+    """The test model's tokenizer, built in a child so that torch never enters this process's
+    resident memory: the daemon does not import it."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tests.support.tiny_model import build_tiny_model;"
+            "build_tiny_model(__import__('pathlib').Path(sys.argv[1]))",
+            str(target),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target / "tokenizer.json"
 
 
 def rss_mb() -> float:
@@ -123,6 +143,23 @@ async def request_overhead(
     return samples
 
 
+def prepend(path: Path, line: str) -> None:
+    path.write_text(f"{line}\n{path.read_text()}")
+
+
+def has_marker(index: RepositoryIndex, relative: str, marker: str) -> bool:
+    header = index.header(relative)
+    return header is not None and marker.split("(")[0] in header.text
+
+
+async def wait_until(condition: Callable[[], bool], limit_s: float) -> None:
+    deadline = time.perf_counter() + limit_s
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"the index did not catch up within {limit_s} s")
+        await asyncio.sleep(0.005)
+
+
 async def watcher(index: RepositoryIndex, root: Path) -> tuple[float, float, float]:
     index.start_watching()
     await asyncio.sleep(0.5)
@@ -131,13 +168,10 @@ async def watcher(index: RepositoryIndex, root: Path) -> tuple[float, float, flo
     for i in range(5):
         target = paths[i * 7]
         marker = f"def edited_marker_{i}(x): ..."
-        with (root / target).open("a") as handle:
-            handle.write(f"\n\n{marker}\n")
+        # Prepended: headers keep a file's first declarations, so an appended one could be cut.
+        prepend(root / target, marker)
         started = time.perf_counter()
-        while marker.split("(")[0] not in (
-            index.header(target).text if index.header(target) else ""
-        ):
-            await asyncio.sleep(0.005)
+        await wait_until(lambda t=target, m=marker: has_marker(index, t, m), 10)
         latencies.append(time.perf_counter() - started)
 
     worst_stall = 0.0
@@ -155,12 +189,8 @@ async def watcher(index: RepositoryIndex, root: Path) -> tuple[float, float, flo
     burst = paths[100:1100]
     started = time.perf_counter()
     for target in burst:
-        with (root / target).open("a") as handle:
-            handle.write("\n\ndef switched_branch(): ...\n")
-    while not all(
-        "switched_branch" in (index.header(p).text if index.header(p) else "") for p in burst
-    ):
-        await asyncio.sleep(0.05)
+        prepend(root / target, "def switched_branch(): ...")
+    await wait_until(lambda: all(has_marker(index, p, "switched_branch") for p in burst), 120)
     burst_s = time.perf_counter() - started
     tick.cancel()
     await index.stop_watching()
@@ -176,9 +206,10 @@ async def main() -> None:
         work = Path(folder)
         root = work / "repo"
         copied = make_repository(root, args.files)
-        tokenizer = Tokenizer.from_file(str(build_tiny_model(work / "tiny") / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(tiny_tokenizer(work / "tiny")))
         base_rss = rss_mb()
 
+        print(f"copied {copied} files; indexing ...", flush=True)
         cold_index = RepositoryIndex(root, work / "cache")
         cold = await cold_index.build()
         cold_index.close()
@@ -188,7 +219,9 @@ async def main() -> None:
 
         workspace = Workspace(work / "cache")
         workspace.indexes.append(warm_index)
+        print("typing ...", flush=True)
         samples = await request_overhead(workspace, root, tokenizer, args.keys)
+        print("watching ...", flush=True)
         watch_latency, burst_s, worst_stall = await watcher(warm_index, root)
         final_rss = rss_mb()
 

@@ -99,7 +99,14 @@ async def test_cancel_request_aborts_generation_inside_vllm(vllm: VllmEndpoint, 
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=request_id
             )
         )
-        await _until(lambda s: s.get("vllm:num_requests_running", 0) >= 1, vllm, 30)
+        # Running, seen either way: the gauge can lag a fast request, the token counter not.
+        await _until(
+            lambda s: s.get("vllm:num_requests_running", 0) >= 1
+            or s.get("vllm:generation_tokens_total", 0)
+            > before.get("vllm:generation_tokens_total", 0),
+            vllm,
+            30,
+        )
         client.protocol.notify("$/cancelRequest", types.CancelParams(id=request_id))
         with pytest.raises(JsonRpcException):
             await pending

@@ -119,6 +119,7 @@ class RepositoryIndex:
         self._stop_watching = asyncio.Event() if _has_loop() else None
         # Bumped whenever a header changes: context built from the index can tell it is stale.
         self.generation = 0
+        self._relative_paths: dict[Path, str | None] = {}
 
     # --- reading ---------------------------------------------------------------------------
     def header(self, relative: str) -> FileHeader | None:
@@ -140,10 +141,17 @@ class RepositoryIndex:
         return self._resolver
 
     def relative(self, path: Path) -> str | None:
+        # Memoized: resolve() costs a system call per path component, on every keystroke.
+        if path in self._relative_paths:
+            return self._relative_paths[path]
         try:
-            return path.resolve().relative_to(self.root).as_posix()
+            relative: str | None = path.resolve().relative_to(self.root).as_posix()
         except ValueError:
-            return None
+            relative = None
+        if len(self._relative_paths) > 4096:
+            self._relative_paths.clear()
+        self._relative_paths[path] = relative
+        return relative
 
     # --- building ----------------------------------------------------------------------------
     async def build(self) -> IndexReport:

@@ -3,6 +3,7 @@ like credentials are masked wherever they appear."""
 
 from __future__ import annotations
 
+import functools
 import re
 from fnmatch import fnmatch
 from pathlib import PurePosixPath
@@ -69,6 +70,7 @@ _CREDENTIAL_PATTERNS = [  # specific shapes first: the generic rule could mask o
 ]
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every keystroke; fnmatch over the list is slow
 def is_denied(relative_path: str, extra_deny: tuple[str, ...] = ()) -> bool:
     name = PurePosixPath(relative_path).name
     return any(

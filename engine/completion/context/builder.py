@@ -66,6 +66,9 @@ class ContextBuilder:
         self._anchors: dict[str, WindowAnchors] = {}
         self._tiers: dict[Path, RepositoryTier] = {}
         self._siblings: dict[tuple[Path, int, str], list[str]] = {}
+        # Per-keystroke work that only changes with a header or the index: memoized.
+        self._imports: dict[tuple[Path, int, str, str | None, tuple[str, ...]], list[str]] = {}
+        self._fits: dict[tuple[str, int], tuple[str, int]] = {}
         self._shuffle = random.Random(0)
 
     def forget(self, uri: str) -> None:
@@ -78,19 +81,18 @@ class ContextBuilder:
         if name is not None and is_denied(name, self._extra_deny):
             return None
         prefix_budget, suffix_budget = int(budget * PREFIX_SHARE), int(budget * SUFFIX_SHARE)
+        anchors = self._anchors.setdefault(request.document_uri, WindowAnchors())
         if self._layout == "naive":
             window = sliding_window(
                 request.text, request.cursor, self.counts, prefix_budget, suffix_budget
             )
         else:
-            anchors = self._anchors.setdefault(request.document_uri, WindowAnchors())
             window = anchored_window(
                 request.text, request.cursor, anchors, self.counts, prefix_budget, suffix_budget
             )
         document = self._workspace.documents.get(request.document_uri) if self._workspace else None
         file_header = ""
         if window.start_line > 0 and document is not None and document.header is not None:
-            anchors = self._anchors.setdefault(request.document_uri, WindowAnchors())
             if not anchors.file_header:
                 anchors.file_header = self._fit(
                     document.header.text, int(budget * FILE_HEADER_SHARE)
@@ -114,6 +116,17 @@ class ContextBuilder:
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
 
+    def repository_context(
+        self, request: CompletionRequest, budget: int
+    ) -> tuple[str | None, tuple[ContextEntry, ...]]:
+        """The workspace's name and the repository tier for ``request``'s file, without touching
+        its completion window: code actions lead with the same entries as completions."""
+        index, relative = self._locate(request)
+        if index is None or relative is None:
+            return request.workspace_name, ()
+        entries = tuple(self._repository(index, relative, request, int(budget * REPOSITORY_SHARE)))
+        return index.name, entries
+
     def _fit(self, header: str, budget: int) -> str:
         fit = self._fit_with_cost(header, budget)
         return fit[0] + "\n" if fit else ""
@@ -122,14 +135,22 @@ class ContextBuilder:
         """The header's first lines (imports come first), in proportion to ``budget`` over its
         real token count, with their share of that count; None until the count is known, so
         the text never flips from an estimate's cut to the real one."""
+        key = (header, budget)
+        if key in self._fits:
+            return self._fits[key]
         tokens = self.counts.known(header) if header else None
         if not tokens:
             return None
         if tokens <= budget:
-            return header, tokens
-        lines = header.splitlines()
-        keep = max(1, len(lines) * budget // tokens)
-        return "\n".join(lines[:keep]), tokens * keep // len(lines)
+            fit = header, tokens
+        else:
+            lines = header.splitlines()
+            keep = max(1, len(lines) * budget // tokens)
+            fit = "\n".join(lines[:keep]), tokens * keep // len(lines)
+        if len(self._fits) > 4096:
+            self._fits.clear()
+        self._fits[key] = fit
+        return fit
 
     def _locate(self, request: CompletionRequest) -> tuple[RepositoryIndex | None, str | None]:
         if self._workspace is None or request.path is None:
@@ -197,7 +218,12 @@ class ContextBuilder:
         else:
             indexed = index.header(relative)
             imports, language = (indexed.imports, indexed.language) if indexed else ((), None)
-        candidates = index.resolver().resolve(relative, language, imports)
+        key = (index.root, index.generation, relative, language, tuple(imports))
+        if key not in self._imports:
+            if len(self._imports) > 256:
+                self._imports.clear()
+            self._imports[key] = index.resolver().resolve(relative, language, imports)
+        candidates = list(self._imports[key])
         candidates += [path for path in live if path != relative and path in index][:OPEN_FILES]
         candidates += self._siblings_of(index, relative)
         ranked: list[str] = []
