@@ -73,6 +73,47 @@ class CompletionConfig:
 
 
 @dataclass(frozen=True)
+class ActionsConfig:
+    """Explain, fix, find bugs, ask: long answers from the reasoning model."""
+
+    __pydantic_config__ = _STRICT
+
+    # The IQuest Thinking model's recommended sampling.
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int = 4096
+    # Tokens of prompt for the code around the selection (the repository context is extra).
+    prompt_token_budget: int = 6144
+    # Show the model's reasoning (in explanations, and in a fix's report); never in an edit.
+    show_thinking: bool = False
+    # vLLM priority of actions (lower runs first): inline completions (0) go before them.
+    priority: int = 10
+    # Find bugs: ask the server for schema-constrained JSON (vLLM structured outputs).
+    structured_outputs: bool = True
+    # Fix: ask for {"replacement": "..."} under a JSON grammar instead of a fenced block. Sure
+    # to parse, at some cost in quality; useful for small models that wander off the format.
+    structured_fix: bool = False
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Which endpoint serves what. Defaults: inline -> instruct, actions -> reasoning."""
+
+    __pydantic_config__ = _STRICT
+
+    inline: Literal["instruct", "reasoning"] = "instruct"
+    explain: Literal["instruct", "reasoning"] = "reasoning"
+    fix: Literal["instruct", "reasoning"] = "reasoning"
+    find_bugs: Literal["instruct", "reasoning"] = "reasoning"
+    ask: Literal["instruct", "reasoning"] = "reasoning"
+    # An explanation of at most this many lines goes to the instruct model (0: never).
+    short_explain_lines: int = 0
+    # When the chosen endpoint is down, try the other one (and say so once).
+    fallback: bool = True
+
+
+@dataclass(frozen=True)
 class IndexConfig:
     __pydantic_config__ = _STRICT
 
@@ -92,6 +133,8 @@ class Settings:
     reasoning: EndpointConfig = field(default_factory=EndpointConfig)
     completion: CompletionConfig = field(default_factory=CompletionConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     log_file: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

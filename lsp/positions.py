@@ -31,3 +31,18 @@ def _outside(document: TextDocument, position: types.Position) -> JsonRpcInvalid
         f"position {position.line}:{position.character} is outside {document.uri} "
         f"({len(document.lines)} lines)"
     )
+
+
+def position_at(document: TextDocument, offset: int) -> types.Position:
+    """The client-units position of a code-point offset (clamped to the document)."""
+    text = document.source
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset)
+    line_start = text.rfind("\n", 0, offset) + 1
+    units = document.position_codec.client_num_units(text[line_start:offset])
+    return types.Position(line=line, character=units)
+
+
+def range_offsets(document: TextDocument, range_: types.Range) -> tuple[int, int]:
+    start, end = offset_at(document, range_.start), offset_at(document, range_.end)
+    return (start, end) if start <= end else (end, start)

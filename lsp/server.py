@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
@@ -13,14 +14,18 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from engine import __version__
+from engine.actions.findings import FindingsStore
+from engine.actions.service import ActionService
+from engine.completion.context import ContextBuilder
 from engine.completion.pipeline import CompletionService
 from engine.completion.types import CompletionRequest, Suggestion
-from engine.config import Settings, SettingsError, default_log_path
-from engine.health import Notice
+from engine.config import APP_NAME, Settings, SettingsError, default_log_path
+from engine.health import Notice, OutageTracker
 from engine.workspace import Workspace, default_index_cache
-from lsp import convert
+from lsp import actions, convert
 from lsp.logging_setup import attach_client_logging, configure_file_logging
 from lsp.positions import offset_at
+from lsp.protocol import IquestProtocol
 from lsp.settings import SECTION, SettingsLayers
 
 log = logging.getLogger(__name__)
@@ -39,9 +44,13 @@ class IquestServer(LanguageServer):
             "iquest-lsp",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=IquestProtocol,
         )
         self.layers = SettingsLayers(config_path)
         self.completions: CompletionService | None = None
+        self.action_service: ActionService | None = None
+        self.findings = FindingsStore()
+        self.outages = OutageTracker(self.notify_user)
         self.folders: list[Path] = []
         self.engine_workspace: Workspace | None = None
 
@@ -56,6 +65,22 @@ class IquestServer(LanguageServer):
             self.completions = self._new_service(self._settings_or_defaults())
         return self.completions
 
+    def actions(self) -> ActionService:
+        if self.action_service is None:
+            settings = self.service().settings
+
+            def completion_context() -> ContextBuilder | None:
+                served = self.completions.served_model if self.completions else None
+                return served.context if served else None
+
+            self.action_service = ActionService(
+                settings, self.notify_user, self.outages, self.engine_workspace, completion_context
+            )
+        return self.action_service
+
+    def explanations_dir(self) -> Path:
+        return Path(platformdirs.user_cache_dir(APP_NAME)) / "explanations"
+
     def _new_service(self, settings: Settings) -> CompletionService:
         if settings.index.enabled and self.folders and self.engine_workspace is None:
             cache = (
@@ -66,7 +91,7 @@ class IquestServer(LanguageServer):
             self.engine_workspace = Workspace(cache, settings.index.exclude)
             for folder in self.folders:
                 self.engine_workspace.add_folder(folder)
-        return CompletionService(settings, self.notify_user, self.engine_workspace)
+        return CompletionService(settings, self.notify_user, self.engine_workspace, self.outages)
 
     def _configure_logging(self, settings: Settings) -> None:
         configure_file_logging(
@@ -102,6 +127,8 @@ class IquestServer(LanguageServer):
             return
         self._configure_logging(settings)
         await self.completions.reconfigure(settings)
+        if self.action_service is not None:
+            await self.action_service.reconfigure(settings)
 
 
 def build_server(config_path: Path | None = None) -> IquestServer:
@@ -125,6 +152,7 @@ def _register(ls: IquestServer) -> None:
         on_completion
     )
     ls.feature(STATS_METHOD)(on_stats)
+    actions.register(ls)
 
 
 def on_initialize(ls: IquestServer, params: types.InitializeParams) -> None:
@@ -160,12 +188,22 @@ def on_did_open(ls: IquestServer, params: types.DidOpenTextDocumentParams) -> No
 def on_did_change(ls: IquestServer, params: types.DidChangeTextDocumentParams) -> None:
     # pygls has applied the changes to its copy already: hand the engine the resulting text.
     uri = params.text_document.uri
-    if ls.engine_workspace is not None and uri in ls.workspace.text_documents:
-        ls.engine_workspace.documents.changed(uri, ls.workspace.get_text_document(uri).source)
+    if uri not in ls.workspace.text_documents:
+        return
+    text = ls.workspace.get_text_document(uri).source
+    if ls.engine_workspace is not None:
+        ls.engine_workspace.documents.changed(uri, text)
+    if ls.findings.reconcile(uri, text):  # findings on changed lines are stale now
+        actions.publish_findings(ls, uri)
 
 
 def on_did_close(ls: IquestServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.service().forget_document(params.text_document.uri)
+    if ls.findings.get(params.text_document.uri):
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+        )
+    ls.findings.forget(params.text_document.uri)
     if ls.engine_workspace is not None:
         ls.engine_workspace.documents.closed(params.text_document.uri)
 

@@ -45,7 +45,15 @@ async def vllm(
             work_dir=tmp_path_factory.mktemp("vllm"),
             max_model_len=4096,
             block_size=32,
-            extra_args=("--kv-cache-memory-bytes", "256M", "--scheduling-policy", "priority"),
+            extra_args=(
+                "--kv-cache-memory-bytes",
+                "256M",
+                "--scheduling-policy",
+                "priority",
+                # Random weights under a JSON grammar emit whitespace forever otherwise.
+                "--structured-outputs-config",
+                '{"backend": "xgrammar", "disable_any_whitespace": true}',
+            ),
         )
     )
     await server.start(timeout_s=300)

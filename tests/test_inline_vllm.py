@@ -101,9 +101,11 @@ async def test_cancel_request_aborts_generation_inside_vllm(vllm: VllmEndpoint, 
         )
         # Running, seen either way: the gauge can lag a fast request, the token counter not.
         await _until(
-            lambda s: s.get("vllm:num_requests_running", 0) >= 1
-            or s.get("vllm:generation_tokens_total", 0)
-            > before.get("vllm:generation_tokens_total", 0),
+            lambda s: (
+                s.get("vllm:num_requests_running", 0) >= 1
+                or s.get("vllm:generation_tokens_total", 0)
+                > before.get("vllm:generation_tokens_total", 0)
+            ),
             vllm,
             30,
         )

@@ -13,8 +13,14 @@ class FailureKind(StrEnum):
 class BackendError(Exception):
     """A request to a model server that failed; says where and why, in words a user can act on."""
 
-    def __init__(self, url: str, kind: FailureKind, detail: str) -> None:
+    def __init__(self, url: str, kind: FailureKind, detail: str, status: int | None = None) -> None:
         super().__init__(f"{url}: {kind.value}: {detail}")
         self.url = url
         self.kind = kind
         self.detail = detail
+        self.status = status
+
+    def rejects_field(self, name: str) -> bool:
+        """A 400 that names a request field: the server does not take it (vLLM refuses a
+        non-zero ``priority`` unless it schedules by priority)."""
+        return self.status == 400 and name in self.detail

@@ -76,7 +76,7 @@ class CompletionBackend:
                 extra_body=params.extra_body or None,
             )
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise translate_error(self.url, exc) from exc
         async with response:
             try:
                 async for chunk in response:
@@ -84,12 +84,12 @@ class CompletionBackend:
             except BackendError:
                 raise
             except Exception as exc:
-                raise self._translate(exc) from exc
+                raise translate_error(self.url, exc) from exc
 
     def _parse_chunk(self, chunk: object) -> StreamChunk:
         # The client builds its models without validation: check the shape ourselves.
         choices = getattr(chunk, "choices", None)
-        usage = _parse_usage(getattr(chunk, "usage", None))
+        usage = parse_usage(getattr(chunk, "usage", None))
         if choices is None or not isinstance(choices, list):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'choices'")
         if not choices:
@@ -101,31 +101,32 @@ class CompletionBackend:
             text=text, finish_reason=getattr(choices[0], "finish_reason", None), usage=usage
         )
 
-    def _translate(self, exc: Exception) -> BackendError:
-        if isinstance(exc, openai.APITimeoutError):
-            return BackendError(self.url, FailureKind.TIMEOUT, "no answer in time")
-        cut = _find_in_chain(exc, ("RemoteProtocolError", "ReadError"))
-        if cut is not None:
-            return BackendError(
-                self.url, FailureKind.MALFORMED, f"the stream was cut: {_short(str(cut))}"
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            cause = _find_in_chain(exc, ("ConnectError", "ConnectTimeout")) or exc
-            return BackendError(self.url, FailureKind.UNREACHABLE, _short(str(cause)))
-        if isinstance(exc, openai.APIStatusError):
-            return BackendError(
-                self.url, FailureKind.HTTP_STATUS, f"HTTP {exc.status_code}: {_short(exc.message)}"
-            )
-        if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
-            return BackendError(self.url, FailureKind.MALFORMED, f"not JSON: {_short(str(exc))}")
-        if isinstance(exc, openai.APIError):
-            return BackendError(self.url, FailureKind.MALFORMED, _short(exc.message))
+
+def translate_error(url: str, exc: Exception) -> BackendError:
+    """A client exception as a BackendError that says, in words, what went wrong."""
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(url, FailureKind.TIMEOUT, "no answer in time")
+    cut = _find_in_chain(exc, ("RemoteProtocolError", "ReadError"))
+    if cut is not None:
+        return BackendError(url, FailureKind.MALFORMED, f"the stream was cut: {_short(str(cut))}")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = _find_in_chain(exc, ("ConnectError", "ConnectTimeout")) or exc
+        return BackendError(url, FailureKind.UNREACHABLE, _short(str(cause)))
+    if isinstance(exc, openai.APIStatusError):
         return BackendError(
-            self.url, FailureKind.MALFORMED, f"{type(exc).__name__}: {_short(str(exc))}"
+            url,
+            FailureKind.HTTP_STATUS,
+            f"HTTP {exc.status_code}: {_short(exc.message)}",
+            status=exc.status_code,
         )
+    if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
+        return BackendError(url, FailureKind.MALFORMED, f"not JSON: {_short(str(exc))}")
+    if isinstance(exc, openai.APIError):
+        return BackendError(url, FailureKind.MALFORMED, _short(exc.message))
+    return BackendError(url, FailureKind.MALFORMED, f"{type(exc).__name__}: {_short(str(exc))}")
 
 
-def _parse_usage(raw: object) -> Usage | None:
+def parse_usage(raw: object) -> Usage | None:
     if raw is None:
         return None
     details = getattr(raw, "prompt_tokens_details", None)

@@ -57,11 +57,14 @@ class CompletionService:
         settings: Settings,
         notify: Callable[[Notice], None],
         workspace: Workspace | None = None,
+        outages: OutageTracker | None = None,
     ) -> None:
         self._settings = settings
         self.workspace = workspace
         self._notify = notify
-        self._outages = OutageTracker(notify)
+        # Shared with the action service: one message per outage, whoever meets it first.
+        self.outages = outages or OutageTracker(notify)
+        self._outages = self.outages
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
         self._served: ServedModel | None = None

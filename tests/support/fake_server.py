@@ -20,6 +20,14 @@ class FakeServer:
     mode: str = "ok"
     reply: str = "value = 42"
     prompts: list[str] = field(default_factory=list)
+    # Chat: the answer's content and reasoning field, streamed in small pieces.
+    chat_reply: str = "An answer."
+    chat_reasoning: str = ""
+    # Successive chat answers, used before chat_reply (a retry gets the next one).
+    chat_replies: list[str] = field(default_factory=list)
+    chat_requests: list[dict[str, object]] = field(default_factory=list)
+    # Request fields answered with a 400 naming them, as vLLM does for `priority` under FCFS.
+    refused_fields: set[str] = field(default_factory=set)
 
     @property
     def base_url(self) -> str:
@@ -33,6 +41,17 @@ def _chunk(text: str) -> bytes:
         "created": 0,
         "model": "fake-qwen-coder",
         "choices": [{"index": 0, "text": text, "finish_reason": None}],
+    }
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _chat_chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+    body = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake-qwen-coder",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return f"data: {json.dumps(body)}\n\n".encode()
 
@@ -74,7 +93,35 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         await response.write_eof()
         return response
 
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        state.chat_requests.append(body)
+        refused = sorted(state.refused_fields & set(body))
+        if refused:
+            message = f"{refused[0]} is not supported by this server's configuration"
+            return web.json_response({"error": {"message": message}}, status=400)
+        if state.mode == "hang":
+            await asyncio.sleep(3600)
+        if state.mode == "http500":
+            return web.json_response({"error": {"message": "engine dead"}}, status=500)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        content = state.chat_replies.pop(0) if state.chat_replies else state.chat_reply
+        pieces = [
+            ("reasoning", state.chat_reasoning[i : i + 7])
+            for i in range(0, len(state.chat_reasoning), 7)
+        ]
+        pieces += [("content", content[i : i + 7]) for i in range(0, len(content), 7)]
+        for key, piece in pieces:
+            await response.write(_chat_chunk({key: piece}))
+            await asyncio.sleep(0.005)
+        await response.write(_chat_chunk({}, finish="stop"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
     app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
     app.router.add_post("/tokenize", tokenize)
     app.router.add_post("/v1/completions", completions)

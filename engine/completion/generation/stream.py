@@ -26,6 +26,7 @@ async def generate(
     try:
         async with asyncio.timeout(timeout_s), aclosing(backend.stream(params)) as chunks:
             async for chunk in chunks:
+                await asyncio.sleep(0)  # a fast stream must not starve the editor's messages
                 usage = chunk.usage or usage
                 cutter.feed(chunk.text)
                 if cutter.done:

@@ -1,0 +1,46 @@
+"""Which endpoint serves a request: documented rules from ``[routing]`` settings.
+
+Defaults: inline completions -> instruct; explain, fix, find bugs, ask -> reasoning. Optional:
+a short explanation goes to the instruct model (``short_explain_lines``). With ``fallback``,
+a request whose endpoint is down goes to the other one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.actions.types import ActionKind
+from engine.config import RoutingConfig
+
+EndpointName = Literal["instruct", "reasoning"]
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: EndpointName
+    fallback: EndpointName | None
+    reason: str
+
+
+def other(name: EndpointName) -> EndpointName:
+    return "reasoning" if name == "instruct" else "instruct"
+
+
+class Router:
+    def __init__(self, rules: RoutingConfig) -> None:
+        self.rules = rules
+
+    def route(self, kind: ActionKind | Literal["inline"], selected_lines: int = 0) -> Route:
+        rules = self.rules
+        if kind == "inline":
+            endpoint, reason = rules.inline, "inline completion"
+        elif (
+            kind is ActionKind.EXPLAIN
+            and rules.short_explain_lines > 0
+            and 0 < selected_lines <= rules.short_explain_lines
+        ):
+            endpoint = "instruct"
+            reason = f"short explanation ({selected_lines} <= {rules.short_explain_lines} lines)"
+        else:
+            endpoint, reason = getattr(rules, kind.value), f"{kind.value} rule"
+        return Route(endpoint, other(endpoint) if rules.fallback else None, reason)

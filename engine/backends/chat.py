@@ -1,0 +1,110 @@
+"""Streaming ``/v1/chat/completions`` through the ``openai`` package's async client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from engine.backends.errors import BackendError, FailureKind
+from engine.backends.openai_compatible import Usage, parse_usage, translate_error
+from engine.config import EndpointConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    # A JSON schema the answer must follow (vLLM structured outputs), when asked for.
+    json_schema: dict[str, object] | None = None
+    extra_body: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChatDelta:
+    # vLLM's reasoning parser puts the thinking in its own field (`reasoning`, formerly
+    # `reasoning_content`); without a parser it stays inside `content` as <think>…</think>.
+    reasoning: str = ""
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class ChatBackend:
+    """One endpoint's chat API. Closing the stream early makes vLLM abort the request."""
+
+    def __init__(self, endpoint: EndpointConfig, model: str, timeout_s: float) -> None:
+        self.url = endpoint.base_url
+        self.model = model
+        self._client = openai.AsyncOpenAI(
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key(),
+            timeout=openai.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
+            max_retries=0,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, params: ChatParams) -> AsyncGenerator[ChatDelta, None]:
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in params.messages],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "extra_body": params.extra_body or None,
+        }
+        if params.json_schema is not None:
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": params.json_schema},
+            }
+        try:
+            response = await self._client.chat.completions.create(**request)
+        except Exception as exc:
+            raise translate_error(self.url, exc) from exc
+        async with response:
+            try:
+                async for chunk in response:
+                    yield self._parse_chunk(chunk)
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise translate_error(self.url, exc) from exc
+
+    def _parse_chunk(self, chunk: object) -> ChatDelta:
+        choices = getattr(chunk, "choices", None)
+        usage = parse_usage(getattr(chunk, "usage", None))
+        if choices is None or not isinstance(choices, list):
+            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'choices'")
+        if not choices:
+            return ChatDelta(usage=usage)
+        delta = getattr(choices[0], "delta", None)
+        if delta is None:
+            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'delta'")
+        reasoning = getattr(delta, "reasoning", None) or getattr(delta, "reasoning_content", None)
+        content = getattr(delta, "content", None)
+        if not isinstance(reasoning, str | None) or not isinstance(content, str | None):
+            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk with non-text delta")
+        return ChatDelta(
+            reasoning=reasoning or "",
+            content=content or "",
+            finish_reason=getattr(choices[0], "finish_reason", None),
+            usage=usage,
+        )
