@@ -24,7 +24,7 @@ TINY_NAME = "tiny-qwen2.5-coder"
 
 @asynccontextmanager
 async def tiny_vllm(
-    work: Path, reuse_root: str | None, block_size: int = 32
+    work: Path, reuse_root: str | None, block_size: int = 32, extra_args: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[str, str]]:
     """(root URL, model name) of a vLLM CPU server on the tiny model: reused or started."""
     if reuse_root:
@@ -39,7 +39,7 @@ async def tiny_vllm(
             served_model_name=TINY_NAME,
             work_dir=work / "vllm",
             block_size=block_size,
-            extra_args=("--kv-cache-memory-bytes", "512M"),
+            extra_args=("--kv-cache-memory-bytes", "512M", *extra_args),
         )
     )
     print(f"starting vLLM (CPU) on the tiny model, block size {block_size} ...", flush=True)
@@ -68,6 +68,10 @@ async def lsp_client(workspace: Path, options: dict[str, Any]) -> AsyncIterator[
     def log_message(params: types.LogMessageParams) -> None:
         if params.type <= types.MessageType.Warning:
             print(f"[daemon] {params.message}", flush=True)
+
+    @client.feature("iquest/explanation")
+    def explanation(params: Any) -> None:
+        pass  # rendered by editor plugins; the benchmarks only time actions
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def show_message(params: types.ShowMessageParams) -> None:

@@ -204,8 +204,12 @@ def merge_layers(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def build_settings(merged: Mapping[str, Any]) -> Settings:
+    merged = dict(merged)
+    if "reasoning" not in merged and "instruct" in merged:
+        # One deployment serving both: actions go where completions go unless told otherwise.
+        merged["reasoning"] = merged["instruct"]
     try:
-        return _SETTINGS_ADAPTER.validate_python(dict(merged))
+        return _SETTINGS_ADAPTER.validate_python(merged)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()

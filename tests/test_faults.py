@@ -143,3 +143,26 @@ def _splice_utf16(text: str, sl: int, sc: int, el: int, ec: int, new: str) -> st
     end = sum(len(u) + 2 for u in units[:el]) + 2 * ec
     encoded = "\n".join(lines).encode("utf-16-le")
     return (encoded[:start] + new.encode("utf-16-le") + encoded[end:]).decode("utf-16-le")
+
+
+async def test_inline_completions_fall_back_to_the_other_endpoint_and_say_so_once(
+    tmp_path: Path,
+):
+    uri = (tmp_path / "a.py").as_uri()
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    async with fake_server() as fake:
+        settings = {
+            "instruct": {"base_url": down, "connect_timeout_s": 1.0},
+            "reasoning": {"base_url": fake.base_url},
+            "completion": {"debounce_ms": 0, "timeout_s": 1.5},
+        }
+        async with lsp_session(settings, tmp_path) as client:
+            open_document(client, uri, SOURCE)
+            results = [
+                await inline_completion(client, uri, end_position(SOURCE)) for _ in range(3)
+            ]
+            await asyncio.sleep(0.2)
+    assert all(items_of(r)[0].insert_text == fake.reply for r in results)
+    warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert len([w for w in warnings if "inline completions use the reasoning model" in w]) == 1
+    assert len(error_messages(client)) == 1  # the outage itself, once

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from engine.actions.findings import FindingsRejected, findings_schema, read_findings
 from engine.actions.fix import FixRejected, build_edit, fix_schema, read_proposal
 from engine.actions.prompting import build_messages, retry_message
-from engine.actions.router import EndpointName, Route, Router
 from engine.actions.thinking import ThinkingSplitter
 from engine.actions.types import (
     ActionError,
@@ -33,6 +32,7 @@ from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.types import CompletionRequest
 from engine.config import Settings
 from engine.health import Notice, OutageTracker
+from engine.routing import EndpointName, Route, Router, worth_falling_back
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class ActionService:
                 answer = await self._stream(name, messages, progress, json_schema)
             except BackendError as error:
                 self._outages.failed(error)
-                if position + 1 < len(names) and _worth_falling_back(error):
+                if position + 1 < len(names) and worth_falling_back(error):
                     self._tell_fallback(route, name, names[position + 1], error)
                     continue
                 raise ActionError(f"{request.kind.value}: {error}") from error
@@ -300,9 +300,3 @@ class ActionService:
                     f"{route.reason} uses the {instead} model meanwhile.",
                 )
             )
-
-
-def _worth_falling_back(error: BackendError) -> bool:
-    if error.kind in (FailureKind.UNREACHABLE, FailureKind.TIMEOUT):
-        return True
-    return error.status is not None and error.status >= 500

@@ -23,4 +23,4 @@ class BackendError(Exception):
     def rejects_field(self, name: str) -> bool:
         """A 400 that names a request field: the server does not take it (vLLM refuses a
         non-zero ``priority`` unless it schedules by priority)."""
-        return self.status == 400 and name in self.detail
+        return self.status == 400 and name.lower() in self.detail.lower()

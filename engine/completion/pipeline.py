@@ -27,9 +27,10 @@ from engine.completion.templating.selection import (
 from engine.completion.templating.templates import FimTemplate
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.completion.typing_through import TypingThroughMemory
-from engine.config import CompletionConfig, Settings
+from engine.config import CompletionConfig, EndpointConfig, Settings
 from engine.health import Notice, OutageTracker
 from engine.metrics import CompletionStats
+from engine.routing import EndpointName, Route, Router, worth_falling_back
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,10 @@ class CompletionService:
         self._outages = self.outages
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
-        self._served: ServedModel | None = None
-        self._discovery: asyncio.Task[ServedModel] | None = None
+        # Per endpoint name ("instruct", "reasoning"): what discovery learned, and its task.
+        self._served: dict[EndpointName, ServedModel] = {}
+        self._discovery: dict[EndpointName, asyncio.Task[ServedModel]] = {}
+        self._fallback_told = False
         self.stats = CompletionStats()
 
     @property
@@ -77,31 +80,40 @@ class CompletionService:
 
     @property
     def served_model(self) -> ServedModel | None:
-        return self._served
+        """The model serving inline completions by the routing rules, once discovered."""
+        return self._served.get(self._route().endpoint) or next(iter(self._served.values()), None)
 
     async def start(self) -> None:
         """Discover the model and template in the background; the first request waits for it."""
-        self._discovery_task()
+        self._discovery_task(self._route().endpoint)
 
     async def reconfigure(self, settings: Settings) -> None:
-        endpoint_changed = (settings.instruct, settings.completion, settings.index) != (
+        endpoint_changed = (
+            settings.instruct,
+            settings.reasoning,
+            settings.routing,
+            settings.completion,
+            settings.index,
+        ) != (
             self._settings.instruct,
+            self._settings.reasoning,
+            self._settings.routing,
             self._settings.completion,
             self._settings.index,
         )
         self._settings = settings
         if endpoint_changed:
-            await self._drop_served_model()
-            self._discovery_task()
+            await self._drop_served_models()
+            self._discovery_task(self._route().endpoint)
 
     async def aclose(self) -> None:
-        await self._drop_served_model()
+        await self._drop_served_models()
 
     def forget_document(self, uri: str) -> None:
         self._latest.cancel(uri)
         self._memory.forget(uri)
-        if self._served is not None:
-            self._served.context.forget(uri)
+        for served in self._served.values():
+            served.context.forget(uri)
 
     async def complete(self, request: CompletionRequest) -> Suggestion | None:
         if not 0 <= request.cursor <= len(request.text):
@@ -137,20 +149,54 @@ class CompletionService:
             except asyncio.CancelledError:
                 self.stats.superseded += 1
                 raise
-        url = self._settings.instruct.base_url
-        if self._outages.should_skip(url):
-            return None
-        try:
-            served = await self._served_model()
-            suggestion = await self._generate(served, request, started)
-        except BackendError as error:
-            self.stats.failures += 1
-            self._outages.failed(error)
-            if self._discovery is not None and self._discovery.done() and self._served is None:
-                self._discovery = None  # retry discovery on the next request
-            return None
-        self._outages.succeeded(url)
-        return suggestion
+        names = self._endpoints_in_order()
+        for position, name in enumerate(names):
+            url = self._url(name)
+            if self._outages.should_skip(url):
+                continue
+            try:
+                served = await self._served_model(name)
+                suggestion = await self._generate(served, request, started)
+            except BackendError as error:
+                self.stats.failures += 1
+                self._outages.failed(error)
+                task = self._discovery.get(name)
+                if task is not None and task.done() and name not in self._served:
+                    del self._discovery[name]  # retry discovery on the next request
+                if position + 1 < len(names) and worth_falling_back(error):
+                    self._tell_fallback(name, names[position + 1])
+                    continue
+                return None
+            self._outages.succeeded(url)
+            if position == 0:
+                self._fallback_told = False
+            return suggestion
+        return None
+
+    def _route(self) -> Route:
+        return Router(self._settings.routing).route("inline")
+
+    def _url(self, name: EndpointName) -> str:
+        endpoint: EndpointConfig = getattr(self._settings, name)
+        return endpoint.base_url
+
+    def _endpoints_in_order(self) -> list[EndpointName]:
+        route = self._route()
+        names: list[EndpointName] = [route.endpoint]
+        if route.fallback is not None and self._url(route.fallback) != self._url(route.endpoint):
+            names.append(route.fallback)
+        return names
+
+    def _tell_fallback(self, failed: EndpointName, instead: EndpointName) -> None:
+        if not self._fallback_told:
+            self._fallback_told = True
+            self._notify(
+                Notice(
+                    "warning",
+                    f"iquest: inline completions use the {instead} model while the {failed} "
+                    f"model ({self._url(failed)}) is not answering.",
+                )
+            )
 
     async def _generate(
         self, served: ServedModel, request: CompletionRequest, started: float
@@ -195,21 +241,22 @@ class CompletionService:
             cached_tokens=outcome.usage.cached_tokens if outcome.usage else None,
         )
 
-    def _discovery_task(self) -> asyncio.Task[ServedModel]:
-        if self._discovery is None:
-            self._discovery = asyncio.create_task(self._discover())
+    def _discovery_task(self, name: EndpointName) -> asyncio.Task[ServedModel]:
+        if name not in self._discovery:
+            task = asyncio.create_task(self._discover(name))
             # A failure is reported by the request that awaits it; don't warn it was unseen.
-            self._discovery.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return self._discovery
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._discovery[name] = task
+        return self._discovery[name]
 
-    async def _served_model(self) -> ServedModel:
-        if self._served is not None:
-            return self._served
+    async def _served_model(self, name: EndpointName) -> ServedModel:
+        if name in self._served:
+            return self._served[name]
         # shield: one cancelled keystroke must not kill discovery for the others.
-        return await asyncio.shield(self._discovery_task())
+        return await asyncio.shield(self._discovery_task(name))
 
-    async def _discover(self) -> ServedModel:
-        endpoint = self._settings.instruct
+    async def _discover(self, name: EndpointName) -> ServedModel:
+        endpoint: EndpointConfig = getattr(self._settings, name)
         info = ServerInfo(endpoint)
         try:
             model = endpoint.model or await _first_served_model(info)
@@ -223,7 +270,8 @@ class CompletionService:
             log.warning("%s", choice.warning)
             self._notify(Notice("warning", f"iquest: {choice.warning}"))
         log.info(
-            "instruct model %s at %s: template %s (%s)",
+            "%s model %s at %s: template %s (%s)",
+            name,
             model,
             endpoint.base_url,
             choice.template.name,
@@ -238,17 +286,19 @@ class CompletionService:
             settings.index.exclude,
         )
         backend = CompletionBackend(endpoint, model, timeout_s=settings.completion.timeout_s)
-        self._served = ServedModel(model, choice, repo_headers, backend, info, context)
-        return self._served
+        served = ServedModel(model, choice, repo_headers, backend, info, context)
+        self._served[name] = served
+        return served
 
-    async def _drop_served_model(self) -> None:
-        if self._discovery is not None and not self._discovery.done():
-            self._discovery.cancel()
-        self._discovery = None
-        if self._served is not None:
-            await self._served.backend.aclose()
-            await self._served.info.aclose()
-            self._served = None
+    async def _drop_served_models(self) -> None:
+        for task in self._discovery.values():
+            if not task.done():
+                task.cancel()
+        self._discovery = {}
+        served, self._served = self._served, {}
+        for model in served.values():
+            await model.backend.aclose()
+            await model.info.aclose()
 
 
 async def _first_served_model(info: ServerInfo) -> str:

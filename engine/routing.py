@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from engine.actions.types import ActionKind
+from engine.backends.errors import BackendError, FailureKind
 from engine.config import RoutingConfig
 
 EndpointName = Literal["instruct", "reasoning"]
@@ -44,3 +45,11 @@ class Router:
         else:
             endpoint, reason = getattr(rules, kind.value), f"{kind.value} rule"
         return Route(endpoint, other(endpoint) if rules.fallback else None, reason)
+
+
+def worth_falling_back(error: BackendError) -> bool:
+    """Down, silent or failing inside: another endpoint may do better. A 4xx would fail there
+    too (it is about the request)."""
+    if error.kind in (FailureKind.UNREACHABLE, FailureKind.TIMEOUT):
+        return True
+    return error.status is not None and error.status >= 500
