@@ -158,9 +158,7 @@ async def test_inline_completions_fall_back_to_the_other_endpoint_and_say_so_onc
         }
         async with lsp_session(settings, tmp_path) as client:
             open_document(client, uri, SOURCE)
-            results = [
-                await inline_completion(client, uri, end_position(SOURCE)) for _ in range(3)
-            ]
+            results = [await inline_completion(client, uri, end_position(SOURCE)) for _ in range(3)]
             await asyncio.sleep(0.2)
     assert all(items_of(r)[0].insert_text == fake.reply for r in results)
     warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
