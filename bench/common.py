@@ -77,7 +77,8 @@ async def lsp_client(workspace: Path, options: dict[str, Any]) -> AsyncIterator[
     def show_message(params: types.ShowMessageParams) -> None:
         print(f"[daemon] {params.message}", flush=True)
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "IQUEST_CONFIG": str(workspace / "none.toml")}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "IQUEST_CONFIG": str(workspace / "none.toml")}
     await client.start_io(sys.executable, "-m", "lsp", env=env)
     await client.initialize_async(
         types.InitializeParams(
@@ -103,3 +104,14 @@ async def lsp_client(workspace: Path, options: dict[str, Any]) -> AsyncIterator[
 async def daemon_stats(client: LanguageClient) -> dict[str, Any]:
     result = await client.protocol.send_request_async("iquest/stats", None)
     return result._asdict() if hasattr(result, "_asdict") else dict(result)
+
+
+async def kv_block_size(root: str) -> str:
+    """The server's KV cache block size, from vLLM's cache_config_info metric labels."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"{root}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("vllm:cache_config_info"):
+                return sample.labels.get("block_size", "?")
+    return "?"

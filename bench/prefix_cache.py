@@ -26,7 +26,7 @@ import httpx as httpx_package
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from bench.common import daemon_stats, lsp_client, tiny_vllm, vllm_counters
+from bench.common import daemon_stats, kv_block_size, lsp_client, tiny_vllm, vllm_counters
 
 PROJECT = Path(httpx_package.__file__).parent
 # (file, first line of the region to retype, number of lines) — mid-file function bodies.
@@ -190,6 +190,7 @@ async def main() -> None:
         for name, text in initial.items():
             (workspace / name).write_text(text)
         async with tiny_vllm(work, args.vllm_root) as (root, model):
+            block_size = await kv_block_size(root)
             rows = []
             for label, layout in LAYOUTS.items():
                 before = await vllm_counters(root)
@@ -223,7 +224,7 @@ async def main() -> None:
     print(
         f"\n{len(strokes)} keystrokes per layout over {len(REGIONS)} regions of httpx "
         f"({', '.join(sorted({r[0] for r in REGIONS}))}); prompt budget {args.budget} tokens; "
-        f"vLLM CPU, tiny model, block size 32\n"
+        f"vLLM at {args.vllm_root or 'a CPU server it started'}, KV block size {block_size}\n"
     )
     print(
         f"{'layout':46} {'requests':>8} {'prompt tok/req':>14} {'hit ratio (vLLM metrics)':>25} "
