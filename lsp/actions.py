@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 from pygls.workspace import TextDocument
 
 from engine.actions.types import ActionError, ActionKind, ActionRequest, Finding
@@ -164,7 +164,8 @@ async def _explain(
         "markdown": markdown,
     }
     ls.protocol.notify(EXPLANATION_NOTIFICATION, payload)
-    if _can_show_document(ls) and not _renders_explanations(ls):
+    # Team mode: the file would be on the server, out of the editor's reach.
+    if ls.team is None and _can_show_document(ls) and not _renders_explanations(ls):
         shown = _write_explanation(ls, request, markdown)
         await ls.window_show_document_async(
             types.ShowDocumentParams(
@@ -324,10 +325,10 @@ def _request(
     question = arguments.get("question") or arguments.get("problem")
     if kind is ActionKind.ASK and not (isinstance(question, str) and question.strip()):
         raise JsonRpcInvalidParams("iquest.ask needs a 'question' (the editor plugin asks for it)")
-    path = to_fs_path(uri)
+    path = ls.server_path(uri)
     relative = None
     if ls.engine_workspace is not None and path:
-        _, relative = ls.engine_workspace.locate(Path(path))
+        _, relative = ls.engine_workspace.locate(path)
     request = ActionRequest(
         kind=kind,
         document_uri=uri,
@@ -336,8 +337,8 @@ def _request(
         start=start,
         end=end,
         question=question if isinstance(question, str) else None,
-        relative_path=relative or (Path(path).name if path else None),
-        path=Path(path) if path else None,
+        relative_path=relative or (path.name if path else None),
+        path=path,
     )
     return request, document
 

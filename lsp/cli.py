@@ -25,7 +25,38 @@ def parser() -> argparse.ArgumentParser:
         help="TOML settings file (default: $IQUEST_CONFIG "
         "or the user config dir's iquest-lsp/config.toml)",
     )
+    serve = root.add_argument_group("team mode (--serve)")
+    serve.add_argument(
+        "--serve", action="store_true", help="serve many editors over TCP/TLS and WebSocket"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7070, help="LSP over TCP (TLS with --tls-cert)")
+    serve.add_argument(
+        "--ws-port", type=int, default=7071, help="LSP over WebSocket; also /healthz, /metrics"
+    )
+    serve.add_argument("--tls-cert", type=Path, help="certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="private key (PEM)")
+    serve.add_argument(
+        "--repo", type=Path, action="append", default=[], help="server-side checkout (repeatable)"
+    )
+    serve.add_argument("--tokens", type=Path, help="token store (default: user config dir)")
+    serve.add_argument(
+        "--salt-per",
+        choices=("user", "team"),
+        default="user",
+        help="vLLM cache_salt per user (isolation, default) or one for the team",
+    )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    token = commands.add_parser("token", help="manage team-mode access tokens")
+    token.add_argument("action", choices=("add", "list", "revoke"))
+    token.add_argument("name", nargs="?", help="user (add), token id or user (revoke)")
+    token.add_argument("--tokens", type=Path, dest="token_store", help="token store")
+    bridge = commands.add_parser(
+        "connect", help="bridge stdio to a team server (token from $IQUEST_TOKEN or a file)"
+    )
+    bridge.add_argument("url", help="tcp://, tls://, ws:// or wss:// HOST:PORT")
+    bridge.add_argument("--token-file", type=Path)
+    bridge.add_argument("--ca-file", type=Path, help="CA bundle for a self-signed server")
     demo = commands.add_parser(
         "demo",
         help="start the embedded model on vLLM's CPU build (unless an instruct endpoint "
@@ -53,15 +84,68 @@ def main(argv: list[str] | None = None) -> int:
 
         _console_logging()
         return asyncio.run(run_doctor(args.config))
+    if args.command == "token":
+        return _token_command(args)
+    if args.command == "connect":
+        from lsp.serve.bridge import BridgeError, read_token, run_bridge
+
+        try:
+            return asyncio.run(run_bridge(args.url, read_token(args.token_file), args.ca_file))
+        except (BridgeError, OSError) as error:
+            print(f"iquest-lsp connect: {error}", file=sys.stderr)
+            return 2
+    if args.serve:
+        from lsp.serve.app import ServeOptions, run_serve
+
+        _console_logging(logging.INFO)
+        options = ServeOptions(
+            host=args.host,
+            port=args.port,
+            ws_port=args.ws_port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            repos=tuple(args.repo),
+            tokens=args.tokens,
+            config=args.config,
+            salt_per=args.salt_per,
+        )
+        try:
+            return asyncio.run(run_serve(options))
+        except KeyboardInterrupt:
+            return 0
     from lsp.server import build_server
 
     build_server(args.config).start_io()
     return 0
 
 
-def _console_logging() -> None:
+def _token_command(args: argparse.Namespace) -> int:
+    from engine.team.tokens import TokenError, TokenStore
+
+    store = TokenStore(args.token_store)
+    try:
+        if args.action == "add":
+            if not args.name:
+                raise TokenError("token add needs a user name")
+            print(store.add(args.name))
+            print("(shown once: give it to the user; it is stored hashed)", file=sys.stderr)
+        elif args.action == "list":
+            for entry in store.entries():
+                state = "revoked" if entry.revoked else "active"
+                print(f"{entry.id}  {entry.user:20} {state}")
+        else:
+            if not args.name:
+                raise TokenError("token revoke needs a token id or a user")
+            print(f"revoked {store.revoke(args.name)} token(s)")
+    except TokenError as error:
+        print(f"iquest-lsp token: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _console_logging(level: int = logging.WARNING) -> None:
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
 

@@ -24,3 +24,13 @@ class IquestProtocol(LanguageServerProtocol):
             raise JsonRpcInvalidParams(f"command {params.command!r} is not defined")
         result = handler(*(params.arguments or []))
         return await result if inspect.isawaitable(result) else result
+
+
+class TeamProtocol(IquestProtocol):
+    """Team mode: an editor's ``exit`` closes its own connection, never the daemon."""
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:  # type: ignore[override]
+        close = getattr(self._server, "close_connection", None)
+        if callable(close):
+            close()

@@ -25,7 +25,8 @@ from engine.workspace import Workspace, default_index_cache
 from lsp import actions, convert
 from lsp.logging_setup import attach_client_logging, configure_file_logging
 from lsp.positions import offset_at
-from lsp.protocol import IquestProtocol
+from lsp.protocol import IquestProtocol, TeamProtocol
+from lsp.serve.team import TeamContext
 from lsp.settings import SECTION, SettingsLayers
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,18 @@ _NOTICE_TYPES = {
 
 
 class IquestServer(LanguageServer):
-    def __init__(self, config_path: Path | None = None) -> None:
+    def __init__(self, config_path: Path | None = None, team: TeamContext | None = None) -> None:
         super().__init__(
             "iquest-lsp",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
-            protocol_cls=IquestProtocol,
+            protocol_cls=TeamProtocol if team else IquestProtocol,
         )
-        self.layers = SettingsLayers(config_path)
+        self.team = team
+        forced = {"completion": {"cache_salt": team.cache_salt}} if team else None
+        self.layers = SettingsLayers(config_path, forced)
+        # Team mode: the editor's folders (paths on its machine) -> server-side checkouts.
+        self.path_map: list[tuple[Path, Path]] = []
         self.completions: CompletionService | None = None
         self.action_service: ActionService | None = None
         self.findings = FindingsStore()
@@ -81,7 +86,29 @@ class IquestServer(LanguageServer):
     def explanations_dir(self) -> Path:
         return Path(platformdirs.user_cache_dir(APP_NAME)) / "explanations"
 
+    def close_connection(self) -> None:
+        if self.team is not None:
+            self.team.close()
+
+    def server_path(self, uri: str) -> Path | None:
+        """Where a document would live on this machine: in team mode, the client's folder is
+        swapped for the server-side checkout of the same name."""
+        path = to_fs_path(uri)
+        if path is None:
+            return None
+        for client_root, server_root in self.path_map:
+            if Path(path).is_relative_to(client_root):
+                return server_root / Path(path).relative_to(client_root)
+        return Path(path)
+
     def _new_service(self, settings: Settings) -> CompletionService:
+        if self.team is not None:
+            if self.engine_workspace is None:
+                self.engine_workspace = Workspace(None, settings.index.exclude)
+                self.engine_workspace.indexes.extend(self.team.repositories)
+            return CompletionService(
+                settings, self.notify_user, self.engine_workspace, self.outages, self.team.models
+            )
         if settings.index.enabled and self.folders and self.engine_workspace is None:
             cache = (
                 Path(settings.index.cache_dir)
@@ -94,6 +121,8 @@ class IquestServer(LanguageServer):
         return CompletionService(settings, self.notify_user, self.engine_workspace, self.outages)
 
     def _configure_logging(self, settings: Settings) -> None:
+        if self.team is not None:
+            return  # the daemon's own logging; no editor may redirect it
         configure_file_logging(
             Path(settings.log_file) if settings.log_file else default_log_path(), settings.log_level
         )
@@ -131,8 +160,8 @@ class IquestServer(LanguageServer):
             await self.action_service.reconfigure(settings)
 
 
-def build_server(config_path: Path | None = None) -> IquestServer:
-    server = IquestServer(config_path)
+def build_server(config_path: Path | None = None, team: TeamContext | None = None) -> IquestServer:
+    server = IquestServer(config_path, team)
     _register(server)
     return server
 
@@ -160,11 +189,24 @@ def on_initialize(ls: IquestServer, params: types.InitializeParams) -> None:
     uris = [f.uri for f in params.workspace_folders or []] or (
         [params.root_uri] if params.root_uri else []
     )
+    if ls.team is not None:
+        # Paths on the editor's machine: never read here. Folders named like a server-side
+        # checkout get its context.
+        by_name = {index.name: index.root for index in ls.team.repositories}
+        folders = params.workspace_folders or []
+        ls.path_map = [
+            (Path(path), by_name[folder.name])
+            for folder in folders
+            if folder.name in by_name and (path := to_fs_path(folder.uri))
+        ]
+        return
     ls.folders = [Path(path) for uri in uris if (path := to_fs_path(uri)) and Path(path).is_dir()]
 
 
 async def on_initialized(ls: IquestServer, params: types.InitializedParams) -> None:
-    attach_client_logging(ls)
+    if ls.team is None:
+        # Logging is process-wide: in team mode it would carry other users' lines to this one.
+        attach_client_logging(ls)
     await ls.reload_settings()
 
 
@@ -180,8 +222,8 @@ async def on_did_change_configuration(
 def on_did_open(ls: IquestServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     if ls.engine_workspace is not None:
-        path = to_fs_path(item.uri)
-        _, relative = ls.engine_workspace.locate(Path(path)) if path else (None, None)
+        path = ls.server_path(item.uri)
+        _, relative = ls.engine_workspace.locate(path) if path else (None, None)
         ls.engine_workspace.documents.opened(item.uri, relative, item.language_id, item.text)
 
 
@@ -266,9 +308,8 @@ def _completion_request(
     ls: IquestServer, document: TextDocument, position: types.Position, *, explicit: bool
 ) -> CompletionRequest:
     relative, workspace_name = _workspace_path(ls, document.uri)
-    path = to_fs_path(document.uri)
     return CompletionRequest(
-        path=Path(path) if path else None,
+        path=ls.server_path(document.uri),
         document_uri=document.uri,
         language_id=document.language_id or "plaintext",
         text=document.source,

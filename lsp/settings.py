@@ -18,19 +18,32 @@ from engine.config import (
 SECTION = "iquest"
 
 
+# Team mode: what a connected editor may set. Endpoints, logging, the index and the cache salt
+# belong to whoever runs the server (an editor pointing the daemon at another URL, or writing
+# its log file, or sharing another user's cache salt, must not be possible).
+EDITOR_KEYS_IN_TEAM_MODE = {
+    "completion": {"debounce_ms", "max_tokens", "temperature", "top_p", "multiline"},
+    "actions": {"show_thinking", "max_tokens"},
+}
+
+
 class SettingsLayers:
     """Holds each layer so that a change to one can be re-merged with the others."""
 
-    def __init__(self, config_path: Path | None = None) -> None:
+    def __init__(
+        self, config_path: Path | None = None, forced: Mapping[str, Any] | None = None
+    ) -> None:
         self.config_path = config_path or config_path_from_environment()
         self.initialization_options: dict[str, Any] = {}
         self.editor: dict[str, Any] = {}
+        # Team mode: set over everything else, and the editor layers are filtered.
+        self.forced = dict(forced) if forced is not None else None
 
     def set_initialization_options(self, options: object) -> None:
-        self.initialization_options = _section(options)
+        self.initialization_options = self._editor_layer(_section(options))
 
     def set_editor(self, settings: object) -> None:
-        self.editor = _section(settings)
+        self.editor = self._editor_layer(_section(settings))
 
     def build(self) -> Settings:
         return build_settings(
@@ -39,8 +52,19 @@ class SettingsLayers:
                 environment_layer(),
                 self.initialization_options,
                 self.editor,
+                self.forced,
             )
         )
+
+    def _editor_layer(self, layer: dict[str, Any]) -> dict[str, Any]:
+        if self.forced is None:
+            return layer
+        return {
+            table: kept
+            for table, allowed in EDITOR_KEYS_IN_TEAM_MODE.items()
+            if isinstance(layer.get(table), Mapping)
+            and (kept := {k: v for k, v in layer[table].items() if k in allowed})
+        }
 
 
 def _section(value: object) -> dict[str, Any]:

@@ -43,7 +43,9 @@ async def vllm(
             model_dir=tiny_model_dir,
             served_model_name=TINY_MODEL_NAME,
             work_dir=tmp_path_factory.mktemp("vllm"),
-            max_model_len=4096,
+            # Long enough that a cancelled stream is still running when the cancel lands, even
+            # on two busy cores: the cancellation tests ask for 20,000 tokens.
+            max_model_len=24576,
             block_size=32,
             extra_args=(
                 "--kv-cache-memory-bytes",

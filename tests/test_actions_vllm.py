@@ -78,7 +78,7 @@ async def test_cancelling_an_action_aborts_it_inside_vllm(
 ):
     uri = (tmp_path / "steps.py").as_uri()
     # Greedy: at temperature 1 a random model samples an end-of-text token within ~1,400 tokens.
-    async with lsp_session(options(vllm, max_tokens=3500, temperature=0.0), tmp_path) as client:
+    async with lsp_session(options(vllm, max_tokens=20000, temperature=0.0), tmp_path) as client:
         open_document(client, uri, CODE)
         before = await vllm_samples(vllm.root_url)
         request_id = f"explain-to-cancel-{how}"
@@ -113,7 +113,7 @@ async def test_cancelling_an_action_aborts_it_inside_vllm(
         await asyncio.sleep(1.0)
         settled = await vllm_samples(vllm.root_url)
     generated = stopped["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
-    assert 0 < generated < 3500
+    assert 0 < generated < 20000
     assert settled["vllm:generation_tokens_total"] == stopped["vllm:generation_tokens_total"]
     [reports] = progress_of(client)
     assert isinstance(reports[-1], types.WorkDoneProgressEnd)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.backends.errors import BackendError, FailureKind
+from engine.backends.errors import BackendError
 from engine.backends.openai_compatible import CompletionBackend, GenerationParams
 from engine.backends.vllm_extras import ServerInfo
-from engine.completion.context import ContextBuilder, TokenCounts
+from engine.completion.context import ContextBuilder
 from engine.completion.generation import LatestWins, generate
+from engine.completion.models import ModelDirectory
 from engine.completion.postprocessing import (
     StreamCutter,
     block_indent,
@@ -21,8 +22,6 @@ from engine.completion.postprocessing import (
 )
 from engine.completion.templating.selection import (
     TemplateChoice,
-    choose_template,
-    repo_markers_usable,
 )
 from engine.completion.templating.templates import FimTemplate
 from engine.completion.types import CompletionRequest, Suggestion
@@ -59,6 +58,7 @@ class CompletionService:
         notify: Callable[[Notice], None],
         workspace: Workspace | None = None,
         outages: OutageTracker | None = None,
+        models: ModelDirectory | None = None,
     ) -> None:
         self._settings = settings
         self.workspace = workspace
@@ -66,6 +66,9 @@ class CompletionService:
         # Shared with the action service: one message per outage, whoever meets it first.
         self.outages = outages or OutageTracker(notify)
         self._outages = self.outages
+        # Shared in team mode (connection pools, token counts); owned and closed here otherwise.
+        self._owns_models = models is None
+        self._models = models or ModelDirectory()
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
         # Per endpoint name ("instruct", "reasoning"): what discovery learned, and its task.
@@ -257,36 +260,23 @@ class CompletionService:
 
     async def _discover(self, name: EndpointName) -> ServedModel:
         endpoint: EndpointConfig = getattr(self._settings, name)
-        info = ServerInfo(endpoint)
-        try:
-            model = endpoint.model or await _first_served_model(info)
-            count_tokens = await _token_counter(info, model)
-            choice = await choose_template(model, self._settings.completion.template, count_tokens)
-            repo_headers = await repo_markers_usable(choice.template, count_tokens)
-        except BaseException:
-            await info.aclose()
-            raise
-        if choice.warning:
-            log.warning("%s", choice.warning)
-            self._notify(Notice("warning", f"iquest: {choice.warning}"))
-        log.info(
-            "%s model %s at %s: template %s (%s)",
-            name,
-            model,
-            endpoint.base_url,
-            choice.template.name,
-            choice.reason,
-        )
         settings = self._settings
+        found = await self._models.get(
+            endpoint, settings.completion.template, settings.completion.timeout_s
+        )
+        if found.choice.warning:
+            log.warning("%s", found.choice.warning)
+            self._notify(Notice("warning", f"iquest: {found.choice.warning}"))
         context = ContextBuilder(
             self.workspace,
-            TokenCounts(count_tokens),
+            found.counts,
             settings.completion.layout,
             settings.completion.cursor_line,
             settings.index.exclude,
         )
-        backend = CompletionBackend(endpoint, model, timeout_s=settings.completion.timeout_s)
-        served = ServedModel(model, choice, repo_headers, backend, info, context)
+        served = ServedModel(
+            found.name, found.choice, found.repo_headers, found.backend, found.info, context
+        )
         self._served[name] = served
         return served
 
@@ -295,33 +285,9 @@ class CompletionService:
             if not task.done():
                 task.cancel()
         self._discovery = {}
-        served, self._served = self._served, {}
-        for model in served.values():
-            await model.backend.aclose()
-            await model.info.aclose()
-
-
-async def _first_served_model(info: ServerInfo) -> str:
-    models = await info.served_models()
-    if not models:
-        raise BackendError(info.base_url, FailureKind.MALFORMED, "the server lists no models")
-    return models[0]
-
-
-async def _token_counter(info: ServerInfo, model: str) -> Callable[[str], Awaitable[int]] | None:
-    """A marker-counting function, or None when the server has no /tokenize (not vLLM)."""
-    try:
-        await info.token_count(model, "x")
-    except BackendError as error:
-        if error.kind is FailureKind.HTTP_STATUS:
-            log.info("no /tokenize at %s: FIM markers cannot be checked", info.root)
-            return None
-        raise
-
-    async def count(text: str) -> int:
-        return await info.token_count(model, text)
-
-    return count
+        self._served = {}
+        if self._owns_models:
+            await self._models.aclose()
 
 
 def _vllm_fields(settings: CompletionConfig) -> dict[str, object]:

@@ -20,6 +20,7 @@ class FakeServer:
     mode: str = "ok"
     reply: str = "value = 42"
     prompts: list[str] = field(default_factory=list)
+    completion_requests: list[dict[str, object]] = field(default_factory=list)
     # Chat: the answer's content and reasoning field, streamed in small pieces.
     chat_reply: str = "An answer."
     chat_reasoning: str = ""
@@ -73,6 +74,7 @@ async def fake_server() -> AsyncIterator[FakeServer]:
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         state.prompts.append(body["prompt"])
+        state.completion_requests.append(body)
         if state.mode == "hang":
             await asyncio.sleep(3600)
         if state.mode == "http500":

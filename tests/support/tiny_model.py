@@ -60,7 +60,7 @@ def _train_tokenizer(target: Path) -> Path:
                 "eos_token": "<|endoftext|>",
                 "pad_token": "<|endoftext|>",
                 "bos_token": None,
-                "model_max_length": 4096,
+                "model_max_length": 32768,
                 "chat_template": CHAT_TEMPLATE,
                 "added_tokens_decoder": {
                     str(i): {
@@ -94,7 +94,7 @@ def _write_model(target: Path, tokenizer_file: Path, seed: int) -> None:
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=32,
-        max_position_embeddings=4096,
+        max_position_embeddings=32768,
         bos_token_id=0,
         eos_token_id=0,
         pad_token_id=0,

@@ -1,0 +1,313 @@
+"""``iquest-lsp --serve``: one daemon next to the team's vLLM, many editors.
+
+pygls's own TCP and WebSocket servers serve one client and exit with it, so connections are
+accepted here: LSP over TCP (TLS when a certificate is given) and over WebSocket, each with its
+own language server (its user's documents, settings and findings) sharing the engine: model
+discovery with its connection pools and token counts, and the server-side checkouts' indexes.
+
+Authentication: on WebSocket, ``Authorization: Bearer`` at the handshake; on TCP, the first
+message must be ``initialize`` with ``initializationOptions.token`` (``iquest-lsp connect``
+adds it), within ``auth_timeout_s``. Anything else closes the connection; tokens never reach
+a log or the language server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from pygls.io_ import WebSocketWriter
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from engine.completion.models import ModelDirectory
+from engine.team.tokens import TokenStore
+from engine.workspace import Workspace, default_index_cache
+from lsp.serve.framing import FramingError, frame, read_bodies
+from lsp.serve.team import TeamContext
+from lsp.server import IquestServer, build_server
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED = -32001  # in the server-defined error range
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int | None = 7070  # LSP over TCP; TLS with a certificate
+    ws_port: int | None = 7071  # LSP over WebSocket, plus GET /healthz and /metrics
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    repos: tuple[Path, ...] = ()
+    tokens: Path | None = None
+    config: Path | None = None
+    # One cache salt per user (isolation), or one for the whole team (more cache sharing).
+    salt_per: str = "user"
+    max_message_bytes: int = 8 * 1024 * 1024
+    auth_timeout_s: float = 1.0
+
+
+@dataclass
+class _Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.connections = Gauge("iquest_connections", "open editor connections", registry=r)
+        self.users = Gauge("iquest_users", "distinct users connected", registry=r)
+        self.refused = Counter(
+            "iquest_refused_connections_total", "connections refused", ["reason"], registry=r
+        )
+        self.requests = Counter(
+            "iquest_completion_requests_total", "inline completion requests", registry=r
+        )
+        self.prompt_tokens = Counter(
+            "iquest_prompt_tokens_total", "prompt tokens sent to vLLM", registry=r
+        )
+        self.cached_tokens = Counter(
+            "iquest_cached_prompt_tokens_total",
+            "prompt tokens vLLM served from its cache",
+            registry=r,
+        )
+
+
+class TeamDaemon:
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.tokens = TokenStore(options.tokens)
+        self.models = ModelDirectory()
+        self.checkouts = Workspace(default_index_cache())
+        self.metrics = _Metrics()
+        self._sessions: dict[int, tuple[str, IquestServer]] = {}
+        self._ws_users: dict[int, str] = {}
+        self._servers: list[asyncio.Server | Server] = []
+        self.bound: dict[str, int] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        for repo in self.options.repos:
+            self.checkouts.add_folder(repo.resolve())
+        context = self._tls_context()
+        if self.options.port is not None:
+            tcp = await asyncio.start_server(
+                self._on_tcp,
+                self.options.host,
+                self.options.port,
+                ssl=context,
+                limit=64 * 1024,
+            )
+            self._servers.append(tcp)
+            self.bound["tcp"] = tcp.sockets[0].getsockname()[1]
+        if self.options.ws_port is not None:
+            ws = await serve(
+                self._on_websocket,
+                self.options.host,
+                self.options.ws_port,
+                ssl=context,
+                process_request=self._on_http,
+                max_size=self.options.max_message_bytes,
+            )
+            self._servers.append(ws)
+            self.bound["ws"] = next(iter(ws.sockets)).getsockname()[1]
+        scheme = "tls" if context else "tcp"
+        log.info("serving %s", ", ".join(f"{k} port {v}" for k, v in self.bound.items()))
+        print(
+            f"iquest-lsp serving: {scheme}://{self.options.host}:{self.bound.get('tcp')} "
+            f"{'wss' if context else 'ws'}://{self.options.host}:{self.bound.get('ws')}",
+            flush=True,
+        )
+
+    async def aclose(self) -> None:
+        for server in self._servers:
+            server.close()
+        for _, session in list(self._sessions.values()):
+            await _close_session(session)
+        await self.checkouts.aclose()
+        await self.models.aclose()
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.options.tls_cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.options.tls_cert, self.options.tls_key)
+        return context
+
+    # --- sessions ----------------------------------------------------------------------------
+    def _new_session(self, user: str, close: Any) -> IquestServer:
+        salt = (
+            f"team:{self.options.salt_per}" if self.options.salt_per == "team" else f"user:{user}"
+        )
+        team = TeamContext(
+            user=user,
+            models=self.models,
+            repositories=list(self.checkouts.indexes),
+            cache_salt=salt,
+            close=close,
+        )
+        server = build_server(self.options.config, team)
+        self._sessions[id(server)] = (user, server)
+        self._count()
+        log.info("connection for user %s", user)
+        return server
+
+    def _end_session(self, server: IquestServer) -> None:
+        self._sessions.pop(id(server), None)
+        self._count()
+
+    def _count(self) -> None:
+        self.metrics.connections.set(len(self._sessions))
+        self.metrics.users.set(len({user for user, _ in self._sessions.values()}))
+
+    # --- TCP ---------------------------------------------------------------------------------
+    async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        bodies = read_bodies(reader, self.options.max_message_bytes)
+        server: IquestServer | None = None
+        try:
+            try:
+                first = await asyncio.wait_for(anext(bodies), self.options.auth_timeout_s)
+                message = json.loads(first)
+            except (TimeoutError, StopAsyncIteration, FramingError, ValueError):
+                self.metrics.refused.labels("no initialize with a token").inc()
+                return
+            user = self._authenticate_initialize(message)
+            if user is None:
+                self.metrics.refused.labels("bad token").inc()
+                error = {"code": UNAUTHORIZED, "message": "unauthorized"}
+                writer.write(
+                    frame(
+                        json.dumps(
+                            {"jsonrpc": "2.0", "id": message.get("id"), "error": error}
+                        ).encode()
+                    )
+                )
+                await writer.drain()
+                return
+            server = self._new_session(user, writer.close)
+            server.protocol.set_writer(writer)
+            self._dispatch(server, first_message=message)
+            async for body in bodies:
+                self._dispatch(server, body=body)
+        except FramingError as error:
+            log.warning("closing a connection: %s", error)
+        except (ConnectionError, ssl.SSLError) as error:
+            log.info("connection lost: %s", error)
+        finally:
+            if server is not None:
+                self._end_session(server)
+                await _close_session(server)
+            writer.close()
+
+    def _authenticate_initialize(self, message: object) -> str | None:
+        if not isinstance(message, dict) or message.get("method") != "initialize":
+            return None
+        params = message.get("params")
+        options = params.get("initializationOptions") if isinstance(params, dict) else None
+        token = options.pop("token", None) if isinstance(options, dict) else None
+        return self.tokens.user_for(token if isinstance(token, str) else None)
+
+    # --- WebSocket and HTTP --------------------------------------------------------------------
+    def _on_http(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            return connection.respond(200, "ok\n")
+        if request.path == "/metrics":
+            body = generate_latest(self.metrics.registry)
+            headers = Headers([("Content-Type", "text/plain; version=0.0.4")])
+            return Response(200, "OK", headers, body)
+        authorization = request.headers.get("Authorization", "")
+        token = (
+            authorization.removeprefix("Bearer ").strip()
+            if authorization.startswith("Bearer ")
+            else None
+        )
+        user = self.tokens.user_for(token)
+        if user is None:
+            self.metrics.refused.labels("bad token").inc()
+            return connection.respond(401, "unauthorized\n")
+        self._ws_users[id(connection)] = user
+        return None
+
+    async def _on_websocket(self, connection: ServerConnection) -> None:
+        user = self._ws_users.pop(id(connection), None)
+        if user is None:
+            await connection.close(code=1008)
+            return
+        server = self._new_session(user, lambda: asyncio.ensure_future(connection.close()))
+        server.protocol.set_writer(WebSocketWriter(connection), include_headers=False)
+        try:
+            async for data in connection:
+                self._dispatch(server, body=data.encode() if isinstance(data, str) else data)
+        except Exception as error:  # a broken socket ends this connection only
+            log.info("websocket closed: %s", error)
+        finally:
+            self._end_session(server)
+            await _close_session(server)
+
+    # --- messages ------------------------------------------------------------------------------
+    def _dispatch(
+        self, server: IquestServer, body: bytes | None = None, first_message: object = None
+    ) -> None:
+        protocol = server.protocol
+        try:
+            raw = first_message if first_message is not None else json.loads(body or b"")
+        except ValueError as error:
+            self._reply_error(server, None, -32700, f"parse error: {error}")
+            return
+        try:
+            # Structured the way pygls's own reader does it (inner objects first).
+            message = json.loads(json.dumps(raw), object_hook=protocol.structure_message)
+        except Exception:
+            known = isinstance(raw, dict) and isinstance(raw.get("method"), str)
+            code, text = (-32601, "unknown method") if known else (-32600, "invalid request")
+            if known and isinstance(raw, dict) and "id" not in raw:
+                return  # an unknown notification needs no answer
+            self._reply_error(server, raw.get("id") if isinstance(raw, dict) else None, code, text)
+            return
+        try:
+            protocol.handle_message(message)
+        except Exception:  # pygls answers errors itself; anything else must not end the daemon
+            log.exception("a message could not be handled")
+        self._account(server)
+
+    def _reply_error(self, server: IquestServer, msg_id: object, code: int, text: str) -> None:
+        answer = {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": text}}
+        server.protocol._send_data(answer)
+
+    def _account(self, server: IquestServer) -> None:
+        service = server.completions
+        if service is None:
+            return
+        stats = service.stats
+        seen = getattr(server, "_metrics_seen", (0, 0, 0))
+        now = (stats.requests, stats.prompt_tokens, stats.cached_tokens)
+        self.metrics.requests.inc(now[0] - seen[0])
+        self.metrics.prompt_tokens.inc(now[1] - seen[1])
+        self.metrics.cached_tokens.inc(now[2] - seen[2])
+        server._metrics_seen = now  # type: ignore[attr-defined]
+
+
+async def _close_session(server: IquestServer) -> None:
+    try:
+        if server.completions is not None:
+            await server.completions.aclose()
+        if server.action_service is not None:
+            await server.action_service.aclose()
+    except Exception:
+        log.exception("closing a session")
+
+
+async def run_serve(options: ServeOptions) -> int:
+    daemon = TeamDaemon(options)
+    await daemon.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await daemon.aclose()
+    return 0

@@ -1,0 +1,121 @@
+"""``iquest-lsp connect URL``: stdio <-> a team server, so every editor launches a local command.
+
+The token comes from ``$IQUEST_TOKEN`` or ``--token-file``, never from argv (which other users
+of the machine can read). On TCP it is added to the ``initialize`` message; on WebSocket it is
+sent as ``Authorization: Bearer`` at the handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from websockets.asyncio.client import connect
+
+from lsp.serve.framing import frame, read_bodies
+
+# What the editor sends: generous, the server applies its own limit.
+MAX_FROM_EDITOR = 256 * 1024 * 1024
+
+
+class BridgeError(RuntimeError):
+    pass
+
+
+def read_token(token_file: Path | None) -> str:
+    if token_file is not None:
+        return token_file.read_text(encoding="utf-8").strip()
+    token = os.environ.get("IQUEST_TOKEN", "").strip()
+    if not token:
+        raise BridgeError("no token: set IQUEST_TOKEN or pass --token-file")
+    return token
+
+
+async def run_bridge(url: str, token: str, ca_file: Path | None = None) -> int:
+    target = urlparse(url)
+    secure = target.scheme in ("tls", "wss")
+    context = (
+        ssl.create_default_context(cafile=str(ca_file) if ca_file else None) if secure else None
+    )
+    stdin = await _stdin_reader()
+    if target.scheme in ("tcp", "tls"):
+        if not target.hostname or not target.port:
+            raise BridgeError(f"{url}: expected tcp://HOST:PORT or tls://HOST:PORT")
+        reader, writer = await asyncio.open_connection(target.hostname, target.port, ssl=context)
+
+        async def upstream() -> None:
+            first = True
+            async for body in read_bodies(stdin, MAX_FROM_EDITOR):
+                if first:
+                    body, first = _with_token(body, token), False
+                writer.write(frame(body))
+                await writer.drain()
+            writer.close()
+
+        async def downstream() -> None:
+            while chunk := await reader.read(65536):
+                _write_stdout(chunk)
+
+        await _until_either(upstream(), downstream())
+        return 0
+    if target.scheme in ("ws", "wss"):
+        async with connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            ssl=context,
+            max_size=None,
+        ) as socket:
+
+            async def ws_upstream() -> None:
+                async for body in read_bodies(stdin, MAX_FROM_EDITOR):
+                    await socket.send(body.decode("utf-8"))
+
+            async def ws_downstream() -> None:
+                async for message in socket:
+                    _write_stdout(frame(message.encode() if isinstance(message, str) else message))
+
+            await _until_either(ws_upstream(), ws_downstream())
+        return 0
+    raise BridgeError(f"{url}: the scheme must be tcp, tls, ws or wss")
+
+
+def _with_token(body: bytes, token: str) -> bytes:
+    message = json.loads(body)
+    if isinstance(message, dict) and message.get("method") == "initialize":
+        params = message.setdefault("params", {})
+        options = params.get("initializationOptions")
+        if not isinstance(options, dict):
+            options = {} if options is None else {"iquest": options}
+        options["token"] = token
+        params["initializationOptions"] = options
+        return json.dumps(message).encode()
+    return body
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1024 * 1024)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    return reader
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+async def _until_either(*jobs: Coroutine[Any, Any, None]) -> None:
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        error = task.exception()
+        if error is not None and not isinstance(error, ConnectionError):
+            raise error

@@ -1,0 +1,22 @@
+"""What a connection in team mode shares with the others, and what is only its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.completion.models import ModelDirectory
+from engine.repository.index import RepositoryIndex
+
+
+@dataclass
+class TeamContext:
+    user: str
+    # Shared by every connection: model discovery with its connection pools and token counts,
+    # and the server-side repository checkouts (indexed and watched once).
+    models: ModelDirectory
+    repositories: list[RepositoryIndex]
+    # vLLM cache_salt for this user's requests: nobody shares (or probes) another's cache.
+    cache_salt: str
+    # Closes this connection only (an editor's `exit` must not stop the daemon).
+    close: Callable[[], None] = field(default=lambda: None)

@@ -1,0 +1,232 @@
+"""Team mode: ``--serve`` with many editors, each through ``iquest-lsp connect``.
+
+The daemon runs in the test's event loop; editors are real bridge processes driven by
+pytest-lsp, against a fake model server that records every request (to see whose code went
+where)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from engine.team.tokens import TokenStore
+from lsp.serve.app import ServeOptions, TeamDaemon
+from lsp.serve.framing import frame
+from tests.support.certificates import self_signed
+from tests.support.fake_server import FakeServer, fake_server
+from tests.support.lsp_session import (
+    REPO,
+    editor_capabilities,
+    end_position,
+    inline_completion,
+    items_of,
+    open_document,
+)
+
+SOURCE = "def total(values):\n    return "
+
+
+@asynccontextmanager
+async def team_daemon(tmp_path: Path, fake: FakeServer) -> AsyncIterator[tuple[TeamDaemon, dict]]:
+    cert, key = self_signed(tmp_path)
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[instruct]\nbase_url = "{fake.base_url}"\n'
+        "[completion]\ndebounce_ms = 0\ntimeout_s = 5.0\n"
+        f'[index]\ncache_dir = "{tmp_path / "index-cache"}"\n'
+    )
+    store = TokenStore(tmp_path / "tokens.json")
+    tokens = {user: store.add(user) for user in ("alice", "bob")}
+    daemon = TeamDaemon(
+        ServeOptions(
+            port=0, ws_port=0, tls_cert=cert, tls_key=key, tokens=store.path, config=config
+        )
+    )
+    await daemon.start()
+    try:
+        yield daemon, {"tokens": tokens, "cert": cert, "store": store}
+    finally:
+        await daemon.aclose()
+
+
+@asynccontextmanager
+async def editor(
+    url: str, token: str, tmp_path: Path, cert: Path, folder: str = "proj"
+) -> AsyncIterator[LanguageClient]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IQUEST_TOKEN": token}
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "lsp", "connect", url, "--ca-file", str(cert)],
+        server_env=env,
+    )
+    client = await config.start()
+    assert isinstance(client, LanguageClient)
+    root = tmp_path / folder
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=editor_capabilities(),
+            initialization_options={"iquest": {"completion": {"max_tokens": 16}}},
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=folder)],
+        )
+    )
+    try:
+        yield client
+    finally:
+        await client.shutdown_session()
+
+
+def test_tokens_are_stored_hashed_checked_and_revoked(tmp_path: Path):
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.add("carol")
+    secret = token.rsplit("_", 1)[1]
+    assert secret not in store.path.read_text()
+    assert store.path.stat().st_mode & 0o077 == 0
+    assert store.user_for(token) == "carol"
+    assert store.user_for(token[:-1] + ("x" if token[-1] != "x" else "y")) is None
+    assert store.user_for("iq_unknown_secret") is None
+    assert store.user_for("") is None and store.user_for(None) is None
+    assert store.revoke("carol") == 1
+    assert store.user_for(token) is None
+    assert [e.revoked for e in store.entries()] == [True]
+
+
+async def test_two_editors_see_only_their_own_code_and_cache(tmp_path: Path):
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        url = f"tls://127.0.0.1:{daemon.bound['tcp']}"
+        # The same path on two machines, different contents.
+        uri = (tmp_path / "proj" / "shared.py").as_uri()
+        async with (
+            editor(url, team["tokens"]["alice"], tmp_path, team["cert"]) as alice,
+            editor(url, team["tokens"]["bob"], tmp_path, team["cert"]) as bob,
+        ):
+            open_document(alice, uri, "ALPHA_ONLY = 1\n" + SOURCE)
+            open_document(bob, uri, "BRAVO_ONLY = 2\n" + SOURCE)
+            for client, text in ((alice, "ALPHA_ONLY = 1\n"), (bob, "BRAVO_ONLY = 2\n")):
+                result = await inline_completion(client, uri, end_position(text + SOURCE))
+                assert items_of(result)[0].insert_text == fake.reply
+    by_salt: dict[str, list[str]] = {}
+    for body in fake.completion_requests:
+        by_salt.setdefault(str(body.get("cache_salt")), []).append(str(body["prompt"]))
+    assert set(by_salt) == {"user:alice", "user:bob"}
+    assert all("ALPHA_ONLY" in p and "BRAVO_ONLY" not in p for p in by_salt["user:alice"])
+    assert all("BRAVO_ONLY" in p and "ALPHA_ONLY" not in p for p in by_salt["user:bob"])
+
+
+async def test_one_editor_leaving_leaves_the_others_served(tmp_path: Path):
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        url = f"tls://127.0.0.1:{daemon.bound['tcp']}"
+        uri = (tmp_path / "proj" / "a.py").as_uri()
+        async with editor(url, team["tokens"]["bob"], tmp_path, team["cert"]) as bob:
+            async with editor(url, team["tokens"]["alice"], tmp_path, team["cert"]) as alice:
+                open_document(alice, uri, SOURCE)
+                assert items_of(await inline_completion(alice, uri, end_position(SOURCE)))
+            # alice sent shutdown and exit: her connection is gone, the daemon is not.
+            await asyncio.sleep(0.3)
+            assert daemon.metrics.connections._value.get() == 1
+            open_document(bob, uri, SOURCE)
+            assert items_of(await inline_completion(bob, uri, end_position(SOURCE)))
+
+
+async def raw_initialize(port: int, cert: Path, options: Any) -> tuple[dict | None, float]:
+    """Send one initialize over TLS; returns (the answer or None, seconds until closed)."""
+    context = ssl.create_default_context(cafile=str(cert))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    started = asyncio.get_running_loop().time()
+    if options is not ...:
+        message = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"capabilities": {}, "initializationOptions": options},
+        }
+        writer.write(frame(json.dumps(message).encode()))
+        await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 5)
+    closed_after = asyncio.get_running_loop().time() - started
+    writer.close()
+    if not data:
+        return None, closed_after
+    body = data.split(b"\r\n\r\n", 1)[1]
+    return json.loads(body), closed_after
+
+
+async def test_bad_missing_and_revoked_tokens_are_refused(tmp_path: Path):
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        port, cert = daemon.bound["tcp"], team["cert"]
+        bad, _ = await raw_initialize(port, cert, {"token": "iq_0000_nope"})
+        missing, _ = await raw_initialize(port, cert, {"iquest": {}})
+        silent, closed_after = await raw_initialize(port, cert, ...)
+        team["store"].revoke("bob")
+        revoked, _ = await raw_initialize(port, cert, {"token": team["tokens"]["bob"]})
+        accepted_token = team["tokens"]["alice"]
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            await websockets.connect(
+                f"wss://127.0.0.1:{daemon.bound['ws']}",
+                additional_headers={"Authorization": "Bearer iq_bad_token"},
+                ssl=ssl.create_default_context(cafile=str(cert)),
+            )
+    for answer in (bad, missing, revoked):
+        assert answer is not None and answer["error"]["code"] == -32001
+    assert silent is None and closed_after < 2.0  # closed within about a second
+    assert refused.value.response.status_code == 401
+    assert accepted_token not in (tmp_path / "tokens.json").read_text()
+
+
+async def test_websocket_editor_and_http_endpoints(tmp_path: Path):
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        url = f"wss://127.0.0.1:{daemon.bound['ws']}"
+        uri = (tmp_path / "proj" / "w.py").as_uri()
+        async with editor(url, team["tokens"]["alice"], tmp_path, team["cert"]) as alice:
+            open_document(alice, uri, SOURCE)
+            assert items_of(await inline_completion(alice, uri, end_position(SOURCE)))
+            verify = ssl.create_default_context(cafile=str(team["cert"]))
+            async with httpx.AsyncClient(verify=verify) as http:
+                health = await http.get(f"https://127.0.0.1:{daemon.bound['ws']}/healthz")
+                metrics = await http.get(f"https://127.0.0.1:{daemon.bound['ws']}/metrics")
+    assert health.status_code == 200
+    assert "iquest_connections 1.0" in metrics.text
+    assert "iquest_completion_requests_total" in metrics.text
+
+
+async def test_malformed_frames_close_only_their_connection(tmp_path: Path):
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        port, cert = daemon.bound["tcp"], team["cert"]
+        context = ssl.create_default_context(cafile=str(cert))
+        uri = (tmp_path / "proj" / "a.py").as_uri()
+        async with editor(f"tls://127.0.0.1:{port}", team["tokens"]["bob"], tmp_path, cert) as bob:
+            # An authenticated connection that then sends garbage.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            hello = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "capabilities": {},
+                    "initializationOptions": {"token": team["tokens"]["alice"]},
+                },
+            }
+            writer.write(frame(json.dumps(hello).encode()))
+            writer.write(frame(b"{not json"))
+            writer.write(
+                frame(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "no/such"}).encode())
+            )
+            writer.write(b"Content-Length: 99999999999\r\n\r\n")
+            await writer.drain()
+            answers = await asyncio.wait_for(reader.read(), 5)  # read until the daemon closes
+            writer.close()
+            open_document(bob, uri, SOURCE)
+            assert items_of(await inline_completion(bob, uri, end_position(SOURCE)))
+    assert b'"code": -32700' in answers or b'"code":-32700' in answers  # parse error, answered
+    assert b"-32601" in answers  # unknown method, answered
