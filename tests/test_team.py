@@ -25,6 +25,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from engine.team.tokens import TokenStore
 from lsp.serve.app import ServeOptions, TeamDaemon
 from lsp.serve.framing import frame
+from lsp.serve.limits import UserLimits
 from tests.support.certificates import self_signed
 from tests.support.fake_server import FakeServer, fake_server
 from tests.support.lsp_session import (
@@ -40,7 +41,9 @@ SOURCE = "def total(values):\n    return "
 
 
 @asynccontextmanager
-async def team_daemon(tmp_path: Path, fake: FakeServer) -> AsyncIterator[tuple[TeamDaemon, dict]]:
+async def team_daemon(
+    tmp_path: Path, fake: FakeServer, limits: UserLimits | None = None
+) -> AsyncIterator[tuple[TeamDaemon, dict]]:
     cert, key = self_signed(tmp_path)
     config = tmp_path / "server.toml"
     config.write_text(
@@ -52,7 +55,13 @@ async def team_daemon(tmp_path: Path, fake: FakeServer) -> AsyncIterator[tuple[T
     tokens = {user: store.add(user) for user in ("alice", "bob")}
     daemon = TeamDaemon(
         ServeOptions(
-            port=0, ws_port=0, tls_cert=cert, tls_key=key, tokens=store.path, config=config
+            port=0,
+            ws_port=0,
+            tls_cert=cert,
+            tls_key=key,
+            tokens=store.path,
+            config=config,
+            limits=limits or UserLimits(),
         )
     )
     await daemon.start()
@@ -230,3 +239,29 @@ async def test_malformed_frames_close_only_their_connection(tmp_path: Path):
             assert items_of(await inline_completion(bob, uri, end_position(SOURCE)))
     assert b'"code": -32700' in answers or b'"code":-32700' in answers  # parse error, answered
     assert b"-32601" in answers  # unknown method, answered
+
+
+async def test_per_user_limits_refuse_bursts_and_documents_but_not_other_users(tmp_path: Path):
+    limits = UserLimits(requests_per_s=2.0, burst=3, open_documents=2)
+    async with fake_server() as fake, team_daemon(tmp_path, fake, limits) as (daemon, team):
+        url = f"tls://127.0.0.1:{daemon.bound['tcp']}"
+        async with (
+            editor(url, team["tokens"]["alice"], tmp_path, team["cert"]) as alice,
+            editor(url, team["tokens"]["bob"], tmp_path, team["cert"]) as bob,
+        ):
+            uris = [(tmp_path / "proj" / f"f{n}.py").as_uri() for n in range(3)]
+            for uri in uris:
+                open_document(alice, uri, SOURCE)
+            burst = await asyncio.gather(
+                *(inline_completion(alice, uris[0], end_position(SOURCE)) for _ in range(6)),
+                return_exceptions=True,
+            )
+            open_document(bob, uris[0], SOURCE)
+            bobs = await inline_completion(bob, uris[0], end_position(SOURCE))
+            await asyncio.sleep(0.2)
+            warnings = [m.message for m in alice.messages if "not opened here" in m.message]
+    refused = [r for r in burst if isinstance(r, Exception)]
+    assert refused and all("limit reached" in str(r) for r in refused)
+    assert len(refused) < len(burst)  # the first ones, within the burst, were served
+    assert items_of(bobs)  # alice's burst costs bob nothing
+    assert warnings and "more than 2 open documents" in warnings[0]

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,19 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from engine.completion.models import ModelDirectory
+from engine.health import Notice
 from engine.team.tokens import TokenStore
 from engine.workspace import Workspace, default_index_cache
 from lsp.serve.framing import FramingError, frame, read_bodies
+from lsp.serve.limits import UserLimits, UserUsage
 from lsp.serve.team import TeamContext
 from lsp.server import IquestServer, build_server
 
 log = logging.getLogger(__name__)
 
 UNAUTHORIZED = -32001  # in the server-defined error range
+# Never refused by a limit: the session's own life cycle.
+_NEVER_LIMITED = {"initialize", "shutdown"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class ServeOptions:
     salt_per: str = "user"
     max_message_bytes: int = 8 * 1024 * 1024
     auth_timeout_s: float = 1.0
+    limits: UserLimits = field(default_factory=UserLimits)
 
 
 @dataclass
@@ -71,6 +77,12 @@ class _Metrics:
         self.prompt_tokens = Counter(
             "iquest_prompt_tokens_total", "prompt tokens sent to vLLM", registry=r
         )
+        self.limited = Counter(
+            "iquest_limited_messages_total",
+            "messages refused by a per-user limit",
+            ["method"],
+            registry=r,
+        )
         self.cached_tokens = Counter(
             "iquest_cached_prompt_tokens_total",
             "prompt tokens vLLM served from its cache",
@@ -88,6 +100,9 @@ class TeamDaemon:
         self._sessions: dict[int, tuple[str, IquestServer]] = {}
         self._ws_users: dict[int, str] = {}
         self._servers: list[asyncio.Server | Server] = []
+        self._usage: dict[str, UserUsage] = {}
+        self._last_seen: dict[int, float] = {}
+        self._reaper: asyncio.Task[None] | None = None
         self.bound: dict[str, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -116,6 +131,7 @@ class TeamDaemon:
             )
             self._servers.append(ws)
             self.bound["ws"] = next(iter(ws.sockets)).getsockname()[1]
+        self._reaper = asyncio.create_task(self._close_idle_connections())
         scheme = "tls" if context else "tcp"
         log.info("serving %s", ", ".join(f"{k} port {v}" for k, v in self.bound.items()))
         print(
@@ -125,6 +141,8 @@ class TeamDaemon:
         )
 
     async def aclose(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         for server in self._servers:
             server.close()
         for _, session in list(self._sessions.values()):
@@ -160,7 +178,42 @@ class TeamDaemon:
 
     def _end_session(self, server: IquestServer) -> None:
         self._sessions.pop(id(server), None)
+        self._last_seen.pop(id(server), None)
         self._count()
+
+    async def _close_idle_connections(self) -> None:
+        idle = self.options.limits.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(30.0, idle / 4))
+            now = time.monotonic()
+            for key, (user, server) in list(self._sessions.items()):
+                if now - self._last_seen.get(key, now) > idle:
+                    log.info("closing an idle connection of %s", user)
+                    server.close_connection()
+
+    def _sessions_of(self, user: str) -> list[IquestServer]:
+        return [server for owner, server in self._sessions.values() if owner == user]
+
+    def _refusal(self, server: IquestServer, raw: dict[str, Any]) -> str | None:
+        """Why this message must not run (a limit of its user), or None."""
+        team = server.team
+        assert team is not None
+        limits = self.options.limits
+        method = raw.get("method")
+        if "id" in raw and isinstance(method, str) and method not in _NEVER_LIMITED:
+            usage = self._usage.setdefault(team.user, UserUsage(limits))
+            in_flight = sum(len(s.protocol._request_futures) for s in self._sessions_of(team.user))
+            return usage.take_request(in_flight)
+        if method == "textDocument/didOpen":
+            mine = self._sessions_of(team.user)
+            documents = sum(len(s.workspace.text_documents) for s in mine)
+            size = sum(len(d.source) for s in mine for d in s.workspace.text_documents.values())
+            text = (raw.get("params") or {}).get("textDocument", {}).get("text", "")
+            if documents >= limits.open_documents:
+                return f"more than {limits.open_documents} open documents"
+            if size + len(text) > limits.document_bytes:
+                return f"more than {limits.document_bytes} bytes of open documents"
+        return None
 
     def _count(self) -> None:
         self.metrics.connections.set(len(self._sessions))
@@ -264,11 +317,25 @@ class TeamDaemon:
             # Structured the way pygls's own reader does it (inner objects first).
             message = json.loads(json.dumps(raw), object_hook=protocol.structure_message)
         except Exception:
-            known = isinstance(raw, dict) and isinstance(raw.get("method"), str)
-            code, text = (-32601, "unknown method") if known else (-32600, "invalid request")
-            if known and isinstance(raw, dict) and "id" not in raw:
-                return  # an unknown notification needs no answer
+            method = raw.get("method") if isinstance(raw, dict) else None
+            if not isinstance(method, str):
+                code, text = -32600, "invalid request"
+            elif protocol.get_message_type(method) is not None:
+                code, text = -32602, f"invalid params for {method}"
+            else:
+                code, text = -32601, f"unknown method {method}"
+            if isinstance(raw, dict) and isinstance(method, str) and "id" not in raw:
+                return  # a notification gets no answer, even a wrong one
             self._reply_error(server, raw.get("id") if isinstance(raw, dict) else None, code, text)
+            return
+        self._last_seen[id(server)] = time.monotonic()
+        refusal = self._refusal(server, raw) if isinstance(raw, dict) else None
+        if refusal is not None and isinstance(raw, dict):
+            self.metrics.limited.labels(str(raw.get("method"))).inc()
+            if "id" in raw:
+                self._reply_error(server, raw["id"], -32803, f"iquest: limit reached: {refusal}")
+            else:
+                server.notify_user(Notice("warning", f"iquest: not opened here: {refusal}"))
             return
         try:
             protocol.handle_message(message)

@@ -1,0 +1,48 @@
+"""Per-user limits in team mode, shared by all of a user's connections.
+
+A token bucket bounds the request rate, a cap bounds requests in flight (so one user's burst
+queues behind itself, not in front of everyone else), and open documents and their bytes are
+bounded so that nobody can fill the daemon's memory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    requests_per_s: float = 40.0
+    burst: int = 80
+    concurrent_requests: int = 16
+    open_documents: int = 300
+    document_bytes: int = 64 * 1024 * 1024
+    idle_timeout_s: float = 3600.0
+
+
+@dataclass
+class UserUsage:
+    """What one user has now, over all their connections."""
+
+    limits: UserLimits
+    tokens: float = 0.0
+    refilled: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.limits.burst)
+
+    def take_request(self, in_flight: int) -> str | None:
+        """None when the request may run; otherwise why not. ``in_flight``: the user's
+        requests still running, over all their connections."""
+        now = time.monotonic()
+        self.tokens = min(
+            float(self.limits.burst),
+            self.tokens + (now - self.refilled) * self.limits.requests_per_s,
+        )
+        self.refilled = now
+        if in_flight >= self.limits.concurrent_requests:
+            return f"more than {self.limits.concurrent_requests} requests in flight"
+        if self.tokens < 1.0:
+            return f"more than {self.limits.requests_per_s:g} requests a second"
+        self.tokens -= 1.0
+        return None
