@@ -39,6 +39,9 @@ class EndpointConfig:
     api_key_env: str = "IQUEST_API_KEY"
     connect_timeout_s: float = 2.0
     timeout_s: float = 30.0
+    # Equivalent replicas of this endpoint (replacing base_url when set): each session sticks
+    # to one by rendezvous hashing and fails over to the next (engine/replicas.py).
+    replicas: tuple[str, ...] = ()
 
     def api_key(self) -> str:
         # The openai client insists on a key; vLLM without --api-key accepts any.

@@ -21,6 +21,7 @@ from engine.completion.pipeline import CompletionService
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.config import APP_NAME, Settings, SettingsError, default_log_path
 from engine.health import Notice, OutageTracker
+from engine.replicas import session_id
 from engine.workspace import Workspace, default_index_cache
 from lsp import actions, convert
 from lsp.logging_setup import attach_client_logging, configure_file_logging
@@ -89,6 +90,10 @@ class IquestServer(LanguageServer):
     def close_connection(self) -> None:
         if self.team is not None:
             self.team.close()
+
+    def session_for(self, workspace_name: str | None) -> str:
+        """The replica-affinity key of this user's work in a folder (X-Session-ID)."""
+        return session_id(self.team.user if self.team else None, workspace_name)
 
     def server_path(self, uri: str) -> Path | None:
         """Where a document would live on this machine: in team mode, the client's folder is
@@ -309,6 +314,7 @@ def _completion_request(
 ) -> CompletionRequest:
     relative, workspace_name = _workspace_path(ls, document.uri)
     return CompletionRequest(
+        session=ls.session_for(workspace_name),
         path=ls.server_path(document.uri),
         document_uri=document.uri,
         language_id=document.language_id or "plaintext",

@@ -30,8 +30,9 @@ from engine.backends.errors import BackendError, FailureKind
 from engine.backends.vllm_extras import ServerInfo
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.types import CompletionRequest
-from engine.config import Settings
+from engine.config import EndpointConfig, Settings
 from engine.health import Notice, OutageTracker
+from engine.replicas import SESSION_HEADER, in_affinity_order
 from engine.routing import EndpointName, Route, Router, worth_falling_back
 from engine.workspace import Workspace
 
@@ -166,29 +167,41 @@ class ActionService:
             names.append(route.fallback)
         if len(names) == 2 and self._outages.should_skip(self._url(names[0])):
             names.reverse()  # the usual endpoint failed a moment ago: don't wait on it again
+        last_error: BackendError | None = None
         for position, name in enumerate(names):
-            url = self._url(name)
-            try:
-                answer = await self._stream(name, messages, progress, json_schema)
-            except BackendError as error:
-                self._outages.failed(error)
-                if position + 1 < len(names) and worth_falling_back(error):
-                    self._tell_fallback(route, name, names[position + 1], error)
+            for endpoint in in_affinity_order(getattr(self.settings, name), request.session):
+                url = endpoint.base_url
+                if self._outages.should_skip(url) and last_error is not None:
                     continue
-                raise ActionError(f"{request.kind.value}: {error}") from error
-            self._outages.succeeded(url)
-            self._fallbacks_told = {told for told in self._fallbacks_told if told[0] != name}
-            return answer
+                try:
+                    answer = await self._stream(
+                        name, endpoint, messages, progress, json_schema, request.session
+                    )
+                except BackendError as error:
+                    self._outages.failed(error)
+                    last_error = error
+                    if worth_falling_back(error):
+                        continue  # the next replica, then the other endpoint
+                    raise ActionError(f"{request.kind.value}: {error}") from error
+                self._outages.succeeded(url)
+                self._fallbacks_told = {told for told in self._fallbacks_told if told[0] != name}
+                return answer
+            if position + 1 < len(names) and last_error is not None:
+                self._tell_fallback(route, name, names[position + 1], last_error)
+        if last_error is not None:
+            raise ActionError(f"{request.kind.value}: {last_error}") from last_error
         raise AssertionError("unreachable")
 
     async def _stream(
         self,
         name: EndpointName,
+        replica: EndpointConfig,
         messages: tuple[ChatMessage, ...],
         progress: Progress,
         json_schema: dict[str, object] | None,
+        session: str | None,
     ) -> Answer:
-        endpoint = await self._endpoint(name)
+        endpoint = await self._endpoint(name, replica)
         settings = self.settings.actions
         fields: dict[str, object] = {}
         if settings.priority:
@@ -204,6 +217,7 @@ class ActionService:
                 top_p=settings.top_p,
                 json_schema=None if "response_format" in endpoint.refused else schema,
                 extra_body={k: v for k, v in fields.items() if k not in endpoint.refused},
+                headers={SESSION_HEADER: session} if session else {},
             )
             try:
                 return await self._collect(endpoint, params, progress)
@@ -263,8 +277,7 @@ class ActionService:
             usage.cached_tokens if usage else None,
         )
 
-    async def _endpoint(self, name: EndpointName) -> _Endpoint:
-        config = getattr(self.settings, name)
+    async def _endpoint(self, name: EndpointName, config: EndpointConfig) -> _Endpoint:
         key = f"{name}:{config.base_url}"
         if key not in self._endpoints:
             model = config.model

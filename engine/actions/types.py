@@ -29,6 +29,8 @@ class ActionRequest:
     question: str | None = None
     relative_path: str | None = None
     path: Path | None = None
+    # Keeps a session on one vLLM replica (engine/replicas.py); sent as X-Session-ID.
+    session: str | None = None
 
     @property
     def whole_file(self) -> bool:

@@ -31,6 +31,7 @@ class ChatParams:
     # A JSON schema the answer must follow (vLLM structured outputs), when asked for.
     json_schema: dict[str, object] | None = None
     extra_body: dict[str, object] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class ChatBackend:
             "stream": True,
             "stream_options": {"include_usage": True},
             "extra_body": params.extra_body or None,
+            "extra_headers": params.headers or None,
         }
         if params.json_schema is not None:
             request["response_format"] = {

@@ -28,6 +28,8 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     # vLLM-only fields (priority, cache_salt, ...); sent only when the server accepts them.
     extra_body: dict[str, object] = field(default_factory=dict)
+    # HTTP headers for routers in front of vLLM (X-Session-ID).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class CompletionBackend:
                 stream=True,
                 stream_options={"include_usage": True},
                 extra_body=params.extra_body or None,
+                extra_headers=params.headers or None,
             )
         except Exception as exc:
             raise translate_error(self.url, exc) from exc

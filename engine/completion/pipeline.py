@@ -29,6 +29,7 @@ from engine.completion.typing_through import TypingThroughMemory
 from engine.config import CompletionConfig, EndpointConfig, Settings
 from engine.health import Notice, OutageTracker
 from engine.metrics import CompletionStats
+from engine.replicas import SESSION_HEADER, in_affinity_order
 from engine.routing import EndpointName, Route, Router, worth_falling_back
 from engine.workspace import Workspace
 
@@ -71,9 +72,9 @@ class CompletionService:
         self._models = models or ModelDirectory()
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
-        # Per endpoint name ("instruct", "reasoning"): what discovery learned, and its task.
-        self._served: dict[EndpointName, ServedModel] = {}
-        self._discovery: dict[EndpointName, asyncio.Task[ServedModel]] = {}
+        # Per (endpoint name, replica URL): what discovery learned, and its task.
+        self._served: dict[tuple[EndpointName, str], ServedModel] = {}
+        self._discovery: dict[tuple[EndpointName, str], asyncio.Task[ServedModel]] = {}
         self._fallback_told = False
         self.stats = CompletionStats()
 
@@ -84,11 +85,15 @@ class CompletionService:
     @property
     def served_model(self) -> ServedModel | None:
         """The model serving inline completions by the routing rules, once discovered."""
-        return self._served.get(self._route().endpoint) or next(iter(self._served.values()), None)
+        primary = self._route().endpoint
+        return next(
+            (served for (name, _), served in self._served.items() if name == primary),
+            next(iter(self._served.values()), None),
+        )
 
     async def start(self) -> None:
         """Discover the model and template in the background; the first request waits for it."""
-        self._discovery_task(self._route().endpoint)
+        self._discovery_task(self._route().endpoint, None)
 
     async def reconfigure(self, settings: Settings) -> None:
         endpoint_changed = (
@@ -107,7 +112,7 @@ class CompletionService:
         self._settings = settings
         if endpoint_changed:
             await self._drop_served_models()
-            self._discovery_task(self._route().endpoint)
+            self._discovery_task(self._route().endpoint, None)
 
     async def aclose(self) -> None:
         await self._drop_served_models()
@@ -154,26 +159,30 @@ class CompletionService:
                 raise
         names = self._endpoints_in_order()
         for position, name in enumerate(names):
-            url = self._url(name)
-            if self._outages.should_skip(url):
-                continue
-            try:
-                served = await self._served_model(name)
-                suggestion = await self._generate(served, request, started)
-            except BackendError as error:
-                self.stats.failures += 1
-                self._outages.failed(error)
-                task = self._discovery.get(name)
-                if task is not None and task.done() and name not in self._served:
-                    del self._discovery[name]  # retry discovery on the next request
-                if position + 1 < len(names) and worth_falling_back(error):
-                    self._tell_fallback(name, names[position + 1])
+            # The session's replica first; the others take over while it is down.
+            for endpoint in in_affinity_order(getattr(self._settings, name), request.session):
+                url = endpoint.base_url
+                if self._outages.should_skip(url):
                     continue
-                return None
-            self._outages.succeeded(url)
-            if position == 0:
-                self._fallback_told = False
-            return suggestion
+                try:
+                    served = await self._served_model(name, endpoint)
+                    suggestion = await self._generate(served, request, started)
+                except BackendError as error:
+                    self.stats.failures += 1
+                    self._outages.failed(error)
+                    key = (name, url)
+                    task = self._discovery.get(key)
+                    if task is not None and task.done() and key not in self._served:
+                        del self._discovery[key]  # retry discovery on the next request
+                    if worth_falling_back(error):
+                        continue  # the next replica, then the other endpoint
+                    return None
+                self._outages.succeeded(url)
+                if position == 0:
+                    self._fallback_told = False
+                return suggestion
+            if position + 1 < len(names):
+                self._tell_fallback(name, names[position + 1])
         return None
 
     def _route(self) -> Route:
@@ -217,6 +226,7 @@ class CompletionService:
             top_p=settings.top_p,
             stop=template.stop,
             extra_body=_vllm_fields(settings),
+            headers={SESSION_HEADER: request.session} if request.session else {},
         )
         cutter = StreamCutter(
             template.stop,
@@ -244,22 +254,26 @@ class CompletionService:
             cached_tokens=outcome.usage.cached_tokens if outcome.usage else None,
         )
 
-    def _discovery_task(self, name: EndpointName) -> asyncio.Task[ServedModel]:
-        if name not in self._discovery:
-            task = asyncio.create_task(self._discover(name))
+    def _discovery_task(
+        self, name: EndpointName, endpoint: EndpointConfig | None
+    ) -> asyncio.Task[ServedModel]:
+        endpoint = endpoint or in_affinity_order(getattr(self._settings, name), None)[0]
+        key = (name, endpoint.base_url)
+        if key not in self._discovery:
+            task = asyncio.create_task(self._discover(name, endpoint))
             # A failure is reported by the request that awaits it; don't warn it was unseen.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._discovery[name] = task
-        return self._discovery[name]
+            self._discovery[key] = task
+        return self._discovery[key]
 
-    async def _served_model(self, name: EndpointName) -> ServedModel:
-        if name in self._served:
-            return self._served[name]
+    async def _served_model(self, name: EndpointName, endpoint: EndpointConfig) -> ServedModel:
+        key = (name, endpoint.base_url)
+        if key in self._served:
+            return self._served[key]
         # shield: one cancelled keystroke must not kill discovery for the others.
-        return await asyncio.shield(self._discovery_task(name))
+        return await asyncio.shield(self._discovery_task(name, endpoint))
 
-    async def _discover(self, name: EndpointName) -> ServedModel:
-        endpoint: EndpointConfig = getattr(self._settings, name)
+    async def _discover(self, name: EndpointName, endpoint: EndpointConfig) -> ServedModel:
         settings = self._settings
         found = await self._models.get(
             endpoint, settings.completion.template, settings.completion.timeout_s
@@ -277,7 +291,7 @@ class CompletionService:
         served = ServedModel(
             found.name, found.choice, found.repo_headers, found.backend, found.info, context
         )
-        self._served[name] = served
+        self._served[(name, endpoint.base_url)] = served
         return served
 
     async def _drop_served_models(self) -> None:

@@ -21,6 +21,7 @@ class FakeServer:
     reply: str = "value = 42"
     prompts: list[str] = field(default_factory=list)
     completion_requests: list[dict[str, object]] = field(default_factory=list)
+    session_headers: list[str | None] = field(default_factory=list)
     # Chat: the answer's content and reasoning field, streamed in small pieces.
     chat_reply: str = "An answer."
     chat_reasoning: str = ""
@@ -75,6 +76,7 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         body = await request.json()
         state.prompts.append(body["prompt"])
         state.completion_requests.append(body)
+        state.session_headers.append(request.headers.get("X-Session-ID"))
         if state.mode == "hang":
             await asyncio.sleep(3600)
         if state.mode == "http500":

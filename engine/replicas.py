@@ -1,0 +1,40 @@
+"""Several vLLM replicas behind one endpoint: session-affine choice with failover.
+
+Rendezvous (highest random weight) hashing on a session key (user and workspace) orders the
+replicas the same way for every request of a session, so its prompts keep landing on the
+replica whose prefix cache holds them; when that replica is down, the next in the order takes
+over, and a session moves only when its own replica fails (adding or removing a replica moves
+only the sessions it wins or loses). Requests also carry ``X-Session-ID``, so a router in front
+(vllm-router's consistent hash, the production stack's session routing) can do the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+from engine.config import EndpointConfig
+
+SESSION_HEADER = "X-Session-ID"
+
+
+def session_id(user: str | None, workspace: str | None) -> str:
+    """Opaque and stable: routers see no user or folder names."""
+    key = f"{user or ''}\0{workspace or ''}".encode()
+    return hashlib.blake2b(key, digest_size=12).hexdigest()
+
+
+def replica_urls(endpoint: EndpointConfig) -> tuple[str, ...]:
+    return endpoint.replicas or (endpoint.base_url,)
+
+
+def in_affinity_order(endpoint: EndpointConfig, session: str | None) -> list[EndpointConfig]:
+    """The endpoint's replicas, best first for this session, each as a single-URL endpoint."""
+    urls = replica_urls(endpoint)
+    if len(urls) > 1 and session is not None:
+        urls = tuple(sorted(urls, key=lambda url: _weight(session, url), reverse=True))
+    return [dataclasses.replace(endpoint, base_url=url, replicas=()) for url in urls]
+
+
+def _weight(session: str, url: str) -> int:
+    digest = hashlib.blake2b(f"{session}\0{url}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
