@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -18,6 +19,26 @@ class CompletionStats:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     last_latency_ms: float | None = None
+    # The daemon's own time per backend request, from the editor's request (less the debounce
+    # wait) to the HTTP request leaving: context, prompt, token budget. The latest 1,000.
+    overheads_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    # End-to-end latency of the suggestions shown. The latest 1,000.
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        values: dict[str, object] = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not isinstance(getattr(self, f.name), deque)
+        }
+        values["overhead_ms_p50"] = _percentile(self.overheads_ms, 0.50)
+        values["overhead_ms_p95"] = _percentile(self.overheads_ms, 0.95)
+        values["overheads_ms"] = list(self.overheads_ms)
+        return values
+
+
+def _percentile(samples: deque[float], share: float) -> float | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]

@@ -15,6 +15,26 @@ from pygls.protocol.language_server import lsp_method
 
 
 class IquestProtocol(LanguageServerProtocol):
+    def _execute_handler(
+        self, msg_id: Any, handler: Any, callback: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        """pygls 2.1.1 files every handler it runs under ``msg_id`` in ``_request_futures`` but
+        only forgets the futures of client requests: every notification (each keystroke's
+        didChange) left one behind for the life of the session. Forget each when it is done."""
+        super()._execute_handler(msg_id, handler, callback, *args, **kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is None:
+            return
+
+        def forget(done: Any, key: Any = msg_id) -> None:
+            if self._request_futures.get(key) is done:
+                del self._request_futures[key]
+
+        if future.done():
+            forget(future)
+        else:
+            future.add_done_callback(forget)
+
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     async def lsp_workspace__execute_command(  # type: ignore[override]
         self, params: types.ExecuteCommandParams

@@ -235,3 +235,78 @@ def test_repeated_indentation_on_an_indented_blank_line_is_dropped():
     assert finalize("return 1", context, ()) == "return 1"
     assert finalize("\n    if x:\n        y()", context, ()) == "if x:\n        y()"
     assert finalize("  x = 1", context_at("y = █"), ()) == "  x = 1"  # not a blank line
+
+
+def test_handled_notifications_leave_no_futures_behind():
+    """pygls 2.1.1 kept one future per notification for the whole session (a leak per
+    keystroke); the protocol forgets each once it is done."""
+    import asyncio
+
+    from lsprotocol import types as lsp_types
+
+    from lsp.server import build_server
+
+    async def run() -> int:
+        server = build_server()
+        protocol = server.protocol
+
+        class Sink:
+            def write(self, data: bytes) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+        protocol.set_writer(Sink())
+        protocol.handle_message(
+            protocol.structure_message(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": lsp_types.INITIALIZE,
+                    "params": {"capabilities": {}, "processId": None},
+                }
+            )
+        )
+        await asyncio.sleep(0.05)
+        uri = "file:///tmp/leak.py"
+        protocol.handle_message(
+            protocol.structure_message(
+                {
+                    "jsonrpc": "2.0",
+                    "method": lsp_types.TEXT_DOCUMENT_DID_OPEN,
+                    "params": {
+                        "textDocument": {
+                            "uri": uri,
+                            "languageId": "python",
+                            "version": 1,
+                            "text": "",
+                        }
+                    },
+                }
+            )
+        )
+        for version in range(2, 202):
+            change = {
+                "jsonrpc": "2.0",
+                "method": lsp_types.TEXT_DOCUMENT_DID_CHANGE,
+                "params": {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [
+                        {
+                            "range": {
+                                "start": {"line": 0, "character": 0},
+                                "end": {"line": 0, "character": 0},
+                            },
+                            "text": "x",
+                        }
+                    ],
+                },
+            }
+            protocol.handle_message(protocol.structure_message(change))
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        assert server.workspace.get_text_document(uri).source == "x" * 200
+        return len(protocol._request_futures)
+
+    assert asyncio.run(run()) <= 2

@@ -150,10 +150,13 @@ class CompletionService:
         self, request: CompletionRequest, started: float
     ) -> Suggestion | None:
         settings = self._settings.completion
+        overhead_from = started  # the daemon's own time excludes the debounce wait
         if not request.explicit and settings.debounce_ms > 0:
             try:
                 # Keystrokes in a burst supersede this one here, before any request is made.
+                waited = time.perf_counter()
                 await asyncio.sleep(settings.debounce_ms / 1000)
+                overhead_from += time.perf_counter() - waited
             except asyncio.CancelledError:
                 self.stats.superseded += 1
                 raise
@@ -165,8 +168,11 @@ class CompletionService:
                 if self._outages.should_skip(url):
                     continue
                 try:
+                    waited = time.perf_counter()
                     served = await self._served_model(name, endpoint)
-                    suggestion = await self._generate(served, request, started)
+                    # Discovery (once per endpoint) is start-up, not per-request overhead.
+                    overhead_from += time.perf_counter() - waited
+                    suggestion = await self._generate(served, request, started, overhead_from)
                 except BackendError as error:
                     self.stats.failures += 1
                     self._outages.failed(error)
@@ -211,7 +217,11 @@ class CompletionService:
             )
 
     async def _generate(
-        self, served: ServedModel, request: CompletionRequest, started: float
+        self,
+        served: ServedModel,
+        request: CompletionRequest,
+        started: float,
+        overhead_from: float,
     ) -> Suggestion | None:
         settings = self._settings.completion
         context = served.context.build(request, settings.prompt_token_budget)
@@ -234,6 +244,7 @@ class CompletionService:
             block_indent=block_indent(context),
         )
         self.stats.backend_requests += 1
+        self.stats.overheads_ms.append(_ms_since(overhead_from))
         outcome = await generate(served.backend, params, cutter, settings.timeout_s)
         if outcome.usage is not None:
             self.stats.prompt_tokens += outcome.usage.prompt_tokens
@@ -241,6 +252,7 @@ class CompletionService:
         text = finalize(outcome.text, context, template.stop)
         latency = _ms_since(started)
         self.stats.last_latency_ms = latency
+        self.stats.latencies_ms.append(latency)
         if text is None:
             log.debug("nothing worth showing from %r", outcome.text[:80])
             return None

@@ -17,11 +17,12 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pygls.io_ import WebSocketWriter
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -77,6 +78,23 @@ class _Metrics:
         self.prompt_tokens = Counter(
             "iquest_prompt_tokens_total", "prompt tokens sent to vLLM", registry=r
         )
+        self.overhead = Histogram(
+            "iquest_request_overhead_seconds",
+            "the daemon's own time per backend request (context, prompt, budget)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "iquest_completion_latency_seconds",
+            "inline suggestion latency, request to answer",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=r,
+        )
+        self.cancelled = Counter(
+            "iquest_cancelled_requests_total",
+            "inline requests cancelled or superseded",
+            registry=r,
+        )
         self.limited = Counter(
             "iquest_limited_messages_total",
             "messages refused by a per-user limit",
@@ -102,6 +120,7 @@ class TeamDaemon:
         self._servers: list[asyncio.Server | Server] = []
         self._usage: dict[str, UserUsage] = {}
         self._last_seen: dict[int, float] = {}
+        self._seen: dict[int, tuple[int, ...]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self.bound: dict[str, int] = {}
 
@@ -179,6 +198,8 @@ class TeamDaemon:
     def _end_session(self, server: IquestServer) -> None:
         self._sessions.pop(id(server), None)
         self._last_seen.pop(id(server), None)
+        self._account(server)
+        self._seen.pop(id(server), None)
         self._count()
 
     async def _close_idle_connections(self) -> None:
@@ -348,16 +369,34 @@ class TeamDaemon:
         server.protocol._send_data(answer)
 
     def _account(self, server: IquestServer) -> None:
+        """Fold this connection's new counts and samples into the daemon's metrics."""
         service = server.completions
         if service is None:
             return
         stats = service.stats
-        seen = getattr(server, "_metrics_seen", (0, 0, 0))
-        now = (stats.requests, stats.prompt_tokens, stats.cached_tokens)
+        now = (
+            stats.requests,
+            stats.prompt_tokens,
+            stats.cached_tokens,
+            stats.backend_requests,
+            stats.suggestions,
+            stats.cancelled + stats.superseded,
+        )
+        seen = self._seen.get(id(server), (0,) * len(now))
         self.metrics.requests.inc(now[0] - seen[0])
         self.metrics.prompt_tokens.inc(now[1] - seen[1])
         self.metrics.cached_tokens.inc(now[2] - seen[2])
-        server._metrics_seen = now  # type: ignore[attr-defined]
+        self.metrics.cancelled.inc(now[5] - seen[5])
+        for sample in _newest(stats.overheads_ms, now[3] - seen[3]):
+            self.metrics.overhead.observe(sample / 1000)
+        for sample in _newest(stats.latencies_ms, now[4] - seen[4]):
+            self.metrics.latency.observe(sample / 1000)
+        self._seen[id(server)] = now
+
+
+def _newest(samples: Iterable[float], count: int) -> list[float]:
+    kept = list(samples)
+    return kept[max(0, len(kept) - count) :] if count > 0 else []
 
 
 async def _close_session(server: IquestServer) -> None:

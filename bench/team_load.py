@@ -1,0 +1,252 @@
+"""Many editors typing through one team-mode daemon against a real vLLM.
+
+Starts ``iquest-lsp --serve`` (a separate process, as deployed) and ``--editors`` simulated
+editors, each its own TCP connection and token, each typing into a real source file and asking
+for inline completions as it goes (automatic trigger: the daemon debounces and cancels as for
+a person). Reports errors, suggestions, the daemon's own overhead per backend request (from
+each connection's ``iquest/stats``), suggestion latency, and the daemon's resident memory
+after a warm-up and at the end (``--seconds`` longer makes it a soak).
+
+    .venv/bin/python -m bench.team_load [--editors 100] [--seconds 60] [--vllm-root URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, tiny_vllm
+from engine.team.tokens import TokenStore
+from lsp.serve.framing import frame, read_bodies
+
+SOURCES = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:200]
+
+
+@dataclass
+class EditorResult:
+    requests: int = 0
+    suggestions: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    overheads_ms: list[float] = field(default_factory=list)
+
+
+class Rpc:
+    """The smallest JSON-RPC client: requests by id, server requests answered with null."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.next_id = 0
+        self.task = asyncio.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        async for body in read_bodies(reader, 64 * 1024 * 1024):
+            message = json.loads(body)
+            if "id" in message and "method" in message:  # a request from the server
+                answer: object = [{}] if message["method"] == "workspace/configuration" else None
+                self.send({"jsonrpc": "2.0", "id": message["id"], "result": answer})
+            elif "id" in message and message["id"] in self.pending:
+                self.pending.pop(message["id"]).set_result(message)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.writer.write(frame(json.dumps(message).encode()))
+
+    def notify(self, method: str, params: object) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    async def request(self, method: str, params: object, timeout_s: float = 30) -> dict[str, Any]:
+        self.next_id += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = future
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        return await asyncio.wait_for(future, timeout_s)
+
+
+async def editor(port: int, token: str, n: int, until: float, seed: int) -> EditorResult:
+    rng = random.Random(seed)
+    result = EditorResult()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rpc = Rpc(reader, writer)
+    try:
+        await rpc.request(
+            "initialize",
+            {
+                "processId": None,
+                "capabilities": {"textDocument": {"inlineCompletion": {}}},
+                "initializationOptions": {"token": token},
+                "workspaceFolders": [{"uri": f"file:///editor{n}/proj", "name": "proj"}],
+            },
+        )
+        rpc.notify("initialized", {})
+        source = rng.choice(SOURCES)
+        lines = source.read_text(errors="replace").splitlines()[:400]
+        uri = f"file:///editor{n}/proj/{source.name}"
+        rpc.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "python",
+                    "version": 1,
+                    "text": "\n".join(lines),
+                }
+            },
+        )
+        line = rng.randrange(len(lines) // 3, max(len(lines) // 3 + 1, len(lines) - 1))
+        column, version = len(lines[line]), 1
+        typed = "    value = compute(items, key=lambda item: item.size) + offset\n" * 50
+        for char in typed:
+            if time.monotonic() > until:
+                break
+            version += 1
+            start = {"line": line, "character": column}
+            rpc.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [{"range": {"start": start, "end": start}, "text": char}],
+                },
+            )
+            line, column = (line + 1, 0) if char == "\n" else (line, column + 1)
+            position = {"line": line, "character": column}
+            sent = time.perf_counter()
+            result.requests += 1
+            try:
+                answer = await rpc.request(
+                    "textDocument/inlineCompletion",
+                    {
+                        "textDocument": {"uri": uri},
+                        "position": position,
+                        "context": {"triggerKind": 2},
+                    },
+                )
+            except TimeoutError:
+                result.errors.append("no answer in 30 s")
+                continue
+            if "error" in answer:
+                result.errors.append(str(answer["error"].get("message")))
+            elif answer.get("result") and answer["result"].get("items"):
+                result.suggestions += 1
+                result.latencies_ms.append((time.perf_counter() - sent) * 1000)
+            await asyncio.sleep(rng.uniform(0.08, 0.25))
+        stats = await rpc.request("iquest/stats", None)
+        result.overheads_ms = list(stats.get("result", {}).get("overheads_ms", []))
+        await rpc.request("shutdown", None)
+        rpc.notify("exit", None)
+    except Exception as error:
+        result.errors.append(f"{type(error).__name__}: {error}")
+    finally:
+        rpc.task.cancel()
+        writer.close()
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--editors", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=15, help="seconds before the first RSS")
+    parser.add_argument("--vllm-root", help="reuse a running tiny-model vLLM")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        async with tiny_vllm(work, args.vllm_root) as (root, model):
+            store = TokenStore(work / "tokens.json")
+            tokens = [store.add(f"user{n}") for n in range(args.editors)]
+            config = work / "server.toml"
+            config.write_text(
+                f'log_file = "{work / "daemon.log"}"\n'
+                f'[instruct]\nbase_url = "{root}/v1"\nmodel = "{model}"\n'
+                "[completion]\nmax_tokens = 16\ntemperature = 0.0\ntimeout_s = 20.0\n"
+            )
+            daemon = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "lsp",
+                "--serve",
+                "--port",
+                "0",
+                "--ws-port",
+                "0",
+                "--tokens",
+                str(store.path),
+                "--config",
+                str(config),
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            assert daemon.stdout is not None
+            banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
+            port = int(re.search(r"tcp://[^:]+:(\d+)", banner).group(1))  # type: ignore[union-attr]
+            print(
+                f"daemon up ({banner.strip()}); {args.editors} editors for {args.seconds:g} s",
+                flush=True,
+            )
+            try:
+                until = time.monotonic() + args.seconds
+                jobs = [
+                    asyncio.create_task(editor(port, tokens[n], n, until, seed=n))
+                    for n in range(args.editors)
+                ]
+                await asyncio.sleep(min(args.warmup, args.seconds / 2))
+                warm_rss = rss_mb(daemon.pid)
+                results = await asyncio.gather(*jobs)
+                end_rss = rss_mb(daemon.pid)
+            finally:
+                daemon.terminate()
+                await daemon.wait()
+    errors = [e for r in results for e in r.errors]
+    overheads = [o for r in results for o in r.overheads_ms]
+    latencies = [x for r in results for x in r.latencies_ms]
+    requests = sum(r.requests for r in results)
+    print(
+        f"\n{args.editors} editors, {args.seconds:g} s: {requests} inline requests "
+        f"({requests / args.seconds:.0f}/s), {sum(r.suggestions for r in results)} suggestions, "
+        f"{len(errors)} errors"
+    )
+    for message in sorted(set(errors))[:5]:
+        print(f"  error: {message} (x{errors.count(message)})")
+    print(
+        f"daemon overhead per backend request: p50 {percentile(overheads, 0.5):.2f} ms, "
+        f"p95 {percentile(overheads, 0.95):.2f} ms, p99 {percentile(overheads, 0.99):.2f} ms "
+        f"over {len(overheads)} requests (target p95 <= 10 ms)"
+    )
+    if latencies:
+        print(
+            f"suggestion latency at the editor: p50 {percentile(latencies, 0.5):.0f} ms, "
+            f"p95 {percentile(latencies, 0.95):.0f} ms, mean {statistics.mean(latencies):.0f} ms"
+        )
+    warmup = min(args.warmup, args.seconds / 2)
+    print(
+        f"daemon resident memory: {warm_rss:.0f} MB after {warmup:g} s, "
+        f"{end_rss:.0f} MB at the end ({(end_rss / warm_rss - 1) * 100:+.1f}%; soak target < 5%)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
