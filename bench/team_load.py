@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
+import signal
 import statistics
 import sys
 import sysconfig
@@ -183,8 +185,12 @@ async def main() -> None:
                 f'[instruct]\nbase_url = "{root}/v1"\nmodel = "{model}"\n'
                 "[completion]\nmax_tokens = 16\ntemperature = 0.0\ntimeout_s = 20.0\n"
             )
+            # IQUEST_PROFILE=FILE: the daemon runs under cProfile (written when it stops).
+            profile = os.environ.get("IQUEST_PROFILE")
+            profiler = ["-m", "cProfile", "-o", profile] if profile else []
             daemon = await asyncio.create_subprocess_exec(
                 sys.executable,
+                *profiler,
                 "-m",
                 "lsp",
                 "--serve",
@@ -218,8 +224,12 @@ async def main() -> None:
                 results = await asyncio.gather(*jobs)
                 end_rss = rss_mb(daemon.pid)
             finally:
-                daemon.terminate()
-                await daemon.wait()
+                daemon.send_signal(signal.SIGINT)  # a clean stop: the profile gets written
+                try:
+                    await asyncio.wait_for(daemon.wait(), 20)
+                except TimeoutError:
+                    daemon.kill()
+                    await daemon.wait()
     errors = [e for r in results for e in r.errors]
     overheads = [o for r in results for o in r.overheads_ms]
     latencies = [x for r in results for x in r.latencies_ms]

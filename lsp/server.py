@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+from cattrs import Converter
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import default_converter
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
@@ -47,6 +50,9 @@ class IquestServer(LanguageServer):
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             protocol_cls=TeamProtocol if team else IquestProtocol,
+            # Team mode: one converter for every connection. cattrs compiles its structuring
+            # code per converter and type, which per connection cost thousands of compiles.
+            converter_factory=_shared_converter if team else default_converter,
         )
         self.team = team
         forced = {"completion": {"cache_salt": team.cache_salt}} if team else None
@@ -163,6 +169,11 @@ class IquestServer(LanguageServer):
         await self.completions.reconfigure(settings)
         if self.action_service is not None:
             await self.action_service.reconfigure(settings)
+
+
+@functools.cache
+def _shared_converter() -> Converter:
+    return default_converter()
 
 
 def build_server(config_path: Path | None = None, team: TeamContext | None = None) -> IquestServer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -207,6 +208,16 @@ async def test_websocket_editor_and_http_endpoints(tmp_path: Path):
     assert health.status_code == 200
     assert "iquest_connections 1.0" in metrics.text
     assert "iquest_completion_requests_total" in metrics.text
+    # Every daemon series the shipped Grafana dashboard plots is exported.
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "iquest-lsp.json").read_text())
+    plotted = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"iquest_[a-z_]+", target["expr"])
+    }
+    assert len(plotted) >= 8
+    assert all(f"\n{name}" in metrics.text or f"# TYPE {name}" in metrics.text for name in plotted)
 
 
 async def test_malformed_frames_close_only_their_connection(tmp_path: Path):

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 
@@ -65,43 +66,59 @@ class CompletionBackend:
         await self._client.close()
 
     async def stream(self, params: GenerationParams) -> AsyncGenerator[StreamChunk, None]:
+        # The raw event stream through the client (its HTTP pool, auth, timeouts and errors),
+        # read with json.loads: building the client's models for every chunk cost a fifth of
+        # the daemon's CPU with a hundred editors typing.
+        request = self._client.completions.with_streaming_response.create(
+            model=self.model,
+            prompt=params.prompt,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stop=list(params.stop[:SERVER_STOP_LIMIT]) or None,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body=params.extra_body or None,
+            extra_headers=params.headers or None,
+        )
         try:
-            response = await self._client.completions.create(
-                model=self.model,
-                prompt=params.prompt,
-                max_tokens=params.max_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                stop=list(params.stop[:SERVER_STOP_LIMIT]) or None,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_body=params.extra_body or None,
-                extra_headers=params.headers or None,
-            )
+            async with request as response:
+                async for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments, event names
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        detail = f"not JSON: {_short(data)}"
+                        raise BackendError(self.url, FailureKind.MALFORMED, detail) from exc
+                    yield self._parse_chunk(chunk)
+        except BackendError:
+            raise
         except Exception as exc:
             raise translate_error(self.url, exc) from exc
-        async with response:
-            try:
-                async for chunk in response:
-                    yield self._parse_chunk(chunk)
-            except BackendError:
-                raise
-            except Exception as exc:
-                raise translate_error(self.url, exc) from exc
 
     def _parse_chunk(self, chunk: object) -> StreamChunk:
-        # The client builds its models without validation: check the shape ourselves.
-        choices = getattr(chunk, "choices", None)
-        usage = parse_usage(getattr(chunk, "usage", None))
-        if choices is None or not isinstance(choices, list):
+        if not isinstance(chunk, dict):
+            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk is not an object")
+        if isinstance(chunk.get("error"), dict):
+            message = _short(str(chunk["error"].get("message", "an error")))
+            raise BackendError(self.url, FailureKind.MALFORMED, f"the server reported: {message}")
+        choices = chunk.get("choices")
+        usage = parse_usage(chunk.get("usage"))
+        if not isinstance(choices, list):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'choices'")
         if not choices:
             return StreamChunk(usage=usage)
-        text = getattr(choices[0], "text", None)
+        first = choices[0] if isinstance(choices[0], dict) else {}
+        text = first.get("text")
         if not isinstance(text, str):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'text'")
+        finish = first.get("finish_reason")
         return StreamChunk(
-            text=text, finish_reason=getattr(choices[0], "finish_reason", None), usage=usage
+            text=text, finish_reason=finish if isinstance(finish, str) else None, usage=usage
         )
 
 
@@ -130,15 +147,20 @@ def translate_error(url: str, exc: Exception) -> BackendError:
 
 
 def parse_usage(raw: object) -> Usage | None:
+    """From the client's model or a plain dict (the raw completion stream)."""
     if raw is None:
         return None
-    details = getattr(raw, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    details = _field(raw, "prompt_tokens_details")
+    cached = _field(details, "cached_tokens") if details is not None else None
     return Usage(
-        prompt_tokens=int(getattr(raw, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(raw, "completion_tokens", 0) or 0),
+        prompt_tokens=int(_field(raw, "prompt_tokens") or 0),
+        completion_tokens=int(_field(raw, "completion_tokens") or 0),
         cached_tokens=int(cached) if isinstance(cached, int) else None,
     )
+
+
+def _field(value: object, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
 def _find_in_chain(exc: BaseException, names: tuple[str, ...]) -> BaseException | None:
