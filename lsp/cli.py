@@ -51,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("action", choices=("add", "list", "revoke"))
     token.add_argument("name", nargs="?", help="user (add), token id or user (revoke)")
     token.add_argument("--tokens", type=Path, dest="token_store", help="token store")
+    token.add_argument(
+        "--repo",
+        action="append",
+        dest="token_repos",
+        help="add: a server-side checkout (folder name) the user may see; repeatable "
+        "(default: all)",
+    )
     bridge = commands.add_parser(
         "connect", help="bridge stdio to a team server (token from $IQUEST_TOKEN or a file)"
     )
@@ -127,12 +134,14 @@ def _token_command(args: argparse.Namespace) -> int:
         if args.action == "add":
             if not args.name:
                 raise TokenError("token add needs a user name")
-            print(store.add(args.name))
+            repos = tuple(args.token_repos) if args.token_repos else None
+            print(store.add(args.name, repos))
             print("(shown once: give it to the user; it is stored hashed)", file=sys.stderr)
         elif args.action == "list":
             for entry in store.entries():
                 state = "revoked" if entry.revoked else "active"
-                print(f"{entry.id}  {entry.user:20} {state}")
+                visible = ", ".join(entry.repos) if entry.repos is not None else "all checkouts"
+                print(f"{entry.id}  {entry.user:20} {state:8} {visible}")
         else:
             if not args.name:
                 raise TokenError("token revoke needs a token id or a user")

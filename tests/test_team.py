@@ -43,7 +43,10 @@ SOURCE = "def total(values):\n    return "
 
 @asynccontextmanager
 async def team_daemon(
-    tmp_path: Path, fake: FakeServer, limits: UserLimits | None = None
+    tmp_path: Path,
+    fake: FakeServer,
+    limits: UserLimits | None = None,
+    repos: tuple[Path, ...] = (),
 ) -> AsyncIterator[tuple[TeamDaemon, dict]]:
     cert, key = self_signed(tmp_path)
     config = tmp_path / "server.toml"
@@ -54,6 +57,7 @@ async def team_daemon(
     )
     store = TokenStore(tmp_path / "tokens.json")
     tokens = {user: store.add(user) for user in ("alice", "bob")}
+    tokens["carol"] = store.add("carol", ("some-other-checkout",))
     daemon = TeamDaemon(
         ServeOptions(
             port=0,
@@ -63,6 +67,7 @@ async def team_daemon(
             tokens=store.path,
             config=config,
             limits=limits or UserLimits(),
+            repos=repos,
         )
     )
     await daemon.start()
@@ -276,3 +281,31 @@ async def test_per_user_limits_refuse_bursts_and_documents_but_not_other_users(t
     assert len(refused) < len(burst)  # the first ones, within the burst, were served
     assert items_of(bobs)  # alice's burst costs bob nothing
     assert warnings and "more than 2 open documents" in warnings[0]
+
+
+async def test_server_checkouts_give_context_only_to_users_allowed_to_see_them(tmp_path: Path):
+    checkout = tmp_path / "server" / "proj"
+    checkout.mkdir(parents=True)
+    (checkout / "util.py").write_text("def helper_from_the_server(x):\n    return x * 2\n")
+    async with (
+        fake_server() as fake,
+        team_daemon(tmp_path, fake, repos=(checkout,)) as (
+            daemon,
+            team,
+        ),
+    ):
+        await daemon.checkouts.ready()
+        url = f"tls://127.0.0.1:{daemon.bound['tcp']}"
+        prompts: dict[str, list[str]] = {}
+        for user in ("alice", "carol"):
+            async with editor(url, team["tokens"][user], tmp_path, team["cert"]) as client:
+                before = len(fake.prompts)
+                for attempt in range(6):  # header token counts arrive in the background
+                    uri = (tmp_path / "proj" / f"main{attempt}.py").as_uri()
+                    text = "from util import helper_from_the_server\n\n" + SOURCE
+                    open_document(client, uri, text)
+                    await inline_completion(client, uri, end_position(text))
+                    await asyncio.sleep(0.3)
+                prompts[user] = fake.prompts[before:]
+    assert any("def helper_from_the_server" in p for p in prompts["alice"])
+    assert not any("def helper_from_the_server" in p for p in prompts["carol"])

@@ -31,6 +31,8 @@ class TokenEntry:
     digest: str  # hex, blake2b(secret, key=salt)
     created: float
     revoked: bool = False
+    # Server-side checkouts (by folder name) this user may draw context from; None: all.
+    repos: tuple[str, ...] | None = None
 
 
 class TokenError(ValueError):
@@ -46,14 +48,16 @@ class TokenStore:
         self.path = path or default_token_path()
 
     # --- administration (``iquest-lsp token add|list|revoke``) ----------------------------
-    def add(self, user: str) -> str:
+    def add(self, user: str, repos: tuple[str, ...] | None = None) -> str:
         if not user or not user.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise TokenError(f"user names are letters, digits, '-', '_' and '.': {user!r}")
         entries = self._load()
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        entries.append(TokenEntry(token_id, user, salt.hex(), _digest(secret, salt), time.time()))
+        entries.append(
+            TokenEntry(token_id, user, salt.hex(), _digest(secret, salt), time.time(), False, repos)
+        )
         self._save(entries)
         return f"{PREFIX}{token_id}_{secret}"
 
@@ -73,6 +77,11 @@ class TokenStore:
     # --- checking ----------------------------------------------------------------------------
     def user_for(self, token: str | None) -> str | None:
         """The user a presented token belongs to, or None (bad, unknown or revoked)."""
+        entry = self.entry_for(token)
+        return entry.user if entry is not None else None
+
+    def entry_for(self, token: str | None) -> TokenEntry | None:
+        """The live entry of a presented token, or None (bad, unknown or revoked)."""
         if not token or not token.startswith(PREFIX):
             return None
         token_id, _, secret = token[len(PREFIX) :].partition("_")
@@ -82,7 +91,7 @@ class TokenStore:
             _digest(secret or "x", b"\0" * 16)
             return None
         matches = hmac.compare_digest(_digest(secret, bytes.fromhex(entry.salt)), entry.digest)
-        return entry.user if matches and not entry.revoked else None
+        return entry if matches and not entry.revoked else None
 
     # --- storage -----------------------------------------------------------------------------
     def _load(self) -> list[TokenEntry]:
@@ -90,7 +99,11 @@ class TokenStore:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
-        return [TokenEntry(**item) for item in raw.get("tokens", [])]
+        entries = []
+        for item in raw.get("tokens", []):
+            repos = item.get("repos")
+            entries.append(TokenEntry(**{**item, "repos": tuple(repos) if repos else repos}))
+        return entries
 
     def _save(self, entries: list[TokenEntry]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

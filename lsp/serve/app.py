@@ -178,6 +178,14 @@ class TeamDaemon:
         return context
 
     # --- sessions ----------------------------------------------------------------------------
+    def _visible_checkouts(self, user: str) -> list[Any]:
+        """The server-side checkouts this user's tokens allow (all, unless restricted)."""
+        entries = [e for e in self.tokens.entries() if e.user == user and not e.revoked]
+        if any(e.repos is None for e in entries):
+            return list(self.checkouts.indexes)
+        allowed = {name for e in entries for name in e.repos or ()}
+        return [index for index in self.checkouts.indexes if index.name in allowed]
+
     def _new_session(self, user: str, close: Any) -> IquestServer:
         salt = (
             f"team:{self.options.salt_per}" if self.options.salt_per == "team" else f"user:{user}"
@@ -185,7 +193,7 @@ class TeamDaemon:
         team = TeamContext(
             user=user,
             models=self.models,
-            repositories=list(self.checkouts.indexes),
+            repositories=self._visible_checkouts(user),
             cache_salt=salt,
             close=close,
         )
