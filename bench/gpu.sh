@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The benchmarks on a lent GPU, once vLLM 0.26.0 is staged into /tmp/site (../shared/gpu):
 # a 7B-shaped model with dummy weights, priority scheduling, GPU block size (16).
-#   bash bench/gpu.sh priority|prefix [MAX_NUM_SEQS] [ACTIONS]
+#   bash bench/gpu.sh priority|prefix|team [MAX_NUM_SEQS] [ACTIONS]
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
 set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
-OUT=${OUT:-/tmp/out}; WHICH=${1:?priority or prefix}; SEQS=${2:-16}; ACTIONS=${3:-32}
+OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix or team}; SEQS=${2:-16}; ACTIONS=${3:-32}
 mkdir -p "$OUT"
 python3 -m bench.gpu_model /tmp/model7b
 python3 -m vllm.entrypoints.openai.api_server --model /tmp/model7b --load-format dummy \
@@ -19,6 +19,9 @@ nvidia-smi --query-gpu=name,memory.used --format=csv,noheader | tee "$OUT/gpu.tx
 if [ "$WHICH" = priority ]; then
   python3 -m bench.priority --vllm-root http://127.0.0.1:8000 --actions "$ACTIONS" \
     --max-num-seqs "$SEQS" --inline 20 2>&1 | tee "$OUT/priority.txt"
+elif [ "$WHICH" = team ]; then
+  python3 -m bench.team_load --vllm-root http://127.0.0.1:8000 --editors 100 --seconds 60 \
+    2>&1 | tee "$OUT/team_load.txt"
 else
   python3 -m bench.prefix_cache --vllm-root http://127.0.0.1:8000 2>&1 | tee "$OUT/prefix_cache.txt"
 fi
