@@ -59,6 +59,9 @@ async def test_inline_completion_carries_the_servers_text(vllm: VllmEndpoint, tm
     assert isinstance(suggestion, str) and suggestion.strip()
     assert items[0].range == types.Range(start=end_position(SOURCE), end=end_position(SOURCE))
     assert info["template"] == "qwen"
+    # vLLM loaded the model from a folder this machine can read: its tokenizer counts here,
+    # after agreeing with /tokenize on a probe.
+    assert "counting tokens locally" in (tmp_path / "iquest.log").read_text()  # noqa: ASYNC240
 
     # The same prompt sent straight to vLLM at temperature 0 produces the text we were shown.
     prompt = (

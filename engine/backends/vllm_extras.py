@@ -54,6 +54,16 @@ class ServerInfo:
                 self.base_url, FailureKind.MALFORMED, "model list without ids"
             ) from exc
 
+    async def model_root(self, model: str) -> str | None:
+        """Where the server loaded ``model`` from (vLLM's ``root`` in the model list)."""
+        data = await self._get_json(f"{self.base_url.rstrip('/')}/models")
+        items = data.get("data") if isinstance(data, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("id") == model:
+                root = item.get("root")
+                return root if isinstance(root, str) else None
+        return None
+
     async def token_count(self, model: str, text: str) -> int:
         """How many tokens the served tokenizer makes of ``text`` (no BOS or other specials)."""
         body = {"model": model, "prompt": text, "add_special_tokens": False}

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.backends.errors import BackendError, FailureKind
 from engine.backends.openai_compatible import CompletionBackend
@@ -84,7 +85,39 @@ async def _discover(endpoint: EndpointConfig, template: str, timeout_s: float) -
         choice.reason,
     )
     backend = CompletionBackend(endpoint, model, timeout_s=timeout_s)
-    return DiscoveredModel(model, choice, repo_headers, backend, info, TokenCounts(count_tokens))
+    local = await _local_tokenizer(info, model) if count_tokens is not None else None
+    counts = TokenCounts(count_tokens, local=local)
+    return DiscoveredModel(model, choice, repo_headers, backend, info, counts)
+
+
+async def _local_tokenizer(info: ServerInfo, model: str) -> Callable[[str], int] | None:
+    """The served tokenizer, when the server loaded the model from a folder this machine can
+    read too (the daemon beside vLLM, as in team mode), checked against /tokenize; else None.
+    Never fetched from anywhere: a hub id or a missing folder means None."""
+    try:
+        root = await info.model_root(model)
+    except BackendError:
+        return None
+    path = Path(root) / "tokenizer.json" if root else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(path))
+    except Exception as error:  # an unreadable file: /tokenize stays in use
+        log.info("cannot load the tokenizer at %s: %s", path, error)
+        return None
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    probe = "def probe(x):\n    return x  # ünïcode ✓\n"
+    if count(probe) != await info.token_count(model, probe):
+        log.info("the tokenizer at %s counts differently from the server: not used", path)
+        return None
+    log.info("counting tokens locally with %s", path)
+    return count
 
 
 async def _first_served_model(info: ServerInfo) -> str:

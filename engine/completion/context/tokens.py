@@ -19,9 +19,16 @@ CHARS_PER_TOKEN_ESTIMATE = 3
 
 class TokenCounts:
     def __init__(
-        self, counter: TokenCounter | None, max_entries: int = 50_000, concurrency: int = 4
+        self,
+        counter: TokenCounter | None,
+        max_entries: int = 50_000,
+        concurrency: int = 4,
+        local: Callable[[str], int] | None = None,
     ) -> None:
         self._counter = counter
+        # The served tokenizer loaded here (the daemon runs beside vLLM): counts are exact at
+        # once, with no round trip and no estimate.
+        self._local = local
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._max_entries = max_entries
         self._pending: set[str] = set()
@@ -34,6 +41,8 @@ class TokenCounts:
         known = self._counts.get(text)
         if known is not None:
             return known
+        if self._local is not None:
+            return self._remember(text, self._local(text))
         self._request(text)
         return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
 
@@ -42,7 +51,7 @@ class TokenCounts:
         flip when an estimate is replaced by the real count."""
         if not text:
             return 0
-        if self._counter is None:  # no tokenizer will ever answer: the estimate is final
+        if self._counter is None or self._local is not None:  # estimate final, or count exact
             return self.count(text)
         known = self._counts.get(text)
         if known is None:
@@ -75,6 +84,10 @@ class TokenCounts:
             return
         finally:
             self._pending.discard(text)
+        self._remember(text, count)
+
+    def _remember(self, text: str, count: int) -> int:
         self._counts[text] = count
         if len(self._counts) > self._max_entries:
             self._counts.popitem(last=False)
+        return count
