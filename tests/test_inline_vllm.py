@@ -61,7 +61,7 @@ async def test_inline_completion_carries_the_servers_text(vllm: VllmEndpoint, tm
     assert info["template"] == "qwen"
     # vLLM loaded the model from a folder this machine can read: its tokenizer counts here,
     # after agreeing with /tokenize on a probe.
-    assert "counting tokens locally" in (tmp_path / "iquest.log").read_text()  # noqa: ASYNC240
+    assert "counting tokens locally" in (tmp_path / "iquest.log").read_text()
 
     # The same prompt sent straight to vLLM at temperature 0 produces the text we were shown.
     prompt = (
