@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 EXPLAIN, FIX, FIND_BUGS, ASK = "iquest.explain", "iquest.fix", "iquest.findBugs", "iquest.ask"
 COMMANDS = {EXPLAIN: ActionKind.EXPLAIN, FIX: ActionKind.FIX, FIND_BUGS: ActionKind.FIND_BUGS}
 EXPLANATION_NOTIFICATION = "iquest/explanation"
+KEEP_EXPLANATIONS = 50
 DIAGNOSTIC_SOURCE = "iquest"
 KIND_EXPLAIN = "iquest.explain"
 KIND_FIND_BUGS = "source.iquest.findBugs"
@@ -374,6 +375,10 @@ def _write_explanation(ls: IquestServer, request: ActionRequest, markdown: str) 
         target.chmod(0o644)
     target.write_text(markdown, encoding="utf-8")
     target.chmod(0o444)  # read-only: an explanation is not a file to edit
+    # Keep the newest few: an editor tab may still show them, the rest is litter.
+    older = sorted(folder.glob("*.md"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for stale in older[KEEP_EXPLANATIONS:]:
+        stale.unlink(missing_ok=True)
     return target
 
 
