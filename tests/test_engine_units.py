@@ -310,3 +310,14 @@ def test_handled_notifications_leave_no_futures_behind():
         return len(protocol._request_futures)
 
     assert asyncio.run(run()) <= 2
+
+
+def test_token_counts_stay_within_their_text_budget():
+    from engine.completion.context.tokens import TokenCounts
+
+    counts = TokenCounts(None, local=len, max_chars=1_000)
+    for n in range(500):
+        assert counts.count(f"chunk {n:04d} " * 10) == 110
+    held = sum(len(text) for text in counts._counts)
+    assert held <= 1_000 and held == counts._chars
+    assert len(counts._counts) == 1_000 // 110

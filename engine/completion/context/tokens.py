@@ -22,6 +22,9 @@ class TokenCounts:
         self,
         counter: TokenCounter | None,
         max_entries: int = 50_000,
+        # Bounded by text held too: a shared daemon's editors keep adding new chunks, and
+        # 50,000 chunks of a large file would be tens of megabytes.
+        max_chars: int = 4_000_000,
         concurrency: int = 4,
         local: Callable[[str], int] | None = None,
     ) -> None:
@@ -31,6 +34,8 @@ class TokenCounts:
         self._local = local
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._max_entries = max_entries
+        self._max_chars = max_chars
+        self._chars = 0
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
@@ -87,7 +92,12 @@ class TokenCounts:
         self._remember(text, count)
 
     def _remember(self, text: str, count: int) -> int:
+        if text not in self._counts:
+            self._chars += len(text)
         self._counts[text] = count
-        if len(self._counts) > self._max_entries:
-            self._counts.popitem(last=False)
+        while self._counts and (
+            len(self._counts) > self._max_entries or self._chars > self._max_chars
+        ):
+            oldest, _ = self._counts.popitem(last=False)
+            self._chars -= len(oldest)
         return count
