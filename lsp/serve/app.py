@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import ssl
 import time
+import tracemalloc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,8 +422,23 @@ async def _close_session(server: IquestServer) -> None:
 async def run_serve(options: ServeOptions) -> int:
     daemon = TeamDaemon(options)
     await daemon.start()
+    # IQUEST_TRACEMALLOC=FILE: where memory grew between the first minute and the end.
+    trace_file = os.environ.get("IQUEST_TRACEMALLOC")
+    baseline: list[tracemalloc.Snapshot] = []
+    if trace_file:
+        tracemalloc.start(12)
+        asyncio.get_running_loop().call_later(
+            60, lambda: baseline.append(tracemalloc.take_snapshot())
+        )
     try:
         await asyncio.Event().wait()
     finally:
+        if trace_file and baseline:
+            growth = tracemalloc.take_snapshot().compare_to(baseline[0], "traceback")
+            lines = []
+            for stat in growth[:15]:
+                lines.append(f"{stat.size_diff / 1e6:+.2f} MB in {stat.count_diff:+d} blocks")
+                lines.extend(f"    {frame}" for frame in stat.traceback.format()[-12:])
+            Path(trace_file).write_text("\n".join(lines) + "\n")  # noqa: ASYNC240 (at exit)
         await daemon.aclose()
     return 0
