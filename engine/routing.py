@@ -11,7 +11,8 @@ from typing import Literal
 
 from engine.actions.types import ActionKind
 from engine.backends.errors import BackendError, FailureKind
-from engine.config import RoutingConfig
+from engine.config import EndpointConfig, RoutingConfig, Settings
+from engine.replicas import replica_urls
 
 EndpointName = Literal["instruct", "reasoning"]
 
@@ -53,3 +54,24 @@ def worth_falling_back(error: BackendError) -> bool:
     if error.kind in (FailureKind.UNREACHABLE, FailureKind.TIMEOUT):
         return True
     return error.status is not None and error.status >= 500
+
+
+def endpoints_in_order(route: Route, settings: Settings) -> list[EndpointName]:
+    """The route's endpoint, then its fallback when that is other servers (an unset reasoning
+    endpoint is the instruct one: falling back to it would only ask the same servers twice)."""
+    names: list[EndpointName] = [route.endpoint]
+    if route.fallback is not None and set(replica_urls(_config(settings, route.fallback))) != set(
+        replica_urls(_config(settings, route.endpoint))
+    ):
+        names.append(route.fallback)
+    return names
+
+
+def endpoint_label(settings: Settings, name: EndpointName) -> str:
+    """The endpoint's server(s), for messages to the user."""
+    return ", ".join(replica_urls(_config(settings, name)))
+
+
+def _config(settings: Settings, name: EndpointName) -> EndpointConfig:
+    endpoint: EndpointConfig = getattr(settings, name)
+    return endpoint

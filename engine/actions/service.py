@@ -26,14 +26,22 @@ from engine.actions.types import (
     FixOutcome,
 )
 from engine.backends.chat import ChatBackend, ChatMessage, ChatParams
-from engine.backends.errors import BackendError, FailureKind
+from engine.backends.errors import BackendError
 from engine.backends.vllm_extras import ServerInfo
 from engine.completion.context import ContextBuilder, TokenCounts
+from engine.completion.models import first_served_model
 from engine.completion.types import CompletionRequest
 from engine.config import EndpointConfig, Settings
 from engine.health import Notice, OutageTracker
-from engine.replicas import SESSION_HEADER, in_affinity_order
-from engine.routing import EndpointName, Route, Router, worth_falling_back
+from engine.replicas import SESSION_HEADER, in_affinity_order, replica_urls
+from engine.routing import (
+    EndpointName,
+    Route,
+    Router,
+    endpoint_label,
+    endpoints_in_order,
+    worth_falling_back,
+)
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -162,10 +170,10 @@ class ActionService:
     ) -> Answer:
         selected = 0 if request.whole_file else request.selection.count("\n") + 1
         route = self.router.route(request.kind, selected)
-        names: list[EndpointName] = [route.endpoint]
-        if route.fallback is not None and self._url(route.fallback) != self._url(route.endpoint):
-            names.append(route.fallback)
-        if len(names) == 2 and self._outages.should_skip(self._url(names[0])):
+        names = endpoints_in_order(route, self.settings)
+        if len(names) == 2 and all(
+            self._outages.should_skip(url) for url in replica_urls(getattr(self.settings, names[0]))
+        ):
             names.reverse()  # the usual endpoint failed a moment ago: don't wait on it again
         last_error: BackendError | None = None
         for position, name in enumerate(names):
@@ -284,21 +292,12 @@ class ActionService:
             if model is None:
                 info = ServerInfo(config)
                 try:
-                    models = await info.served_models()
+                    model = await first_served_model(info)
                 finally:
                     await info.aclose()
-                if not models:
-                    raise BackendError(
-                        config.base_url, FailureKind.MALFORMED, "the server lists no models"
-                    )
-                model = models[0]
             backend = ChatBackend(config, model, timeout_s=self.settings.actions.timeout_s)
             self._endpoints[key] = _Endpoint(backend, set())
         return self._endpoints[key]
-
-    def _url(self, name: EndpointName) -> str:
-        url: str = getattr(self.settings, name).base_url
-        return url
 
     def _tell_fallback(
         self, route: Route, failed: EndpointName, instead: EndpointName, error: BackendError
@@ -309,7 +308,7 @@ class ActionService:
             self._notify(
                 Notice(
                     "warning",
-                    f"iquest: the {failed} model ({self._url(failed)}) is not answering; "
-                    f"{route.reason} uses the {instead} model meanwhile.",
+                    f"iquest: the {failed} model ({endpoint_label(self.settings, failed)}) is "
+                    f"not answering; {route.reason} uses the {instead} model meanwhile.",
                 )
             )

@@ -7,11 +7,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 from engine.backends.errors import BackendError, FailureKind
-from engine.backends.openai_compatible import Usage, parse_usage, translate_error
-from engine.config import EndpointConfig
+from engine.backends.openai_compatible import (
+    EndpointClient,
+    Usage,
+    parse_usage,
+    translate_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +46,8 @@ class ChatDelta:
     usage: Usage | None = None
 
 
-class ChatBackend:
+class ChatBackend(EndpointClient):
     """One endpoint's chat API. Closing the stream early makes vLLM abort the request."""
-
-    def __init__(self, endpoint: EndpointConfig, model: str, timeout_s: float) -> None:
-        self.url = endpoint.base_url
-        self.model = model
-        self._client = openai.AsyncOpenAI(
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key(),
-            timeout=openai.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
-            max_retries=0,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
     async def stream(self, params: ChatParams) -> AsyncGenerator[ChatDelta, None]:
         request: dict[str, Any] = {

@@ -49,8 +49,9 @@ class StreamChunk:
     usage: Usage | None = None
 
 
-class CompletionBackend:
-    """One endpoint's completions API. Closing the stream early makes vLLM abort the request."""
+class EndpointClient:
+    """The ``openai`` async client for one endpoint and model (no retries: a failure is
+    reported at once, and the outage tracker decides when to try again)."""
 
     def __init__(self, endpoint: EndpointConfig, model: str, timeout_s: float) -> None:
         self.url = endpoint.base_url
@@ -64,6 +65,10 @@ class CompletionBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+class CompletionBackend(EndpointClient):
+    """One endpoint's completions API. Closing the stream early makes vLLM abort the request."""
 
     async def stream(self, params: GenerationParams) -> AsyncGenerator[StreamChunk, None]:
         # The raw event stream through the client (its HTTP pool, auth, timeouts and errors),

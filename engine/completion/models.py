@@ -70,7 +70,7 @@ class ModelDirectory:
 async def _discover(endpoint: EndpointConfig, template: str, timeout_s: float) -> DiscoveredModel:
     info = ServerInfo(endpoint)
     try:
-        model = endpoint.model or await _first_served_model(info)
+        model = endpoint.model or await first_served_model(info)
         count_tokens = await _token_counter(info, model)
         choice = await choose_template(model, template, count_tokens)
         repo_headers = await repo_markers_usable(choice.template, count_tokens)
@@ -120,7 +120,8 @@ async def _local_tokenizer(info: ServerInfo, model: str) -> Callable[[str], int]
     return count
 
 
-async def _first_served_model(info: ServerInfo) -> str:
+async def first_served_model(info: ServerInfo) -> str:
+    """The first model the server lists (the model an unnamed endpoint means)."""
     models = await info.served_models()
     if not models:
         raise BackendError(info.base_url, FailureKind.MALFORMED, "the server lists no models")

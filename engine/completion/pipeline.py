@@ -30,7 +30,14 @@ from engine.config import CompletionConfig, EndpointConfig, Settings
 from engine.health import Notice, OutageTracker
 from engine.metrics import CompletionStats
 from engine.replicas import SESSION_HEADER, in_affinity_order
-from engine.routing import EndpointName, Route, Router, worth_falling_back
+from engine.routing import (
+    EndpointName,
+    Route,
+    Router,
+    endpoint_label,
+    endpoints_in_order,
+    worth_falling_back,
+)
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -194,16 +201,8 @@ class CompletionService:
     def _route(self) -> Route:
         return Router(self._settings.routing).route("inline")
 
-    def _url(self, name: EndpointName) -> str:
-        endpoint: EndpointConfig = getattr(self._settings, name)
-        return endpoint.base_url
-
     def _endpoints_in_order(self) -> list[EndpointName]:
-        route = self._route()
-        names: list[EndpointName] = [route.endpoint]
-        if route.fallback is not None and self._url(route.fallback) != self._url(route.endpoint):
-            names.append(route.fallback)
-        return names
+        return endpoints_in_order(self._route(), self._settings)
 
     def _tell_fallback(self, failed: EndpointName, instead: EndpointName) -> None:
         if not self._fallback_told:
@@ -212,7 +211,7 @@ class CompletionService:
                 Notice(
                     "warning",
                     f"iquest: inline completions use the {instead} model while the {failed} "
-                    f"model ({self._url(failed)}) is not answering.",
+                    f"model ({endpoint_label(self._settings, failed)}) is not answering.",
                 )
             )
 
