@@ -15,6 +15,7 @@ from lsprotocol import types
 from prometheus_client.parser import text_string_to_metric_families
 from pygls.lsp.client import LanguageClient
 
+from engine import metrics
 from engine.local.vllm_process import LocalVllmServer, LocalVllmSpec
 from tests.support.tiny_model import build_tiny_model
 
@@ -115,3 +116,9 @@ async def kv_block_size(root: str) -> str:
             if sample.name.startswith("vllm:cache_config_info"):
                 return sample.labels.get("block_size", "?")
     return "?"
+
+
+def percentile(samples: list[float], share: float) -> float:
+    """As the daemon computes it (engine.metrics), NaN for no samples: printable either way."""
+    value = metrics.percentile(samples, share)
+    return float("nan") if value is None else value

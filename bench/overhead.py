@@ -33,6 +33,7 @@ from tokenizers import Tokenizer
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
+from engine.metrics import percentile
 from engine.repository.index import RepositoryIndex
 from engine.workspace import Workspace
 from lsp.positions import offset_at
@@ -87,11 +88,6 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def request_overhead(

@@ -22,7 +22,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from bench.common import lsp_client, tiny_vllm
+from bench.common import lsp_client, percentile, tiny_vllm
 
 SOURCE = '''def moving_average(values, window):
     """Average of each run of `window` values."""
@@ -30,11 +30,6 @@ SOURCE = '''def moving_average(values, window):
     for start in range(len(values) - window + 1):
         chunk = values[start : start + window]
 '''
-
-
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def action_loop(client: LanguageClient, uri: str, stop: asyncio.Event) -> int:

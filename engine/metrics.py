@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 
@@ -31,13 +32,15 @@ class CompletionStats:
             for f in fields(self)
             if not isinstance(getattr(self, f.name), deque)
         }
-        values["overhead_ms_p50"] = _percentile(self.overheads_ms, 0.50)
-        values["overhead_ms_p95"] = _percentile(self.overheads_ms, 0.95)
+        values["overhead_ms_p50"] = percentile(self.overheads_ms, 0.50)
+        values["overhead_ms_p95"] = percentile(self.overheads_ms, 0.95)
         values["overheads_ms"] = list(self.overheads_ms)
         return values
 
 
-def _percentile(samples: deque[float], share: float) -> float | None:
+def percentile(samples: Iterable[float], share: float) -> float | None:
+    """The sample at ``share`` of the sorted samples (nearest rank), or None when empty."""
+    samples = list(samples)
     if not samples:
         return None
     ordered = sorted(samples)

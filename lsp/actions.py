@@ -340,7 +340,7 @@ def _request(
         question=question if isinstance(question, str) else None,
         relative_path=relative or (path.name if path else None),
         path=path,
-        session=ls.session_for(_folder_name(ls, uri)),
+        session=ls.session_for_document(uri),
     )
     return request, document
 
@@ -433,10 +433,3 @@ def _command(title: str, name: str, arguments: dict[str, Any]) -> types.Command:
 def _short(text: str, limit: int = 50) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _folder_name(ls: IquestServer, uri: str) -> str | None:
-    for folder in ls.workspace.folders.values():
-        if uri.startswith(folder.uri.rstrip("/") + "/"):
-            return folder.name
-    return None

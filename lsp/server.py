@@ -101,6 +101,9 @@ class IquestServer(LanguageServer):
         """The replica-affinity key of this user's work in a folder (X-Session-ID)."""
         return session_id(self.team.user if self.team else None, workspace_name)
 
+    def session_for_document(self, uri: str) -> str:
+        return self.session_for(_workspace_path(self, uri)[1])
+
     def server_path(self, uri: str) -> Path | None:
         """Where a document would live on this machine: in team mode, the client's folder is
         swapped for the server-side checkout of the same name."""

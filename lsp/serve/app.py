@@ -13,13 +13,14 @@ a log or the language server."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
 import ssl
 import time
 import tracemalloc
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,13 +226,12 @@ class TeamDaemon:
     def _sessions_of(self, user: str) -> list[IquestServer]:
         return [server for owner, server in self._sessions.values() if owner == user]
 
-    def _refusal(self, server: IquestServer, raw: dict[str, Any]) -> str | None:
+    def _refusal(self, server: IquestServer, message: object, method: object) -> str | None:
         """Why this message must not run (a limit of its user), or None."""
         team = server.team
         assert team is not None
         limits = self.options.limits
-        method = raw.get("method")
-        if "id" in raw and isinstance(method, str) and method not in _NEVER_LIMITED:
+        if hasattr(message, "id") and isinstance(method, str) and method not in _NEVER_LIMITED:
             usage = self._usage.setdefault(team.user, UserUsage(limits))
             in_flight = sum(len(s.protocol._request_futures) for s in self._sessions_of(team.user))
             return usage.take_request(in_flight)
@@ -239,7 +239,7 @@ class TeamDaemon:
             mine = self._sessions_of(team.user)
             documents = sum(len(s.workspace.text_documents) for s in mine)
             size = sum(len(d.source) for s in mine for d in s.workspace.text_documents.values())
-            text = (raw.get("params") or {}).get("textDocument", {}).get("text", "")
+            text = message.params.text_document.text  # type: ignore[attr-defined]
             if documents >= limits.open_documents:
                 return f"more than {limits.open_documents} open documents"
             if size + len(text) > limits.document_bytes:
@@ -340,31 +340,20 @@ class TeamDaemon:
     ) -> None:
         protocol = server.protocol
         try:
-            raw = first_message if first_message is not None else json.loads(body or b"")
-        except ValueError as error:
-            self._reply_error(server, None, -32700, f"parse error: {error}")
-            return
-        try:
-            # Structured the way pygls's own reader does it (inner objects first).
-            message = json.loads(json.dumps(raw), object_hook=protocol.structure_message)
+            # One pass: structured as pygls's own reader does it (inner objects first). Only a
+            # message that fails is parsed again, plainly, to say what was wrong with it.
+            text = json.dumps(first_message) if first_message is not None else body or b""
+            message = json.loads(text, object_hook=protocol.structure_message)
         except Exception:
-            method = raw.get("method") if isinstance(raw, dict) else None
-            if not isinstance(method, str):
-                code, text = -32600, "invalid request"
-            elif protocol.get_message_type(method) is not None:
-                code, text = -32602, f"invalid params for {method}"
-            else:
-                code, text = -32601, f"unknown method {method}"
-            if isinstance(raw, dict) and isinstance(method, str) and "id" not in raw:
-                return  # a notification gets no answer, even a wrong one
-            self._reply_error(server, raw.get("id") if isinstance(raw, dict) else None, code, text)
+            self._reply_invalid(server, text)
             return
         self._last_seen[id(server)] = time.monotonic()
-        refusal = self._refusal(server, raw) if isinstance(raw, dict) else None
-        if refusal is not None and isinstance(raw, dict):
-            self.metrics.limited.labels(str(raw.get("method"))).inc()
-            if "id" in raw:
-                self._reply_error(server, raw["id"], -32803, f"iquest: limit reached: {refusal}")
+        method = getattr(message, "method", None)
+        refusal = self._refusal(server, message, method)
+        if refusal is not None:
+            self.metrics.limited.labels(str(method)).inc()
+            if hasattr(message, "id"):
+                self._reply_error(server, message.id, -32803, f"iquest: limit reached: {refusal}")
             else:
                 server.notify_user(Notice("warning", f"iquest: not opened here: {refusal}"))
             return
@@ -373,6 +362,23 @@ class TeamDaemon:
         except Exception:  # pygls answers errors itself; anything else must not end the daemon
             log.exception("a message could not be handled")
         self._account(server)
+
+    def _reply_invalid(self, server: IquestServer, text: str | bytes) -> None:
+        try:
+            raw = json.loads(text)
+        except ValueError as error:
+            self._reply_error(server, None, -32700, f"parse error: {error}")
+            return
+        method = raw.get("method") if isinstance(raw, dict) else None
+        if not isinstance(method, str):
+            code, reason = -32600, "invalid request"
+        elif server.protocol.get_message_type(method) is not None:
+            code, reason = -32602, f"invalid params for {method}"
+        else:
+            code, reason = -32601, f"unknown method {method}"
+        if isinstance(raw, dict) and isinstance(method, str) and "id" not in raw:
+            return  # a notification gets no answer, even a wrong one
+        self._reply_error(server, raw.get("id") if isinstance(raw, dict) else None, code, reason)
 
     def _reply_error(self, server: IquestServer, msg_id: object, code: int, text: str) -> None:
         answer = {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": text}}
@@ -404,9 +410,11 @@ class TeamDaemon:
         self._seen[id(server)] = now
 
 
-def _newest(samples: Iterable[float], count: int) -> list[float]:
-    kept = list(samples)
-    return kept[max(0, len(kept) - count) :] if count > 0 else []
+def _newest(samples: Sequence[float], count: int) -> list[float]:
+    """The last ``count`` samples, copied only when there are any (this runs per message)."""
+    if count <= 0:
+        return []
+    return list(itertools.islice(reversed(samples), count))
 
 
 async def _close_session(server: IquestServer) -> None:

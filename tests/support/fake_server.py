@@ -37,23 +37,20 @@ class FakeServer:
 
 
 def _chunk(text: str) -> bytes:
-    body = {
-        "id": "x",
-        "object": "text_completion",
-        "created": 0,
-        "model": "fake-qwen-coder",
-        "choices": [{"index": 0, "text": text, "finish_reason": None}],
-    }
-    return f"data: {json.dumps(body)}\n\n".encode()
+    return _event("text_completion", {"text": text, "finish_reason": None})
 
 
 def _chat_chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+    return _event("chat.completion.chunk", {"delta": delta, "finish_reason": finish})
+
+
+def _event(kind: str, choice: dict[str, object]) -> bytes:
     body = {
         "id": "x",
-        "object": "chat.completion.chunk",
+        "object": kind,
         "created": 0,
         "model": "fake-qwen-coder",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "choices": [{"index": 0, **choice}],
     }
     return f"data: {json.dumps(body)}\n\n".encode()
 
