@@ -155,6 +155,18 @@ async def editor(port: int, token: str, n: int, until: float, seed: int) -> Edit
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_idle() -> tuple[float, float]:
+    """(idle, total) CPU ticks of the whole machine so far."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks[:8])
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -214,10 +226,13 @@ async def main() -> None:
                     asyncio.create_task(editor(port, tokens[n], n, until, seed=n))
                     for n in range(args.editors)
                 ]
+                cpu_from, idle_from = cpu_seconds(daemon.pid), machine_idle()
                 await asyncio.sleep(min(args.warmup, args.seconds / 2))
                 warm_rss = rss_mb(daemon.pid)
                 results = await asyncio.gather(*jobs)
                 end_rss = rss_mb(daemon.pid)
+                daemon_cpu = cpu_seconds(daemon.pid) - cpu_from
+                idle_to = machine_idle()
             finally:
                 daemon.send_signal(signal.SIGINT)  # a clean stop: the profile gets written
                 try:
@@ -240,6 +255,14 @@ async def main() -> None:
         f"daemon overhead per backend request: p50 {percentile(overheads, 0.5):.2f} ms, "
         f"p95 {percentile(overheads, 0.95):.2f} ms, p99 {percentile(overheads, 0.99):.2f} ms "
         f"over {len(overheads)} requests (target p95 <= 10 ms)"
+    )
+    idle_share = (idle_to[0] - idle_from[0]) / max(1, idle_to[1] - idle_from[1])
+    print(
+        f"daemon CPU: {daemon_cpu:.1f} s in {args.seconds:g} s "
+        f"({daemon_cpu / args.seconds * 100:.0f}% of a core), "
+        f"{daemon_cpu * 1000 / max(1, requests):.2f} ms per inline request; "
+        f"the machine's {os.cpu_count()} cores were {idle_share * 100:.0f}% idle (when none is "
+        "idle, the daemon waits for the scheduler and that wait counts as its overhead)"
     )
     if latencies:
         print(

@@ -56,11 +56,18 @@ class EndpointClient:
     def __init__(self, endpoint: EndpointConfig, model: str, timeout_s: float) -> None:
         self.url = endpoint.base_url
         self.model = model
+        timeout = openai.Timeout(timeout_s, connect=endpoint.connect_timeout_s)
         self._client = openai.AsyncOpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key(),
-            timeout=openai.Timeout(timeout_s, connect=endpoint.connect_timeout_s),
+            timeout=timeout,
             max_retries=0,
+            # openai's aiohttp transport: its default (httpx over anyio) spent three fifths of
+            # the team daemon's CPU reading streams with a hundred editors typing. The pool
+            # limits are the client's defaults (its aiohttp client's own would be 100).
+            http_client=openai.DefaultAioHttpClient(
+                timeout=timeout, limits=openai.DEFAULT_CONNECTION_LIMITS
+            ),
         )
 
     async def aclose(self) -> None:
@@ -129,6 +136,16 @@ class CompletionBackend(EndpointClient):
 
 def translate_error(url: str, exc: Exception) -> BackendError:
     """A client exception as a BackendError that says, in words, what went wrong."""
+    # The aiohttp transport maps every aiohttp connection error to httpx's ConnectTimeout: the
+    # aiohttp exception underneath says what happened.
+    refused = _find_in_chain(exc, ("ClientConnectorError", "ClientConnectorDNSError"))
+    if refused is not None:
+        return BackendError(url, FailureKind.UNREACHABLE, _short(str(refused)))
+    cut = _find_in_chain(
+        exc, ("ClientPayloadError", "ServerDisconnectedError", "TransferEncodingError")
+    )
+    if cut is not None:
+        return BackendError(url, FailureKind.MALFORMED, f"the stream was cut: {_short(str(cut))}")
     if isinstance(exc, openai.APITimeoutError):
         return BackendError(url, FailureKind.TIMEOUT, "no answer in time")
     cut = _find_in_chain(exc, ("RemoteProtocolError", "ReadError"))
