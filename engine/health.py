@@ -59,3 +59,6 @@ class OutageTracker:
 
     def is_down(self, url: str) -> bool:
         return url in self._down_since
+
+    def any_down(self) -> bool:
+        return bool(self._down_since)

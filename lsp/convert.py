@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from lsprotocol import types
 
@@ -12,17 +13,32 @@ _WORD_TAIL = re.compile(r"[\w$]*$")
 LABEL_LIMIT = 60
 
 
-def inline_items(suggestion: Suggestion | None, at: types.Position) -> types.InlineCompletionList:
+ACCEPTED_COMMAND = "iquest.accepted"
+
+
+def inline_items(
+    suggestion: Suggestion | None, at: types.Position, uri: str
+) -> types.InlineCompletionList:
     if suggestion is None:
         return types.InlineCompletionList(items=[])
+    # Clients run an item's command when the user accepts it: the daemon counts what was taken.
+    accepted = types.Command(
+        title="iquest: accepted",
+        command=ACCEPTED_COMMAND,
+        arguments=[{"uri": uri, "length": len(suggestion.text)}],
+    )
     item = types.InlineCompletionItem(
-        insert_text=suggestion.text, range=types.Range(start=at, end=at)
+        insert_text=suggestion.text, range=types.Range(start=at, end=at), command=accepted
     )
     return types.InlineCompletionList(items=[item])
 
 
 def completion_items(
-    suggestion: Suggestion | None, at: types.Position, line_prefix: str
+    suggestion: Suggestion | None,
+    at: types.Position,
+    line_prefix: str,
+    units: Callable[[str], int],
+    markdown: bool = True,
 ) -> types.CompletionList:
     """One item carrying the whole (possibly multi-line) suggestion, for clients without inline
     completion. The edit starts at the word being typed so clients' filtering keeps the item."""
@@ -30,9 +46,9 @@ def completion_items(
         return types.CompletionList(is_incomplete=True, items=[])
     word = _WORD_TAIL.search(line_prefix)
     typed = word.group(0) if word else ""
-    # Positions here are in the client's units; the typed word is ASCII-safe for \w in most code,
-    # and for the rare astral character we count UTF-16 units.
-    typed_units = sum(2 if ord(c) > 0xFFFF else 1 for c in typed)
+    # Positions are in the negotiated encoding's units (UTF-8 for Helix, UTF-32 for eglot), and
+    # \w matches letters that take several of them ("café").
+    typed_units = units(typed)
     start = types.Position(line=at.line, character=at.character - typed_units)
     first_line = (typed + suggestion.text).strip().splitlines()[0]
     label = first_line if len(first_line) <= LABEL_LIMIT else first_line[: LABEL_LIMIT - 1] + "…"
@@ -40,9 +56,12 @@ def completion_items(
         label=label,
         kind=types.CompletionItemKind.Text,
         detail="iquest",
+        # Markdown only for clients that say they render it; the rest get the plain text.
         documentation=types.MarkupContent(
             kind=types.MarkupKind.Markdown, value=f"```\n{typed + suggestion.text}\n```"
-        ),
+        )
+        if markdown
+        else typed + suggestion.text,
         filter_text=typed + suggestion.text,
         text_edit=types.TextEdit(
             range=types.Range(start=start, end=at), new_text=typed + suggestion.text

@@ -6,6 +6,7 @@ command (a long model stream) keeps running. Awaiting it here lets cancellation 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Generator
 from typing import Any
 
 from lsprotocol import types
@@ -34,6 +35,19 @@ class IquestProtocol(LanguageServerProtocol):
             forget(future)
         else:
             future.add_done_callback(forget)
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls's own, iterating over a copy: cancelling a pending request runs ``forget``
+        above, and pygls's loop over the live dict then failed ("dictionary changed size
+        during iteration"), so ``shutdown`` with a request in flight answered an error."""
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     async def lsp_workspace__execute_command(  # type: ignore[override]

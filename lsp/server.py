@@ -36,6 +36,8 @@ from lsp.settings import SECTION, SettingsLayers
 log = logging.getLogger(__name__)
 
 STATS_METHOD = "iquest/stats"
+# Sent by the editor plugins when the user takes part of a suggestion (next word or line).
+PARTIAL_ACCEPT_NOTIFICATION = "iquest/didPartiallyAccept"
 _NOTICE_TYPES = {
     "error": types.MessageType.Error,
     "warning": types.MessageType.Warning,
@@ -200,6 +202,8 @@ def _register(ls: IquestServer) -> None:
         on_completion
     )
     ls.feature(STATS_METHOD)(on_stats)
+    ls.feature(PARTIAL_ACCEPT_NOTIFICATION)(on_partially_accepted)
+    ls.command(convert.ACCEPTED_COMMAND)(on_accepted)
     actions.register(ls)
 
 
@@ -284,7 +288,7 @@ async def on_inline_completion(
         explicit=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
     )
     suggestion = await _complete(ls, request)
-    return convert.inline_items(suggestion, params.position)
+    return convert.inline_items(suggestion, params.position, params.text_document.uri)
 
 
 async def on_completion(ls: IquestServer, params: types.CompletionParams) -> types.CompletionList:
@@ -296,8 +300,20 @@ async def on_completion(ls: IquestServer, params: types.CompletionParams) -> typ
     suggestion = await _complete(ls, request)
     line_start = request.text.rfind("\n", 0, request.cursor) + 1
     return convert.completion_items(
-        suggestion, params.position, request.text[line_start : request.cursor]
+        suggestion,
+        params.position,
+        request.text[line_start : request.cursor],
+        document.position_codec.client_num_units,
+        markdown=_completion_renders_markdown(ls),
     )
+
+
+def _completion_renders_markdown(ls: IquestServer) -> bool:
+    text_document = ls.client_capabilities.text_document
+    completion = text_document.completion if text_document else None
+    item = completion.completion_item if completion else None
+    formats = item.documentation_format if item else None
+    return bool(formats) and types.MarkupKind.Markdown in (formats or [])
 
 
 def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:
@@ -305,7 +321,27 @@ def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:
     served = ls.service().served_model
     stats["model"] = served.name if served else None
     stats["template"] = served.template.name if served else None
+    stats["backend_down"] = ls.outages.any_down()
+    stats["in_flight"] = ls.service().in_flight()
     return stats
+
+
+def on_accepted(ls: IquestServer, arguments: Any = None) -> None:
+    stats = ls.service().stats
+    stats.accepted += 1
+    stats.accepted_chars += _count_argument(arguments, "length")
+
+
+def on_partially_accepted(ls: IquestServer, params: Any) -> None:
+    stats = ls.service().stats
+    stats.partially_accepted += 1
+    stats.accepted_chars += _count_argument(params, "acceptedLength")
+
+
+def _count_argument(arguments: Any, name: str) -> int:
+    """A non-negative count from a client's argument object (a dict, or pygls's Object)."""
+    value = arguments.get(name) if isinstance(arguments, dict) else getattr(arguments, name, None)
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 async def _complete(ls: IquestServer, request: CompletionRequest) -> Suggestion | None:

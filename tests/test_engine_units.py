@@ -321,3 +321,21 @@ def test_token_counts_stay_within_their_text_budget():
     held = sum(len(text) for text in counts._counts)
     assert held <= 1_000 and held == counts._chars
     assert len(counts._counts) == 1_000 // 110
+
+
+def test_recent_samples_keep_the_newest_in_order() -> None:
+    from engine.metrics import RecentSamples
+
+    samples = RecentSamples(size=4)
+    assert samples.newest(3) == [] and list(samples) == []
+    for value in range(1, 4):
+        samples.append(float(value))
+    assert list(samples) == [1.0, 2.0, 3.0]
+    assert samples.newest(2) == [3.0, 2.0]
+    for value in range(4, 11):
+        samples.append(float(value))
+    assert len(samples) == 4
+    assert list(samples) == [7.0, 8.0, 9.0, 10.0]
+    assert samples.newest(3) == [10.0, 9.0, 8.0]
+    assert samples.newest(99) == [10.0, 9.0, 8.0, 7.0]
+    assert samples.newest(0) == []

@@ -226,3 +226,14 @@ async def _until(condition, vllm: VllmEndpoint, timeout_s: float) -> dict[str, f
         if time.monotonic() > deadline:
             raise AssertionError(f"vLLM metrics never met the condition: {samples}")
         await asyncio.sleep(0.02)
+
+
+async def test_shutdown_right_after_initialize_answers_null(vllm: VllmEndpoint, tmp_path: Path):
+    """A session closed at once (an editor opened and closed): ``shutdown`` arrives while the
+    ``initialized`` handler still waits on the editor's settings. pygls iterated its live table
+    of handlers while cancelling them, our upkeep of that table changed it underneath, and
+    ``shutdown`` answered an internal error instead of null."""
+    for _ in range(3):
+        # Leaving the session sends shutdown (raising if it is answered with an error) and exit.
+        async with lsp_session({"instruct": {"base_url": vllm.base_url}}, tmp_path):
+            pass

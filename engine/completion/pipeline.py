@@ -130,6 +130,10 @@ class CompletionService:
         for served in self._served.values():
             served.context.forget(uri)
 
+    def in_flight(self) -> int:
+        """Completions being made now (the editor plugins show the daemon busy)."""
+        return self._latest.in_flight()
+
     async def complete(self, request: CompletionRequest) -> Suggestion | None:
         if not 0 <= request.cursor <= len(request.text):
             raise ValueError(f"cursor {request.cursor} outside a text of {len(request.text)}")

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import json
 import logging
 import os
 import ssl
 import time
 import tracemalloc
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -404,18 +402,11 @@ class TeamDaemon:
         self.metrics.prompt_tokens.inc(now[1] - seen[1])
         self.metrics.cached_tokens.inc(now[2] - seen[2])
         self.metrics.cancelled.inc(now[5] - seen[5])
-        for sample in _newest(stats.overheads_ms, now[3] - seen[3]):
+        for sample in stats.overheads_ms.newest(now[3] - seen[3]):
             self.metrics.overhead.observe(sample / 1000)
-        for sample in _newest(stats.latencies_ms, now[4] - seen[4]):
+        for sample in stats.latencies_ms.newest(now[4] - seen[4]):
             self.metrics.latency.observe(sample / 1000)
         self._seen[id(server)] = now
-
-
-def _newest(samples: Sequence[float], count: int) -> list[float]:
-    """The last ``count`` samples, copied only when there are any (this runs per message)."""
-    if count <= 0:
-        return []
-    return list(itertools.islice(reversed(samples), count))
 
 
 async def _close_session(server: IquestServer) -> None:

@@ -1,0 +1,48 @@
+-- :checkhealth iquest
+local M = {}
+
+function M.check()
+  local health = vim.health
+  health.start("iquest")
+  if vim.fn.has("nvim-0.11") == 1 then
+    health.ok("Neovim " .. tostring(vim.version()))
+  else
+    health.error("Neovim 0.11 or newer is needed (vim.lsp.config / vim.lsp.enable)")
+  end
+  if vim.lsp.inline_completion then
+    health.ok("native inline completion (vim.lsp.inline_completion)")
+  else
+    health.info("no native inline completion in this Neovim: iquest shows ghost text itself")
+  end
+  local config = require("iquest").config
+  local exe = config.cmd[1]
+  if vim.fn.executable(exe) == 1 then
+    health.ok("daemon: " .. vim.fn.exepath(exe))
+  else
+    health.error("daemon not found: " .. exe, { "pip install iquest-lsp, or set cmd in setup{}" })
+  end
+  if config.team_url then
+    health.info("team server: " .. config.team_url)
+    if not (vim.env.IQUEST_TOKEN or config.token_file) then
+      health.warn("no token: set $IQUEST_TOKEN or token_file")
+    end
+  end
+  local client = require("iquest").client(0)
+  if not client then
+    health.warn("the daemon is not attached to the current buffer (open a file first)")
+    return
+  end
+  health.ok("attached: client " .. client.id)
+  local answer = client:request_sync("iquest/stats", vim.NIL, 5000, 0)
+  local stats = answer and answer.result
+  if not stats then
+    health.error("the daemon did not answer iquest/stats")
+  elseif stats.backend_down then
+    health.error("the model server is not answering (see :IquestStats and the daemon's log)")
+  else
+    health.ok(string.format("model %s, %d suggestions, last latency %s ms", tostring(stats.model),
+      stats.suggestions or 0, tostring(stats.last_latency_ms)))
+  end
+end
+
+return M

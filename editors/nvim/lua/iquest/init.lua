@@ -1,0 +1,89 @@
+-- iquest for Neovim: configures the daemon with vim.lsp.config / vim.lsp.enable (0.11+), shows
+-- inline suggestions (native on 0.12+, extmark ghost text on 0.10 and 0.11), and adds commands
+-- for the code actions. See editors/nvim/README.md.
+local M = {}
+
+M.defaults = {
+  -- The daemon. A team server: team_url = "tls://gpu-host:7070" runs `iquest-lsp connect URL`;
+  -- the token comes from $IQUEST_TOKEN or token_file, never from this table.
+  cmd = { "iquest-lsp" },
+  team_url = nil,
+  token_file = nil,
+  filetypes = nil, -- nil: every buffer with a file type
+  root_markers = { ".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml" },
+  -- The daemon's settings (its TOML tables), sent as initializationOptions and on request.
+  settings = {},
+  -- "auto": native inline completion where Neovim has it (0.12+), ghost text otherwise.
+  ghost = "auto",
+  keymaps = { accept = "<Tab>", accept_word = "<C-Right>", dismiss = "<C-]>" },
+}
+
+M.config = vim.deepcopy(M.defaults)
+
+local function command_line(opts)
+  if opts.team_url then
+    local cmd = { opts.cmd[1], "connect", opts.team_url }
+    if opts.token_file then
+      vim.list_extend(cmd, { "--token-file", opts.token_file })
+    end
+    return cmd
+  end
+  return opts.cmd
+end
+
+function M.client(bufnr)
+  return vim.lsp.get_clients({ bufnr = bufnr or 0, name = "iquest" })[1]
+end
+
+local function uses_native()
+  return M.config.ghost == "native" or (M.config.ghost == "auto" and vim.lsp.inline_completion ~= nil)
+end
+
+function M.setup(opts)
+  if vim.fn.has("nvim-0.11") == 0 then
+    vim.notify("iquest: Neovim 0.11 or newer is needed (vim.lsp.config)", vim.log.levels.ERROR)
+    return
+  end
+  M.config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  local settings = { iquest = M.config.settings }
+  vim.lsp.config("iquest", {
+    cmd = command_line(M.config),
+    filetypes = M.config.filetypes,
+    root_markers = M.config.root_markers,
+    init_options = settings,
+    settings = settings,
+    capabilities = {
+      textDocument = { inlineCompletion = { dynamicRegistration = false } },
+      -- Explanations arrive as iquest/explanation and open in a float (no document opened).
+      experimental = { iquest = { explanations = true } },
+    },
+    -- The suggestion request must see the keystroke it follows.
+    flags = { debounce_text_changes = 0 },
+    handlers = {
+      ["iquest/explanation"] = function(_, payload)
+        require("iquest.actions").show_explanation(payload)
+      end,
+    },
+  })
+  vim.lsp.enable("iquest")
+
+  local group = vim.api.nvim_create_augroup("iquest", { clear = true })
+  vim.api.nvim_create_autocmd("LspAttach", {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if not client or client.name ~= "iquest" then
+        return
+      end
+      if uses_native() then
+        vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
+      else
+        require("iquest.ghost").attach(args.buf, client)
+      end
+    end,
+  })
+  require("iquest.actions").create_commands()
+  require("iquest.ghost").set_keymaps(M.config.keymaps, uses_native())
+end
+
+return M

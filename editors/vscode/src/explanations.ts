@@ -1,0 +1,31 @@
+// Explanations arrive as an `iquest/explanation` notification (the daemon sends it instead of
+// opening a document when the client says it renders them) and open in a markdown preview.
+import * as vscode from "vscode";
+
+export interface ExplanationPayload {
+  uri: string;
+  range?: { start: { line: number; character: number }; end: { line: number; character: number } };
+  kind: "explain" | "ask" | string;
+  question?: string | null;
+  markdown: string;
+}
+
+export function explanationMarkdown(payload: ExplanationPayload): string {
+  const file = decodeURIComponent(payload.uri.split("/").pop() ?? payload.uri);
+  const where = payload.range
+    ? `${file}, lines ${payload.range.start.line + 1}-${payload.range.end.line + 1}`
+    : file;
+  const heading =
+    payload.kind === "ask" && payload.question ? `Q: ${payload.question}` : `Explanation: ${where}`;
+  const context = payload.kind === "ask" ? `\n\n*${where}*` : "";
+  return `# ${heading}${context}\n\n${payload.markdown}\n`;
+}
+
+export async function showExplanation(payload: ExplanationPayload): Promise<vscode.TextDocument> {
+  const document = await vscode.workspace.openTextDocument({
+    language: "markdown",
+    content: explanationMarkdown(payload),
+  });
+  await vscode.commands.executeCommand("markdown.showPreviewToSide", document.uri);
+  return document;
+}

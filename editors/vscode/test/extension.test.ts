@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { beforeEach, test } from "node:test";
+
+import { FakeLanguageClient, vscodeStub } from "./stubs";
+import { activate, deactivate } from "../src/extension";
+import { explanationMarkdown } from "../src/explanations";
+
+function context() {
+  return { subscriptions: [] as Array<{ dispose(): unknown }> };
+}
+
+beforeEach(async () => {
+  await deactivate();
+  vscodeStub.reset();
+  FakeLanguageClient.instances.length = 0;
+});
+
+test("activation launches the daemon over stdio with the settings mapped", async () => {
+  vscodeStub.settings.set("iquest.instruct.baseUrl", "http://gpu:8000/v1");
+  vscodeStub.settings.set("iquest.completion.maxTokens", 32);
+  await activate(context() as any);
+  const [client] = FakeLanguageClient.instances;
+  assert.equal(client.started, true);
+  assert.deepEqual(client.serverOptions, { command: "iquest-lsp", args: [], transport: 0 });
+  assert.deepEqual(client.clientOptions.initializationOptions, {
+    iquest: { instruct: { base_url: "http://gpu:8000/v1" }, completion: { max_tokens: 32 } },
+  });
+  // The daemon pulls section "iquest" and gets its own names; other sections get null.
+  const answer = client.clientOptions.middleware.workspace.configuration({
+    items: [{ section: "iquest" }, { section: "python" }],
+  });
+  assert.deepEqual(answer, [{ instruct: { base_url: "http://gpu:8000/v1" }, completion: { max_tokens: 32 } }, null]);
+  // Client capabilities say explanations are rendered here.
+  const capabilities: Record<string, unknown> = {};
+  client.features.forEach((feature) => feature.fillClientCapabilities(capabilities));
+  assert.deepEqual(capabilities.experimental, { iquest: { explanations: true } });
+  // The status bar shows what iquest/stats said.
+  assert.equal(vscodeStub.statusItems[0].text, "$(sparkle) iquest coder-7b 212 ms");
+  for (const id of ["iquest.vscode.explain", "iquest.vscode.fix", "iquest.vscode.findBugs", "iquest.vscode.ask", "iquest.vscode.restart"]) {
+    assert.ok(vscodeStub.registered.has(id), id);
+  }
+});
+
+test("inline requests mark the status busy while they run", async () => {
+  await activate(context() as any);
+  const [client] = FakeLanguageClient.instances;
+  let seenDuring = "";
+  const items = await client.clientOptions.middleware.provideInlineCompletionItems(
+    {}, {}, {}, {},
+    async () => {
+      seenDuring = vscodeStub.statusItems[0].text;
+      return [{ insertText: "return 1" }];
+    },
+  );
+  assert.deepEqual(items, [{ insertText: "return 1" }]);
+  assert.match(seenDuring, /loading~spin/);
+  assert.match(vscodeStub.statusItems[0].text, /sparkle/);
+});
+
+test("an iquest/explanation notification opens a markdown preview", async () => {
+  await activate(context() as any);
+  const [client] = FakeLanguageClient.instances;
+  const payload = {
+    uri: "file:///proj/app.py",
+    range: { start: { line: 2, character: 0 }, end: { line: 9, character: 0 } },
+    kind: "explain",
+    markdown: "It adds **one**.",
+  };
+  client.handlers.get("iquest/explanation")!(payload);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(vscodeStub.opened.length, 1);
+  assert.equal(vscodeStub.opened[0].language, "markdown");
+  assert.equal(vscodeStub.opened[0].content, explanationMarkdown(payload as any));
+  assert.match(vscodeStub.opened[0].content!, /^# Explanation: app.py, lines 3-10\n\nIt adds \*\*one\*\*\./);
+  const preview = vscodeStub.executed.find(([id]) => id === "markdown.showPreviewToSide");
+  assert.ok(preview, "the preview was opened");
+});
+
+test("commands reach the daemon through workspace/executeCommand", async () => {
+  await activate(context() as any);
+  const [client] = FakeLanguageClient.instances;
+  vscodeStub.window.activeTextEditor = {
+    document: { uri: { toString: () => "file:///proj/a.py" }, getText: () => "" } as any,
+    selection: { isEmpty: true, start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
+  };
+  await vscodeStub.commands.executeCommand("iquest.vscode.findBugs");
+  assert.deepEqual(client.requests.at(-1), [
+    "workspace/executeCommand",
+    { command: "iquest.findBugs", arguments: [{ uri: "file:///proj/a.py" }] },
+  ]);
+});
+
+test("a team URL launches the bridge instead of a local daemon", async () => {
+  vscodeStub.settings.set("iquest.team.url", "wss://gpu-host:7071");
+  await activate(context() as any);
+  assert.deepEqual(FakeLanguageClient.instances[0].serverOptions.args, ["connect", "wss://gpu-host:7071"]);
+});

