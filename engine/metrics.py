@@ -59,8 +59,9 @@ class CompletionStats:
     accepted: int = 0
     partially_accepted: int = 0
     accepted_chars: int = 0
-    # The daemon's own time per backend request, from the editor's request (less the debounce
-    # wait) to the HTTP request leaving: context, prompt, token budget. The latest 1,000.
+    # The daemon's own time per backend request: from the editor's request to the HTTP request
+    # leaving, less the configured debounce (context, prompt, token budget, and any wait for a
+    # busy event loop beyond the debounce). The latest 1,000.
     overheads_ms: RecentSamples = field(default_factory=RecentSamples)
     # End-to-end latency of the suggestions shown. The latest 1,000.
     latencies_ms: RecentSamples = field(default_factory=RecentSamples)

@@ -88,7 +88,12 @@ class IquestServer(LanguageServer):
                 return served.context if served else None
 
             self.action_service = ActionService(
-                settings, self.notify_user, self.outages, self.engine_workspace, completion_context
+                settings,
+                self.notify_user,
+                self.outages,
+                self.engine_workspace,
+                completion_context,
+                share=self.team.share if self.team else None,
             )
         return self.action_service
 
@@ -123,7 +128,12 @@ class IquestServer(LanguageServer):
                 self.engine_workspace = Workspace(None, settings.index.exclude)
                 self.engine_workspace.indexes.extend(self.team.repositories)
             return CompletionService(
-                settings, self.notify_user, self.engine_workspace, self.outages, self.team.models
+                settings,
+                self.notify_user,
+                self.engine_workspace,
+                self.outages,
+                self.team.models,
+                share=self.team.share,
             )
         if settings.index.enabled and self.folders and self.engine_workspace is None:
             cache = (

@@ -164,3 +164,22 @@ async def test_inline_completions_fall_back_to_the_other_endpoint_and_say_so_onc
     warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
     assert len([w for w in warnings if "inline completions use the reasoning model" in w]) == 1
     assert len(error_messages(client)) == 1  # the outage itself, once
+
+
+async def test_finished_streams_leave_their_connection_for_the_next_request():
+    """Reading a stream to its end (past [DONE]) returns the connection to the pool: a new
+    TCP connection per keystroke cost two connects' worth of system calls each."""
+    from engine.backends.openai_compatible import CompletionBackend, GenerationParams
+    from engine.config import EndpointConfig
+
+    async with fake_server() as fake:
+        backend = CompletionBackend(EndpointConfig(base_url=fake.base_url), "fake", 5.0)
+        params = GenerationParams(prompt="x = ", max_tokens=8, temperature=0.0, top_p=1.0)
+        try:
+            for _ in range(3):
+                texts = [chunk.text async for chunk in backend.stream(params)]
+                assert "".join(texts) == fake.reply
+        finally:
+            await backend.aclose()
+    assert len(fake.peers) == 3
+    assert len(set(fake.peers)) == 1, fake.peers

@@ -115,9 +115,6 @@ def nvim_session(vllm: VllmEndpoint, tmp_path: Path):
         _wait_for(out / "attached.json")
         yield tmux, source, out
     finally:
-        capture = os.environ.get("IQUEST_NVIM_CAPTURE")
-        if capture:  # the screen for the docs
-            Path(capture).write_text(tmux.screen())
         tmux.kill()
 
 
@@ -133,6 +130,9 @@ def test_ghost_text_appears_and_is_accepted(nvim_session) -> None:
     assert [shown["mark_row"] + 1, shown["mark_col"]] == shown["cursor"]
     time.sleep(0.3)
     screen = tmux.screen()
+    capture = os.environ.get("IQUEST_NVIM_CAPTURE")
+    if capture:  # the screen, ghost text showing, for the docs
+        Path(capture).write_text(screen)
     latest = sorted(out.glob("suggestion-*.json"), key=lambda p: int(p.stem.split("-")[1]))[-1]
     suggestion = json.loads(latest.read_text())["text"]
     visible = suggestion.split("\n")[0].strip()[:20]

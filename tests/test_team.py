@@ -12,7 +12,7 @@ import os
 import re
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,44 @@ async def test_per_user_limits_refuse_bursts_and_documents_but_not_other_users(t
     assert len(refused) < len(burst)  # the first ones, within the burst, were served
     assert items_of(bobs)  # alice's burst costs bob nothing
     assert warnings and "more than 2 open documents" in warnings[0]
+
+
+async def test_a_users_burst_waits_behind_other_users_at_the_model_server(tmp_path: Path):
+    """Fair share: each request carries vLLM priority = base + that user's requests already
+    at the server, so bob's one request outranks alice's fourth, though it came last."""
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        fake.mode = "hold"
+        url = f"tls://127.0.0.1:{daemon.bound['tcp']}"
+        async with (
+            editor(url, team["tokens"]["alice"], tmp_path, team["cert"]) as alice,
+            editor(url, team["tokens"]["bob"], tmp_path, team["cert"]) as bob,
+        ):
+            # One document per request: a newer request on the same document would cancel.
+            uris = [(tmp_path / "proj" / f"f{n}.py").as_uri() for n in range(4)]
+            for uri in uris:
+                open_document(alice, uri, SOURCE)
+            bursts = [
+                asyncio.ensure_future(inline_completion(alice, uri, end_position(SOURCE)))
+                for uri in uris
+            ]
+            await _until(lambda: len(fake.completion_requests) == 4)
+            open_document(bob, uris[0], SOURCE)
+            bobs = asyncio.ensure_future(inline_completion(bob, uris[0], end_position(SOURCE)))
+            await _until(lambda: len(fake.completion_requests) == 5)
+            fake.release.set()
+            answers = await asyncio.gather(*bursts, bobs)
+    priorities = [body.get("priority", 0) for body in fake.completion_requests]
+    assert sorted(priorities[:4]) == [0, 1, 2, 3]  # alice's four, one behind the other
+    assert priorities[4] == 0  # bob's, first in line although it came last
+    assert all(items_of(answer) for answer in answers)
+    assert daemon.fair_share.at_server("alice") == 0  # every place given back
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 async def test_server_checkouts_give_context_only_to_users_allowed_to_see_them(tmp_path: Path):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from engine.actions.findings import FindingsRejected, findings_schema, read_findings
@@ -69,8 +70,11 @@ class ActionService:
         outages: OutageTracker,
         workspace: Workspace | None = None,
         context_source: Callable[[], ContextBuilder | None] = lambda: None,
+        share: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
         self.settings = settings
+        # Team mode: this user's place at the model server (engine.scheduling.FairShare).
+        self._share = share or (lambda: nullcontext(0))
         self.router = Router(settings.routing)
         self._notify = notify
         self._outages = outages
@@ -210,10 +214,24 @@ class ActionService:
         session: str | None,
     ) -> Answer:
         endpoint = await self._endpoint(name, replica)
+        with self._share() as queued_ahead:
+            return await self._stream_held(
+                endpoint, messages, progress, json_schema, session, queued_ahead
+            )
+
+    async def _stream_held(
+        self,
+        endpoint: _Endpoint,
+        messages: tuple[ChatMessage, ...],
+        progress: Progress,
+        json_schema: dict[str, object] | None,
+        session: str | None,
+        queued_ahead: int,
+    ) -> Answer:
         settings = self.settings.actions
         fields: dict[str, object] = {}
-        if settings.priority:
-            fields["priority"] = settings.priority
+        if settings.priority or queued_ahead:
+            fields["priority"] = settings.priority + queued_ahead
         if self.settings.completion.cache_salt:
             fields["cache_salt"] = self.settings.completion.cache_salt
         schema = json_schema if settings.structured_outputs else None

@@ -95,12 +95,17 @@ class CompletionBackend(EndpointClient):
         )
         try:
             async with request as response:
+                done = False
                 async for line in response.iter_lines():
-                    if not line.startswith("data:"):
+                    # Read on past [DONE] to the end of the body (the chunked encoding's last
+                    # few bytes): a response left unfinished closes its connection, and a new
+                    # one per request cost the team daemon two syscall-heavy connects each.
+                    if done or not line.startswith("data:"):
                         continue  # blank separators, comments, event names
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        break
+                        done = True
+                        continue
                     try:
                         chunk = json.loads(data)
                     except ValueError as exc:

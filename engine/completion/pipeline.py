@@ -6,12 +6,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from engine.backends.errors import BackendError
 from engine.backends.openai_compatible import CompletionBackend, GenerationParams
 from engine.backends.vllm_extras import ServerInfo
 from engine.completion.context import ContextBuilder
+from engine.completion.context.builder import CursorContext
 from engine.completion.generation import LatestWins, generate
 from engine.completion.models import ModelDirectory
 from engine.completion.postprocessing import (
@@ -67,8 +69,11 @@ class CompletionService:
         workspace: Workspace | None = None,
         outages: OutageTracker | None = None,
         models: ModelDirectory | None = None,
+        share: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
         self._settings = settings
+        # Team mode: this user's place at the model server (engine.scheduling.FairShare).
+        self._share = share or (lambda: nullcontext(0))
         self.workspace = workspace
         self._notify = notify
         # Shared with the action service: one message per outage, whoever meets it first.
@@ -161,13 +166,16 @@ class CompletionService:
         self, request: CompletionRequest, started: float
     ) -> Suggestion | None:
         settings = self._settings.completion
-        overhead_from = started  # the daemon's own time excludes the debounce wait
+        # The daemon's own time is what it adds to the debounce it was asked for.
+        overhead_from = started
         if not request.explicit and settings.debounce_ms > 0:
             try:
                 # Keystrokes in a burst supersede this one here, before any request is made.
-                waited = time.perf_counter()
-                await asyncio.sleep(settings.debounce_ms / 1000)
-                overhead_from += time.perf_counter() - waited
+                # The wait counts from the request's arrival: time spent reaching this point
+                # (a busy event loop) is part of the debounce, not added to it.
+                debounce_s = settings.debounce_ms / 1000
+                await asyncio.sleep(max(0.0, started + debounce_s - time.perf_counter()))
+                overhead_from += debounce_s
             except asyncio.CancelledError:
                 self.stats.superseded += 1
                 raise
@@ -231,6 +239,19 @@ class CompletionService:
         if context is None:
             log.info("no completion in %s: it may hold secrets", request.document_uri)
             return None
+        with self._share() as queued_ahead:
+            return await self._send(served, request, context, started, overhead_from, queued_ahead)
+
+    async def _send(
+        self,
+        served: ServedModel,
+        request: CompletionRequest,
+        context: CursorContext,
+        started: float,
+        overhead_from: float,
+        queued_ahead: int,
+    ) -> Suggestion | None:
+        settings = self._settings.completion
         template = served.template
         params = GenerationParams(
             prompt=template.render(context, served.repo_headers),
@@ -238,7 +259,7 @@ class CompletionService:
             temperature=settings.temperature,
             top_p=settings.top_p,
             stop=template.stop,
-            extra_body=_vllm_fields(settings),
+            extra_body=_vllm_fields(settings, queued_ahead),
             headers={SESSION_HEADER: request.session} if request.session else {},
         )
         cutter = StreamCutter(
@@ -319,10 +340,10 @@ class CompletionService:
             await self._models.aclose()
 
 
-def _vllm_fields(settings: CompletionConfig) -> dict[str, object]:
+def _vllm_fields(settings: CompletionConfig, queued_ahead: int = 0) -> dict[str, object]:
     fields: dict[str, object] = {}
-    if settings.priority:
-        fields["priority"] = settings.priority
+    if settings.priority or queued_ahead:
+        fields["priority"] = settings.priority + queued_ahead
     if settings.cache_salt:
         fields["cache_salt"] = settings.cache_salt
     return fields

@@ -32,6 +32,7 @@ from websockets.http11 import Request, Response
 
 from engine.completion.models import ModelDirectory
 from engine.health import Notice
+from engine.scheduling import FairShare
 from engine.team.tokens import TokenStore
 from engine.workspace import Workspace, default_index_cache
 from lsp.serve.framing import FramingError, frame, read_bodies
@@ -117,6 +118,7 @@ class TeamDaemon:
         self.models = ModelDirectory()
         self.checkouts = Workspace(default_index_cache())
         self.metrics = _Metrics()
+        self.fair_share = FairShare()
         self._sessions: dict[int, tuple[str, IquestServer]] = {}
         self._ws_users: dict[int, str] = {}
         self._servers: list[asyncio.Server | Server] = []
@@ -198,6 +200,7 @@ class TeamDaemon:
             repositories=self._visible_checkouts(user),
             cache_salt=salt,
             close=close,
+            fair_share=self.fair_share,
         )
         server = build_server(self.options.config, team)
         self._sessions[id(server)] = (user, server)

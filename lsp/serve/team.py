@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from engine.completion.models import ModelDirectory
 from engine.repository.index import RepositoryIndex
+from engine.scheduling import FairShare
 
 
 @dataclass
@@ -20,3 +22,8 @@ class TeamContext:
     cache_salt: str
     # Closes this connection only (an editor's `exit` must not stop the daemon).
     close: Callable[[], None] = field(default=lambda: None)
+    # Shared by every connection: each user's requests at the model server.
+    fair_share: FairShare = field(default_factory=FairShare)
+
+    def share(self) -> AbstractContextManager[int]:
+        return self.fair_share.request(self.user)

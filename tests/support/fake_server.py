@@ -22,6 +22,8 @@ class FakeServer:
     prompts: list[str] = field(default_factory=list)
     completion_requests: list[dict[str, object]] = field(default_factory=list)
     session_headers: list[str | None] = field(default_factory=list)
+    # The client's (host, port) per completion request: the same port means a reused connection.
+    peers: list[object] = field(default_factory=list)
     # Chat: the answer's content and reasoning field, streamed in small pieces.
     chat_reply: str = "An answer."
     chat_reasoning: str = ""
@@ -30,6 +32,8 @@ class FakeServer:
     chat_requests: list[dict[str, object]] = field(default_factory=list)
     # Request fields answered with a 400 naming them, as vLLM does for `priority` under FCFS.
     refused_fields: set[str] = field(default_factory=set)
+    # mode "hold": completions wait for this before answering (requests pile up at the server).
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def base_url(self) -> str:
@@ -74,8 +78,13 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         state.prompts.append(body["prompt"])
         state.completion_requests.append(body)
         state.session_headers.append(request.headers.get("X-Session-ID"))
+        state.peers.append(
+            request.transport.get_extra_info("peername") if request.transport else None
+        )
         if state.mode == "hang":
             await asyncio.sleep(3600)
+        if state.mode == "hold":
+            await state.release.wait()
         if state.mode == "http500":
             return web.json_response({"error": {"message": "engine dead"}}, status=500)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -91,6 +100,8 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         else:
             await response.write(_chunk(state.reply))
             await response.write(b"data: [DONE]\n\n")
+            # The end of the body comes in a packet of its own, as from vLLM.
+            await asyncio.sleep(0.02)
         await response.write_eof()
         return response
 
