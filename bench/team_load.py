@@ -42,6 +42,7 @@ class EditorResult:
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     overheads_ms: list[float] = field(default_factory=list)
+    worker_pid: int | None = None
 
 
 class Rpc:
@@ -145,6 +146,7 @@ async def editor(port: int, token: str, n: int, until: float, seed: int) -> Edit
             await asyncio.sleep(rng.uniform(0.08, 0.25))
         stats = await rpc.request("iquest/stats", None)
         result.overheads_ms = list(stats.get("result", {}).get("overheads_ms", []))
+        result.worker_pid = stats.get("result", {}).get("worker_pid")
         await rpc.request("shutdown", None)
         rpc.notify("exit", None)
     except Exception as error:
@@ -155,10 +157,21 @@ async def editor(port: int, token: str, n: int, until: float, seed: int) -> Edit
     return result
 
 
+def process_tree(pid: int) -> list[int]:
+    """The daemon and its worker processes (--workers)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time of the daemon's processes so far."""
+    total = 0
+    for each in process_tree(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_idle() -> tuple[float, float]:
@@ -168,10 +181,13 @@ def machine_idle() -> tuple[float, float]:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the daemon's processes, summed."""
+    total = 0.0
+    for each in process_tree(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 async def main() -> None:
@@ -180,6 +196,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=15, help="seconds before the first RSS")
     parser.add_argument("--vllm-root", help="reuse a running tiny-model vLLM")
+    parser.add_argument("--workers", type=int, default=1, help="daemon worker processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -209,6 +226,7 @@ async def main() -> None:
                 str(store.path),
                 "--config",
                 str(config),
+                *(["--workers", str(args.workers)] if args.workers > 1 else []),
                 cwd=REPO,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -256,6 +274,10 @@ async def main() -> None:
         f"p95 {percentile(overheads, 0.95):.2f} ms, p99 {percentile(overheads, 0.99):.2f} ms "
         f"over {len(overheads)} requests (target p95 <= 10 ms)"
     )
+    pids = [r.worker_pid for r in results if r.worker_pid is not None]
+    if args.workers > 1:
+        spread = sorted((pids.count(pid) for pid in set(pids)), reverse=True)
+        print(f"editors per worker process: {spread}")
     idle_share = (idle_to[0] - idle_from[0]) / max(1, idle_to[1] - idle_from[1])
     print(
         f"daemon CPU: {daemon_cpu:.1f} s in {args.seconds:g} s "

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,12 @@ def parser() -> argparse.ArgumentParser:
         "--repo", type=Path, action="append", default=[], help="server-side checkout (repeatable)"
     )
     serve.add_argument("--tokens", type=Path, help="token store (default: user config dir)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="daemon processes sharing the ports (SO_REUSEPORT); each takes a core under load",
+    )
     serve.add_argument(
         "--salt-per",
         choices=("user", "team"),
@@ -114,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"iquest-lsp connect: {error}", file=sys.stderr)
             return 2
     if args.serve:
+        metrics_dir = None
+        if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Before prometheus_client is imported: it picks its value store at import.
+            metrics_dir = tempfile.mkdtemp(prefix="iquest-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         from lsp.serve.app import ServeOptions, run_serve
 
         _console_logging(logging.INFO)
@@ -128,6 +142,19 @@ def main(argv: list[str] | None = None) -> int:
             config=args.config,
             salt_per=args.salt_per,
         )
+        if args.workers > 1:
+            from lsp.serve.workers import run_workers
+
+            try:
+                return run_workers(
+                    options,
+                    args.workers,
+                    _run_fast,
+                    os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+                )
+            finally:
+                if metrics_dir:
+                    shutil.rmtree(metrics_dir, ignore_errors=True)
         try:
             return _run_fast(run_serve(options))
         except KeyboardInterrupt:
@@ -168,6 +195,10 @@ def _console_logging(level: int = logging.WARNING) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # pygls logs every message it sends at INFO, and the HTTP clients every request: in serve
+    # mode that put users' code in the daemon's log and formatted each message for nothing.
+    for chatty in ("pygls", "httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
 
 
 if __name__ == "__main__":

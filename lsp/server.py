@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,8 @@ def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:
     stats["template"] = served.template.name if served else None
     stats["backend_down"] = ls.outages.any_down()
     stats["in_flight"] = ls.service().in_flight()
+    if ls.team is not None:
+        stats["worker_pid"] = os.getpid()  # with --workers, which process serves this editor
     return stats
 
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,7 @@ from tests.support.lsp_session import (
     inline_completion,
     items_of,
     open_document,
+    stats,
 )
 
 SOURCE = "def total(values):\n    return "
@@ -347,3 +349,82 @@ async def test_server_checkouts_give_context_only_to_users_allowed_to_see_them(t
                 prompts[user] = fake.prompts[before:]
     assert any("def helper_from_the_server" in p for p in prompts["alice"])
     assert not any("def helper_from_the_server" in p for p in prompts["carol"])
+
+
+async def test_worker_processes_share_the_port_sum_their_metrics_and_are_replaced(
+    tmp_path: Path,
+):
+    """--workers 2: editors are served by both processes, /metrics sums them, a worker that
+    dies is replaced while the other goes on serving, and SIGINT stops them all."""
+    cert, key = self_signed(tmp_path)
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.add("alice")
+    async with fake_server() as fake:
+        config = tmp_path / "server.toml"
+        config.write_text(
+            f'[instruct]\nbase_url = "{fake.base_url}"\n[completion]\ndebounce_ms = 0\n'
+            f'[index]\ncache_dir = "{tmp_path / "index-cache"}"\n'
+        )
+        daemon = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+            *("--workers", "2", "--tls-cert", str(cert), "--tls-key", str(key)),
+            *("--tokens", str(store.path), "--config", str(config)),
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            assert daemon.stdout is not None
+            banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
+            up_at = asyncio.get_running_loop().time()
+            found = re.search(
+                r"tls://[^:]+:(\d+) wss://[^:]+:(\d+) \(2 workers: (\d+), (\d+)\)", banner
+            )
+            assert found, banner
+            tcp, ws = int(found.group(1)), int(found.group(2))
+            workers = {int(found.group(3)), int(found.group(4))}
+            url = f"tls://127.0.0.1:{tcp}"
+            uri = (tmp_path / "proj" / "w.py").as_uri()
+
+            async def one_editor() -> int:
+                async with editor(url, token, tmp_path, cert) as client:
+                    open_document(client, uri, SOURCE)
+                    assert items_of(await inline_completion(client, uri, end_position(SOURCE)))
+                    return (await stats(client))["worker_pid"]
+
+            served_by = await asyncio.gather(*(one_editor() for _ in range(8)))
+            assert set(served_by) <= workers
+            verify = ssl.create_default_context(cafile=str(cert))
+            async with httpx.AsyncClient(verify=verify) as http:
+                metrics = (await http.get(f"https://127.0.0.1:{ws}/metrics")).text
+            assert "iquest_completion_requests_total 8.0" in metrics  # both workers' counts
+
+            # A worker dies (after its first five seconds): the other serves, a new one starts.
+            await asyncio.sleep(max(0.0, up_at + 5.5 - asyncio.get_running_loop().time()))
+            victim = served_by[0]
+            os.kill(victim, signal.SIGKILL)
+            assert await one_editor() in workers - {victim} | _children(daemon.pid)
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(_children(daemon.pid) - {victim}) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "no replacement worker"
+                await asyncio.sleep(0.2)
+            replacement = (_children(daemon.pid) - workers).pop()
+            assert replacement != victim
+        finally:
+            daemon.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(daemon.wait(), 30) == 0
+    assert not _alive(replacement)
+
+
+def _children(pid: int) -> set[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return {int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

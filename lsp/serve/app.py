@@ -20,11 +20,19 @@ import os
 import ssl
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from pygls.io_ import WebSocketWriter
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -62,6 +70,10 @@ class ServeOptions:
     max_message_bytes: int = 8 * 1024 * 1024
     auth_timeout_s: float = 1.0
     limits: UserLimits = field(default_factory=UserLimits)
+    # Worker processes (lsp.serve.workers) each bind the same ports with SO_REUSEPORT; the
+    # parent prints the banner.
+    reuse_port: bool = False
+    announce: bool = True
 
 
 @dataclass
@@ -70,8 +82,17 @@ class _Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.connections = Gauge("iquest_connections", "open editor connections", registry=r)
-        self.users = Gauge("iquest_users", "distinct users connected", registry=r)
+        # livesum: with worker processes, the sum over the live ones (a user connected to two
+        # workers counts twice).
+        self.connections = Gauge(
+            "iquest_connections",
+            "open editor connections",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.users = Gauge(
+            "iquest_users", "distinct users connected", registry=r, multiprocess_mode="livesum"
+        )
         self.refused = Counter(
             "iquest_refused_connections_total", "connections refused", ["reason"], registry=r
         )
@@ -140,6 +161,7 @@ class TeamDaemon:
                 self.options.port,
                 ssl=context,
                 limit=64 * 1024,
+                reuse_port=self.options.reuse_port,
             )
             self._servers.append(tcp)
             self.bound["tcp"] = tcp.sockets[0].getsockname()[1]
@@ -151,12 +173,15 @@ class TeamDaemon:
                 ssl=context,
                 process_request=self._on_http,
                 max_size=self.options.max_message_bytes,
+                reuse_port=self.options.reuse_port,
             )
             self._servers.append(ws)
             self.bound["ws"] = next(iter(ws.sockets)).getsockname()[1]
         self._reaper = asyncio.create_task(self._close_idle_connections())
         scheme = "tls" if context else "tcp"
         log.info("serving %s", ", ".join(f"{k} port {v}" for k, v in self.bound.items()))
+        if not self.options.announce:
+            return
         print(
             f"iquest-lsp serving: {scheme}://{self.options.host}:{self.bound.get('tcp')} "
             f"{'wss' if context else 'ws'}://{self.options.host}:{self.bound.get('ws')}",
@@ -304,7 +329,7 @@ class TeamDaemon:
         if request.path == "/healthz":
             return connection.respond(200, "ok\n")
         if request.path == "/metrics":
-            body = generate_latest(self.metrics.registry)
+            body = generate_latest(_scrape_registry(self.metrics.registry))
             headers = Headers([("Content-Type", "text/plain; version=0.0.4")])
             return Response(200, "OK", headers, body)
         authorization = request.headers.get("Authorization", "")
@@ -412,6 +437,16 @@ class TeamDaemon:
         self._seen[id(server)] = now
 
 
+def _scrape_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """This process's metrics, or with worker processes every worker's, summed (prometheus
+    multiprocess mode: each process writes its values to files in PROMETHEUS_MULTIPROC_DIR)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return own
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 async def _close_session(server: IquestServer) -> None:
     try:
         if server.completions is not None:
@@ -422,9 +457,11 @@ async def _close_session(server: IquestServer) -> None:
         log.exception("closing a session")
 
 
-async def run_serve(options: ServeOptions) -> int:
+async def run_serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int:
     daemon = TeamDaemon(options)
     await daemon.start()
+    if ready is not None:
+        ready()
     # What start-up built (modules, grammars, lsprotocol's and pydantic's classes: ~150,000
     # objects) lives as long as the daemon; frozen, a full collection no longer walks it. Those
     # walks stalled every connection for 70-95 ms every few seconds with a hundred editors.
