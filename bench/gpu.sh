@@ -2,6 +2,7 @@
 # The benchmarks on a lent GPU, once vLLM 0.26.0 is staged into /tmp/site (../shared/gpu):
 # a 7B-shaped model with dummy weights, priority scheduling, GPU block size (16).
 #   bash bench/gpu.sh priority|prefix|team [MAX_NUM_SEQS] [ACTIONS]
+# team: WORKERS="1 4" runs the team load once per daemon worker count.
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
 set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
@@ -20,8 +21,10 @@ if [ "$WHICH" = priority ]; then
   python3 -m bench.priority --vllm-root http://127.0.0.1:8000 --actions "$ACTIONS" \
     --max-num-seqs "$SEQS" --inline 20 2>&1 | tee "$OUT/priority.txt"
 elif [ "$WHICH" = team ]; then
-  python3 -m bench.team_load --vllm-root http://127.0.0.1:8000 --editors 100 --seconds 60 \
-    2>&1 | tee "$OUT/team_load.txt"
+  for workers in ${WORKERS:-1}; do
+    python3 -m bench.team_load --vllm-root http://127.0.0.1:8000 --editors 100 --seconds 60 \
+      --workers "$workers" 2>&1 | tee "$OUT/team_load_workers$workers.txt"
+  done
 else
   python3 -m bench.prefix_cache --vllm-root http://127.0.0.1:8000 2>&1 | tee "$OUT/prefix_cache.txt"
 fi
