@@ -39,6 +39,30 @@ def _wait_for(path: Path, timeout_s: float = 60.0) -> dict:
     raise AssertionError(f"{path.name} never appeared")
 
 
+def _final_suggestion(out: Path, column: int, timeout_s: float = 60.0) -> dict:
+    """The suggestion shown for the cursor after the last typed key (earlier keystrokes' ones
+    may have shown first; none can replace this one, since the buffer no longer changes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in out.glob("suggestion-*.json"):
+            shown = json.loads(path.read_text() or "{}")
+            if shown.get("cursor", [0, -1])[1] == column:
+                time.sleep(0.2)  # the screen is drawn after the event
+                return shown
+        time.sleep(0.05)
+    raise AssertionError(f"no suggestion at column {column}: {sorted(out.iterdir())}")
+
+
+def _save_and_read_stats(tmux: Tmux, out: Path) -> dict:
+    """Leave insert mode, write the buffer, and have the daemon's counts written out."""
+    time.sleep(0.3)
+    tmux.keys("Escape")
+    tmux.type(":w\r", 0.01)
+    time.sleep(0.5)
+    tmux.type(":lua IquestTestStats()\r", 0.01)
+    return _wait_for(out / "stats.json", 20)
+
+
 class Tmux:
     """One tmux server of its own (its own socket), so the test touches no user session."""
 
@@ -122,7 +146,7 @@ def test_ghost_text_appears_and_is_accepted(nvim_session) -> None:
     tmux, source, out = nvim_session
     tmux.keys("G", "o")  # a new line after the last def
     tmux.type("    return 2 * math.pi")
-    shown = _wait_for(out / "suggestion-1.json", 60)
+    shown = _final_suggestion(out, len("    return 2 * math.pi"))
     # Only the newest suggestion is shown; typing may have produced several before this one.
     assert shown["extmarks"] == 1
     assert shown["virt_text"] == shown["text"].split("\n")[0]
@@ -133,19 +157,13 @@ def test_ghost_text_appears_and_is_accepted(nvim_session) -> None:
     capture = os.environ.get("IQUEST_NVIM_CAPTURE")
     if capture:  # the screen, ghost text showing, for the docs
         Path(capture).write_text(screen)
-    latest = sorted(out.glob("suggestion-*.json"), key=lambda p: int(p.stem.split("-")[1]))[-1]
-    suggestion = json.loads(latest.read_text())["text"]
+    suggestion = shown["text"]
     visible = suggestion.split("\n")[0].strip()[:20]
     assert "    return 2 * math.pi" in screen
     assert visible in screen, f"the ghost text {visible!r} is not on the screen:\n{screen}"
 
     tmux.keys("Tab")  # accept
-    time.sleep(0.3)
-    tmux.keys("Escape")
-    tmux.type(":w\r", 0.01)
-    time.sleep(0.5)
-    tmux.type(":lua IquestTestStats()\r", 0.01)
-    stats = _wait_for(out / "stats.json", 20)
+    stats = _save_and_read_stats(tmux, out)
     written = source.read_text()
     assert written.startswith(SOURCE)
     assert ("    return 2 * math.pi" + suggestion.split("\n")[0]) in written
@@ -157,17 +175,9 @@ def test_accept_word_takes_one_word_and_tells_the_daemon(nvim_session) -> None:
     tmux, source, out = nvim_session
     tmux.keys("G", "o")
     tmux.type("    value = math.sqrt(")
-    _wait_for(out / "suggestion-1.json", 60)
-    time.sleep(0.3)
-    latest = sorted(out.glob("suggestion-*.json"), key=lambda p: int(p.stem.split("-")[1]))[-1]
-    suggestion = json.loads(latest.read_text())["text"]
+    suggestion = _final_suggestion(out, len("    value = math.sqrt("))["text"]
     tmux.keys("C-Right")
-    time.sleep(0.3)
-    tmux.keys("Escape")
-    tmux.type(":w\r", 0.01)
-    time.sleep(0.5)
-    tmux.type(":lua IquestTestStats()\r", 0.01)
-    stats = _wait_for(out / "stats.json", 20)
+    stats = _save_and_read_stats(tmux, out)
     line = source.read_text().splitlines()[-1]
     assert line.startswith("    value = math.sqrt(")
     taken = line.removeprefix("    value = math.sqrt(")

@@ -96,15 +96,23 @@ local function insert(bufnr, text)
   vim.api.nvim_win_set_cursor(0, { end_row, end_col })
 end
 
+-- The showing suggestion, taken off the screen (nil when none shows), and the buffer's state.
+local function take(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local suggestion = M.current(bufnr)
+  if suggestion then
+    clear(bufnr)
+  end
+  return suggestion, bufnr, state[bufnr]
+end
+
 -- Takes the whole suggestion; the item's command tells the daemon it was accepted.
 function M.accept(bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local s = state[bufnr]
-  local suggestion = M.current(bufnr)
+  local suggestion, s
+  suggestion, bufnr, s = take(bufnr)
   if not suggestion then
     return false
   end
-  clear(bufnr)
   insert(bufnr, suggestion.text)
   if suggestion.command and s.client then
     s.client:exec_cmd(suggestion.command, { bufnr = bufnr })
@@ -119,15 +127,13 @@ function M.next_word(text)
 end
 
 function M.accept_word(bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local s = state[bufnr]
-  local suggestion = M.current(bufnr)
+  local suggestion, s
+  suggestion, bufnr, s = take(bufnr)
   if not suggestion then
     return false
   end
   local word = M.next_word(suggestion.text)
   local rest = suggestion.text:sub(#word + 1)
-  clear(bufnr)
   insert(bufnr, word)
   s.client:notify("iquest/didPartiallyAccept", {
     uri = vim.uri_from_bufnr(bufnr),
