@@ -323,8 +323,7 @@ def _completion_renders_markdown(ls: IquestServer) -> bool:
     text_document = ls.client_capabilities.text_document
     completion = text_document.completion if text_document else None
     item = completion.completion_item if completion else None
-    formats = item.documentation_format if item else None
-    return bool(formats) and types.MarkupKind.Markdown in (formats or [])
+    return types.MarkupKind.Markdown in ((item.documentation_format if item else None) or [])
 
 
 def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:

@@ -28,7 +28,7 @@ from engine.actions.types import (
 )
 from engine.backends.chat import ChatBackend, ChatMessage, ChatParams
 from engine.backends.errors import BackendError
-from engine.backends.vllm_extras import ServerInfo
+from engine.backends.vllm_extras import ServerInfo, vllm_request_fields
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.models import first_served_model
 from engine.completion.types import CompletionRequest
@@ -214,49 +214,36 @@ class ActionService:
         session: str | None,
     ) -> Answer:
         endpoint = await self._endpoint(name, replica)
-        with self._share() as queued_ahead:
-            return await self._stream_held(
-                endpoint, messages, progress, json_schema, session, queued_ahead
-            )
-
-    async def _stream_held(
-        self,
-        endpoint: _Endpoint,
-        messages: tuple[ChatMessage, ...],
-        progress: Progress,
-        json_schema: dict[str, object] | None,
-        session: str | None,
-        queued_ahead: int,
-    ) -> Answer:
         settings = self.settings.actions
-        fields: dict[str, object] = {}
-        if settings.priority or queued_ahead:
-            fields["priority"] = settings.priority + queued_ahead
-        if self.settings.completion.cache_salt:
-            fields["cache_salt"] = self.settings.completion.cache_salt
         schema = json_schema if settings.structured_outputs else None
-        for _ in range(3):  # each retry drops one refused field
-            params = ChatParams(
-                messages=messages,
-                max_tokens=settings.max_tokens,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-                json_schema=None if "response_format" in endpoint.refused else schema,
-                extra_body={k: v for k, v in fields.items() if k not in endpoint.refused},
-                headers={SESSION_HEADER: session} if session else {},
+        with self._share() as queued_ahead:
+            fields = vllm_request_fields(
+                settings.priority, self.settings.completion.cache_salt, queued_ahead
             )
-            try:
-                return await self._collect(endpoint, params, progress)
-            except BackendError as error:
-                refused = [
-                    f
-                    for f in (*params.extra_body, "response_format")
-                    if f not in endpoint.refused and error.rejects_field(f)
-                ]
-                if not refused or (refused == ["response_format"] and params.json_schema is None):
-                    raise
-                log.info("%s refuses %s: sending without it", endpoint.backend.url, refused)
-                endpoint.refused.update(refused)
+            for _ in range(3):  # each retry drops one refused field
+                params = ChatParams(
+                    messages=messages,
+                    max_tokens=settings.max_tokens,
+                    temperature=settings.temperature,
+                    top_p=settings.top_p,
+                    json_schema=None if "response_format" in endpoint.refused else schema,
+                    extra_body={k: v for k, v in fields.items() if k not in endpoint.refused},
+                    headers={SESSION_HEADER: session} if session else {},
+                )
+                try:
+                    return await self._collect(endpoint, params, progress)
+                except BackendError as error:
+                    refused = [
+                        f
+                        for f in (*params.extra_body, "response_format")
+                        if f not in endpoint.refused and error.rejects_field(f)
+                    ]
+                    if not refused or (
+                        refused == ["response_format"] and params.json_schema is None
+                    ):
+                        raise
+                    log.info("%s refuses %s: sending without it", endpoint.backend.url, refused)
+                    endpoint.refused.update(refused)
         raise ActionError("the server refused every variant of the request")
 
     async def _collect(self, endpoint: _Endpoint, params: ChatParams, progress: Progress) -> Answer:

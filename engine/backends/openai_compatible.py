@@ -139,6 +139,16 @@ class CompletionBackend(EndpointClient):
         )
 
 
+# A stream that ended before its end, as aiohttp's transport and as httpx name it.
+_CUT_STREAM = (
+    "ClientPayloadError",
+    "ServerDisconnectedError",
+    "TransferEncodingError",
+    "RemoteProtocolError",
+    "ReadError",
+)
+
+
 def translate_error(url: str, exc: Exception) -> BackendError:
     """A client exception as a BackendError that says, in words, what went wrong."""
     # The aiohttp transport maps every aiohttp connection error to httpx's ConnectTimeout: the
@@ -146,16 +156,11 @@ def translate_error(url: str, exc: Exception) -> BackendError:
     refused = _find_in_chain(exc, ("ClientConnectorError", "ClientConnectorDNSError"))
     if refused is not None:
         return BackendError(url, FailureKind.UNREACHABLE, _short(str(refused)))
-    cut = _find_in_chain(
-        exc, ("ClientPayloadError", "ServerDisconnectedError", "TransferEncodingError")
-    )
+    cut = _find_in_chain(exc, _CUT_STREAM)
     if cut is not None:
         return BackendError(url, FailureKind.MALFORMED, f"the stream was cut: {_short(str(cut))}")
     if isinstance(exc, openai.APITimeoutError):
         return BackendError(url, FailureKind.TIMEOUT, "no answer in time")
-    cut = _find_in_chain(exc, ("RemoteProtocolError", "ReadError"))
-    if cut is not None:
-        return BackendError(url, FailureKind.MALFORMED, f"the stream was cut: {_short(str(cut))}")
     if isinstance(exc, openai.APIConnectionError):
         cause = _find_in_chain(exc, ("ConnectError", "ConnectTimeout")) or exc
         return BackendError(url, FailureKind.UNREACHABLE, _short(str(cause)))

@@ -20,6 +20,19 @@ class CacheConfig:
     block_size: int | None
 
 
+def vllm_request_fields(
+    priority: int, cache_salt: str | None, queued_ahead: int = 0
+) -> dict[str, object]:
+    """vLLM's own request fields: ``priority`` (raised by the user's requests already at the
+    server, engine.scheduling.FairShare) and ``cache_salt``; only those that are set."""
+    fields: dict[str, object] = {}
+    if priority or queued_ahead:
+        fields["priority"] = priority + queued_ahead
+    if cache_salt:
+        fields["cache_salt"] = cache_salt
+    return fields
+
+
 def server_root(base_url: str) -> str:
     """``http://host:8000/v1`` -> ``http://host:8000``: vLLM's extras live beside ``/v1``."""
     root = base_url.rstrip("/")

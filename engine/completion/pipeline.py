@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 from engine.backends.errors import BackendError
 from engine.backends.openai_compatible import CompletionBackend, GenerationParams
-from engine.backends.vllm_extras import ServerInfo
+from engine.backends.vllm_extras import ServerInfo, vllm_request_fields
 from engine.completion.context import ContextBuilder
-from engine.completion.context.builder import CursorContext
 from engine.completion.generation import LatestWins, generate
 from engine.completion.models import ModelDirectory
 from engine.completion.postprocessing import (
@@ -28,7 +27,7 @@ from engine.completion.templating.selection import (
 from engine.completion.templating.templates import FimTemplate
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.completion.typing_through import TypingThroughMemory
-from engine.config import CompletionConfig, EndpointConfig, Settings
+from engine.config import EndpointConfig, Settings
 from engine.health import Notice, OutageTracker
 from engine.metrics import CompletionStats
 from engine.replicas import SESSION_HEADER, in_affinity_order
@@ -239,37 +238,27 @@ class CompletionService:
         if context is None:
             log.info("no completion in %s: it may hold secrets", request.document_uri)
             return None
-        with self._share() as queued_ahead:
-            return await self._send(served, request, context, started, overhead_from, queued_ahead)
-
-    async def _send(
-        self,
-        served: ServedModel,
-        request: CompletionRequest,
-        context: CursorContext,
-        started: float,
-        overhead_from: float,
-        queued_ahead: int,
-    ) -> Suggestion | None:
-        settings = self._settings.completion
         template = served.template
-        params = GenerationParams(
-            prompt=template.render(context, served.repo_headers),
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            stop=template.stop,
-            extra_body=_vllm_fields(settings, queued_ahead),
-            headers={SESSION_HEADER: request.session} if request.session else {},
-        )
-        cutter = StreamCutter(
-            template.stop,
-            choose_line_mode(context, settings.multiline),
-            block_indent=block_indent(context),
-        )
-        self.stats.backend_requests += 1
-        self.stats.overheads_ms.append(_ms_since(overhead_from))
-        outcome = await generate(served.backend, params, cutter, settings.timeout_s)
+        with self._share() as queued_ahead:
+            params = GenerationParams(
+                prompt=template.render(context, served.repo_headers),
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                stop=template.stop,
+                extra_body=vllm_request_fields(
+                    settings.priority, settings.cache_salt, queued_ahead
+                ),
+                headers={SESSION_HEADER: request.session} if request.session else {},
+            )
+            cutter = StreamCutter(
+                template.stop,
+                choose_line_mode(context, settings.multiline),
+                block_indent=block_indent(context),
+            )
+            self.stats.backend_requests += 1
+            self.stats.overheads_ms.append(_ms_since(overhead_from))
+            outcome = await generate(served.backend, params, cutter, settings.timeout_s)
         if outcome.usage is not None:
             self.stats.prompt_tokens += outcome.usage.prompt_tokens
             self.stats.cached_tokens += outcome.usage.cached_tokens or 0
@@ -338,15 +327,6 @@ class CompletionService:
         self._served = {}
         if self._owns_models:
             await self._models.aclose()
-
-
-def _vllm_fields(settings: CompletionConfig, queued_ahead: int = 0) -> dict[str, object]:
-    fields: dict[str, object] = {}
-    if settings.priority or queued_ahead:
-        fields["priority"] = settings.priority + queued_ahead
-    if settings.cache_salt:
-        fields["cache_salt"] = settings.cache_salt
-    return fields
 
 
 def _ms_since(started: float) -> float:

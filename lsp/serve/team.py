@@ -20,10 +20,11 @@ class TeamContext:
     repositories: list[RepositoryIndex]
     # vLLM cache_salt for this user's requests: nobody shares (or probes) another's cache.
     cache_salt: str
+    # The daemon's one FairShare: each user's requests at the model server, over all of that
+    # user's connections (a default per connection would share nothing).
+    fair_share: FairShare
     # Closes this connection only (an editor's `exit` must not stop the daemon).
     close: Callable[[], None] = field(default=lambda: None)
-    # Shared by every connection: each user's requests at the model server.
-    fair_share: FairShare = field(default_factory=FairShare)
 
     def share(self) -> AbstractContextManager[int]:
         return self.fair_share.request(self.user)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 
+from prometheus_client import multiprocess
+
 from lsp.serve.app import ServeOptions, run_serve
 
 log = logging.getLogger(__name__)
@@ -118,8 +120,6 @@ def run_workers(
             pid, status = os.wait()
             born = children.pop(pid, None)
             if metrics_dir:
-                from prometheus_client import multiprocess
-
                 multiprocess.mark_process_dead(pid, metrics_dir)
             if stopping or born is None:
                 continue
