@@ -28,6 +28,7 @@ from engine.team.tokens import TokenStore
 from lsp.serve.app import ServeOptions, TeamDaemon
 from lsp.serve.framing import frame
 from lsp.serve.limits import UserLimits
+from tests.conftest import VllmEndpoint
 from tests.support.certificates import self_signed
 from tests.support.fake_server import FakeServer, fake_server
 from tests.support.lsp_session import (
@@ -352,68 +353,69 @@ async def test_server_checkouts_give_context_only_to_users_allowed_to_see_them(t
 
 
 async def test_worker_processes_share_the_port_sum_their_metrics_and_are_replaced(
-    tmp_path: Path,
+    tmp_path: Path, vllm: VllmEndpoint
 ):
-    """--workers 2: editors are served by both processes, /metrics sums them, a worker that
-    dies is replaced while the other goes on serving, and SIGINT stops them all."""
+    """--workers 2, against the real vLLM: editors are served by the worker processes, /metrics
+    sums them, a worker that dies is replaced while the other goes on serving, and SIGINT stops
+    them all."""
     cert, key = self_signed(tmp_path)
     store = TokenStore(tmp_path / "tokens.json")
     token = store.add("alice")
-    async with fake_server() as fake:
-        config = tmp_path / "server.toml"
-        config.write_text(
-            f'[instruct]\nbase_url = "{fake.base_url}"\n[completion]\ndebounce_ms = 0\n'
-            f'[index]\ncache_dir = "{tmp_path / "index-cache"}"\n'
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[instruct]\nbase_url = "{vllm.base_url}"\nmodel = "{vllm.model}"\n'
+        "[completion]\ndebounce_ms = 0\ntemperature = 0.0\n"
+        f'[index]\ncache_dir = "{tmp_path / "index-cache"}"\n'
+    )
+    daemon = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+        *("--workers", "2", "--tls-cert", str(cert), "--tls-key", str(key)),
+        *("--tokens", str(store.path), "--config", str(config)),
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert daemon.stdout is not None
+        banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
+        up_at = asyncio.get_running_loop().time()
+        found = re.search(
+            r"tls://[^:]+:(\d+) wss://[^:]+:(\d+) \(2 workers: (\d+), (\d+)\)", banner
         )
-        daemon = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
-            *("--workers", "2", "--tls-cert", str(cert), "--tls-key", str(key)),
-            *("--tokens", str(store.path), "--config", str(config)),
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
-            assert daemon.stdout is not None
-            banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
-            up_at = asyncio.get_running_loop().time()
-            found = re.search(
-                r"tls://[^:]+:(\d+) wss://[^:]+:(\d+) \(2 workers: (\d+), (\d+)\)", banner
-            )
-            assert found, banner
-            tcp, ws = int(found.group(1)), int(found.group(2))
-            workers = {int(found.group(3)), int(found.group(4))}
-            url = f"tls://127.0.0.1:{tcp}"
-            uri = (tmp_path / "proj" / "w.py").as_uri()
+        assert found, banner
+        tcp, ws = int(found.group(1)), int(found.group(2))
+        workers = {int(found.group(3)), int(found.group(4))}
+        url = f"tls://127.0.0.1:{tcp}"
+        uri = (tmp_path / "proj" / "w.py").as_uri()
 
-            async def one_editor() -> int:
-                async with editor(url, token, tmp_path, cert) as client:
-                    open_document(client, uri, SOURCE)
-                    assert items_of(await inline_completion(client, uri, end_position(SOURCE)))
-                    return (await stats(client))["worker_pid"]
+        async def one_editor() -> int:
+            async with editor(url, token, tmp_path, cert) as client:
+                open_document(client, uri, SOURCE)
+                assert items_of(await inline_completion(client, uri, end_position(SOURCE)))
+                return (await stats(client))["worker_pid"]
 
-            served_by = await asyncio.gather(*(one_editor() for _ in range(8)))
-            assert set(served_by) <= workers
-            verify = ssl.create_default_context(cafile=str(cert))
-            async with httpx.AsyncClient(verify=verify) as http:
-                metrics = (await http.get(f"https://127.0.0.1:{ws}/metrics")).text
-            assert "iquest_completion_requests_total 8.0" in metrics  # both workers' counts
+        served_by = await asyncio.gather(*(one_editor() for _ in range(8)))
+        assert set(served_by) <= workers
+        verify = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(verify=verify) as http:
+            metrics = (await http.get(f"https://127.0.0.1:{ws}/metrics")).text
+        assert "iquest_completion_requests_total 8.0" in metrics  # both workers' counts
 
-            # A worker dies (after its first five seconds): the other serves, a new one starts.
-            await asyncio.sleep(max(0.0, up_at + 5.5 - asyncio.get_running_loop().time()))
-            victim = served_by[0]
-            os.kill(victim, signal.SIGKILL)
-            assert await one_editor() in workers - {victim} | _children(daemon.pid)
-            deadline = asyncio.get_running_loop().time() + 30
-            while len(_children(daemon.pid) - {victim}) < 2:
-                assert asyncio.get_running_loop().time() < deadline, "no replacement worker"
-                await asyncio.sleep(0.2)
-            replacement = (_children(daemon.pid) - workers).pop()
-            assert replacement != victim
-        finally:
-            daemon.send_signal(signal.SIGINT)
-            assert await asyncio.wait_for(daemon.wait(), 30) == 0
+        # A worker dies (after its first five seconds): the other serves, a new one starts.
+        await asyncio.sleep(max(0.0, up_at + 5.5 - asyncio.get_running_loop().time()))
+        victim = served_by[0]
+        os.kill(victim, signal.SIGKILL)
+        assert await one_editor() in workers - {victim} | _children(daemon.pid)
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(_children(daemon.pid) - {victim}) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "no replacement worker"
+            await asyncio.sleep(0.2)
+        replacement = (_children(daemon.pid) - workers).pop()
+        assert replacement != victim
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(daemon.wait(), 30) == 0
     assert not _alive(replacement)
 
 

@@ -250,6 +250,9 @@ class TeamDaemon:
                     log.info("closing an idle connection of %s", user)
                     server.close_connection()
 
+    def _usage_of(self, user: str) -> UserUsage:
+        return self._usage.setdefault(user, UserUsage(self.options.limits))
+
     def _sessions_of(self, user: str) -> list[IquestServer]:
         return [server for owner, server in self._sessions.values() if owner == user]
 
@@ -258,10 +261,8 @@ class TeamDaemon:
         team = server.team
         assert team is not None
         limits = self.options.limits
-        if hasattr(message, "id") and isinstance(method, str) and method not in _NEVER_LIMITED:
-            usage = self._usage.setdefault(team.user, UserUsage(limits))
-            in_flight = sum(len(s.protocol._request_futures) for s in self._sessions_of(team.user))
-            return usage.take_request(in_flight)
+        if _is_limited_request(message, method):
+            return self._usage_of(team.user).take_request()
         if method == "textDocument/didOpen":
             mine = self._sessions_of(team.user)
             documents = sum(len(s.workspace.text_documents) for s in mine)
@@ -388,6 +389,12 @@ class TeamDaemon:
             protocol.handle_message(message)
         except Exception:  # pygls answers errors itself; anything else must not end the daemon
             log.exception("a message could not be handled")
+        if _is_limited_request(message, method):
+            # pygls files the request's handler under its id until it is answered.
+            running = protocol._request_futures.get(message.id)
+            if running is not None and not running.done():
+                assert server.team is not None
+                self._usage_of(server.team.user).running(running)
         self._account(server)
 
     def _reply_invalid(self, server: IquestServer, text: str | bytes) -> None:
@@ -435,6 +442,11 @@ class TeamDaemon:
         for sample in stats.latencies_ms.newest(now[4] - seen[4]):
             self.metrics.latency.observe(sample / 1000)
         self._seen[id(server)] = now
+
+
+def _is_limited_request(message: object, method: object) -> bool:
+    """A request from the editor (it has an id and a method) that per-user limits apply to."""
+    return hasattr(message, "id") and isinstance(method, str) and method not in _NEVER_LIMITED
 
 
 def _scrape_registry(own: CollectorRegistry) -> CollectorRegistry:

@@ -6,8 +6,11 @@ bounded so that nobody can fill the daemon's memory."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,22 +30,32 @@ class UserUsage:
     limits: UserLimits
     tokens: float = 0.0
     refilled: float = field(default_factory=time.monotonic)
+    # The user's requests still running, over all their connections (notifications, such as a
+    # connection's `initialized` still discovering the model, are not requests).
+    in_flight: int = 0
 
     def __post_init__(self) -> None:
         self.tokens = float(self.limits.burst)
 
-    def take_request(self, in_flight: int) -> str | None:
-        """None when the request may run; otherwise why not. ``in_flight``: the user's
-        requests still running, over all their connections."""
+    def take_request(self) -> str | None:
+        """None when the request may run; otherwise why not."""
         now = time.monotonic()
         self.tokens = min(
             float(self.limits.burst),
             self.tokens + (now - self.refilled) * self.limits.requests_per_s,
         )
         self.refilled = now
-        if in_flight >= self.limits.concurrent_requests:
+        if self.in_flight >= self.limits.concurrent_requests:
             return f"more than {self.limits.concurrent_requests} requests in flight"
         if self.tokens < 1.0:
             return f"more than {self.limits.requests_per_s:g} requests a second"
         self.tokens -= 1.0
         return None
+
+    def running(self, request: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
+        """Counts ``request`` in flight until it is done."""
+        self.in_flight += 1
+        request.add_done_callback(self._finished)
+
+    def _finished(self, request: object) -> None:
+        self.in_flight -= 1
