@@ -46,10 +46,12 @@ async def test_refused_connection_gives_empty_answers_and_one_message(tmp_path: 
         elapsed = time.perf_counter() - started
         await asyncio.sleep(0.2)
         messages = error_messages(client)
+        figures = await stats(client)
     assert all(items_of(r) == [] for r in results)
     assert elapsed < 3.0
     assert len(messages) == 1
     assert url in messages[0] and "unreachable" in messages[0]
+    assert figures["backend_down"] is True  # the editor plugins show "down" from this
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,11 @@ _COMPLETION = {
     "completionItem": {"snippetSupport": True, "insertReplaceSupport": True},
     "completionItemKind": {},
 }
+# Zed and lsp-mode render markdown documentation; Helix and eglot (as recorded) say nothing.
+_COMPLETION_MARKDOWN = {
+    "completionItem": {**_COMPLETION["completionItem"], "documentationFormat": ["markdown"]},
+    "completionItemKind": {},
+}
 _CODE_ACTION = {
     "codeActionLiteralSupport": {
         "codeActionKind": {"valueSet": ["", "quickfix", "refactor", "source"]}
@@ -38,13 +43,13 @@ HELIX = {  # helix-lsp/src/client.rs: UTF-8 first, no inline completion, stdio o
 ZED = {  # UTF-16 only; code actions and completion, no generic inline completion
     "general": {"positionEncodings": ["utf-16"]},
     "workspace": {"applyEdit": True, "configuration": True, "executeCommand": {}},
-    "textDocument": {"completion": _COMPLETION, "codeAction": _CODE_ACTION},
+    "textDocument": {"completion": _COMPLETION_MARKDOWN, "codeAction": _CODE_ACTION},
     "window": {"workDoneProgress": True, "showDocument": {"support": True}},
 }
 LSP_MODE = {  # lsp-mode 9: UTF-16, with inlineCompletion (lsp-inline-completion)
     "workspace": {"applyEdit": True, "configuration": True, "executeCommand": {}},
     "textDocument": {
-        "completion": _COMPLETION,
+        "completion": _COMPLETION_MARKDOWN,
         "codeAction": _CODE_ACTION,
         "inlineCompletion": {},
     },
@@ -82,7 +87,8 @@ async def test_the_daemon_answers_each_editor(
         "completion": {"temperature": 0.0, "max_tokens": 8},
     }
     uri = (tmp_path / "prices.py").as_uri()
-    async with lsp_session(options, tmp_path, _capabilities(editor)) as client:
+    capabilities = _capabilities(editor)
+    async with lsp_session(options, tmp_path, capabilities) as client:
         announced = client.initialize_result.capabilities  # type: ignore[attr-defined]
         negotiated = announced.position_encoding or "utf-16"
         assert negotiated == encoding
@@ -114,6 +120,12 @@ async def test_the_daemon_answers_each_editor(
     assert edit.range.start == types.Position(line=2, character=_units("print(", encoding))
     assert edit.range.end == at
     assert edit.new_text.startswith("café")
+    # Markdown documentation only for an editor that says it renders it.
+    item = capabilities.text_document.completion.completion_item  # type: ignore[union-attr]
+    if types.MarkupKind.Markdown in (item.documentation_format or []):  # type: ignore[union-attr]
+        assert isinstance(completion.items[0].documentation, types.MarkupContent)
+    else:
+        assert completion.items[0].documentation == edit.new_text
     titles = {action.title for action in actions or []}
     assert {
         "iquest: Explain selection",
