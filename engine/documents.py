@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tree_sitter import Point, Tree
 
 from engine.repository.headers import FileHeader, extract_header, parse
 from engine.repository.languages import language_for
 from engine.repository.secrets import mask_credentials
+from engine.repository.symbols import NameUsage, name_usage
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class OpenDocument:
     edited_at: float = field(default_factory=time.monotonic)
     tree: Tree | None = None
     header: FileHeader | None = None
+    # The names the file uses, in order of first use (with the header: off the keystroke path).
+    usage: NameUsage = field(default_factory=NameUsage)
     _source: bytes = b""
 
 
@@ -96,9 +99,8 @@ class OpenDocuments:
         # Mid-edit, the file rarely parses: keep the last header from a clean parse rather
         # than one from an error-recovered tree (it would change the prompt on every pause).
         if clean or document.header is None:
-            document.header = FileHeader(
-                header.path, header.language, mask_credentials(header.text), header.imports
-            )
+            document.header = replace(header, text=mask_credentials(header.text))
+            document.usage = name_usage(document.text, header.bindings)
 
 
 def _apply_edit(tree: Tree, old: bytes, new: bytes) -> None:

@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 from engine.completion.context import ContextBuilder, TokenCounts
-from engine.completion.context.repository import RepositoryTier
+from engine.completion.context.repository import RepositoryTier, Snippet
 from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchored_window
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
@@ -45,24 +45,30 @@ def test_window_start_stays_put_while_typing_and_moves_in_whole_chunks():
     assert moves <= 20, moves
 
 
-def test_tier_appends_new_files_and_rebuilds_only_when_the_top_files_do_not_fit():
-    headers = {f"pkg/m{i}.py": f"def f{i}(): ...\n" * 5 for i in range(20)}
+def test_tier_appends_new_snippets_and_rebuilds_only_when_the_top_ones_do_not_fit():
+    snippets = {
+        f"pkg/m{i}.py": Snippet(f"pkg/m{i}.py", f"pkg/m{i}.py", f"def f{i}(): ...\n" * 5)
+        for i in range(20)
+    }
     counts, tier = TokenCounts(None), RepositoryTier()
 
-    def cost(path: str) -> int:
-        return counts.count(headers[path])
+    def cost(snippet: Snippet) -> int:
+        return counts.count(snippet.text)
 
-    first = tier.entries(["pkg/m3.py", "pkg/m1.py"], headers.get, cost, budget=10_000)
-    second = tier.entries(["pkg/m7.py", "pkg/m1.py"], headers.get, cost, budget=10_000)
+    def ranked(*names: str) -> list[Snippet]:
+        return [snippets[f"pkg/{name}.py"] for name in names]
+
+    first = tier.entries(ranked("m3", "m1"), cost, budget=10_000)
+    second = tier.entries(ranked("m7", "m1"), cost, budget=10_000)
     assert [e.path for e in first] == ["pkg/m3.py", "pkg/m1.py"]
     # Appended after what was there: the earlier entries (and their cache blocks) stay first.
     assert [e.path for e in second] == ["pkg/m3.py", "pkg/m1.py", "pkg/m7.py"]
     assert tier.rebuilds == 0
     small = RepositoryTier()
-    small.entries(["pkg/m1.py", "pkg/m2.py"], headers.get, cost, budget=60)
-    after = small.entries(["pkg/m9.py", "pkg/m8.py"], headers.get, cost, budget=60)
-    assert small.rebuilds == 1 and [e.path for e in after] == sorted(e.path for e in after)
-    assert "pkg/m9.py" in [e.path for e in after]
+    small.entries(ranked("m1", "m2"), cost, budget=60)
+    after = small.entries(ranked("m9", "m8"), cost, budget=60)
+    # The new file's top snippet did not fit: rebuilt with it first.
+    assert small.rebuilds == 1 and after[0].path == "pkg/m9.py"
 
 
 async def _prompt_for(root: Path, cache: Path, text: str, cursor: int) -> str:

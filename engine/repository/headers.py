@@ -1,5 +1,9 @@
 """A file's compact header: imports, top-level declarations with signatures, class members'
-signatures and first docstring lines. Bodies are left out: what another file needs to call it."""
+signatures and first docstring lines. Bodies are left out: what another file needs to call it.
+
+The same walk records each declaration on its own (``Definition``: what a prompt shows when
+another file uses that name) and the file's import bindings (which name comes from where), so
+context can be chosen name by name rather than file by file."""
 
 from __future__ import annotations
 
@@ -9,10 +13,31 @@ from dataclasses import dataclass
 from tree_sitter import Node, Tree
 
 from engine.repository.languages import parser_for
+from engine.repository.symbols import (
+    Definition,
+    ImportBinding,
+    declared_names,
+    import_bindings,
+    type_names,
+)
 
 MAX_HEADER_LINES = 80
 MAX_LINE = 160
 FALLBACK_LINES = 20
+# A class shown as a definition: its head, docstring and this many member lines.
+MAX_DEFINITION_LINES = 24
+# Definitions per file: a generated module with thousands of constants stays bounded.
+MAX_DEFINITIONS = 2000
+# Python blocks whose declarations are top-level all the same (`if TYPE_CHECKING:`, `try:`).
+PYTHON_BLOCKS = {
+    "if_statement",
+    "try_statement",
+    "else_clause",
+    "except_clause",
+    "elif_clause",
+    "finally_clause",
+    "block",
+}
 
 # Per language: node types copied whole (imports and short declarations), node types shown by
 # signature (text up to the body), and containers whose members are listed by signature too.
@@ -111,6 +136,10 @@ BODY_TYPES = {
 }
 
 
+# A class member as the walk meets it: name, its lines, its line number, its return types.
+Member = tuple[str, list[str], int, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class FileHeader:
     path: str
@@ -118,6 +147,16 @@ class FileHeader:
     text: str
     # Import statements as written: the resolver turns them into paths.
     imports: tuple[str, ...]
+    # Each declaration with its signature lines (class members as their own entries too).
+    definitions: tuple[Definition, ...] = ()
+    # Which local name comes from which module, imports nested in blocks included.
+    bindings: tuple[ImportBinding, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """The header without its import lines: what another file's prompt shows of it."""
+        lines = [d.text for d in self.definitions if d.container is None]
+        return "\n".join(lines) if lines else self.text
 
 
 def parse(language: str, source: bytes, old_tree: Tree | None = None) -> Tree:
@@ -136,28 +175,91 @@ def extract_header(
     tree = tree or parse(language, source)
     lines: list[str] = []
     imports: list[str] = []
-    for node in _top_level_nodes(tree.root_node):
-        _top_level(node, language, source, lines, imports)
-        if len(lines) >= MAX_HEADER_LINES:
-            lines = [*lines[:MAX_HEADER_LINES], "# …"]
+    definitions: list[Definition] = []
+    for node in _top_level_nodes(tree.root_node, language):
+        node_lines: list[str] = []
+        members: list[Member] = []
+        _top_level(node, language, source, node_lines, imports, members)
+        if len(lines) < MAX_HEADER_LINES:
+            lines.extend(node_lines)
+        if node_lines and len(definitions) < MAX_DEFINITIONS:
+            definitions.extend(_definitions(node, language, source, node_lines, members))
+    if len(lines) > MAX_HEADER_LINES:
+        lines = [*lines[:MAX_HEADER_LINES], "# …"]
+    return FileHeader(
+        path,
+        language,
+        "\n".join(lines),
+        tuple(imports),
+        tuple(definitions),
+        tuple(import_bindings(tree.root_node, language, source)),
+    )
+
+
+def _definitions(
+    node: Node,
+    language: str,
+    source: bytes,
+    node_lines: list[str],
+    members: list[Member],
+) -> list[Definition]:
+    target = _declaration(node)
+    if target.type in IMPORTS[language]:
+        return []
+    names = declared_names(target, language, source)
+    if not names:
+        return []
+    line = node.start_point[0]
+    returns = type_names(target, source)
+    head = node_lines[: MAX_DEFINITION_LINES + 1]
+    if len(node_lines) > len(head):
+        head[-1] = head[-1][: len(head[-1]) - len(head[-1].lstrip())] + "…"
+    text = "\n".join(head)
+    found = [Definition(name, line, text, returns=returns) for name in names]
+    if members:
+        # A member is shown under its class's first line, so the model sees whose it is.
+        opener = next((ln for ln in node_lines if not ln.startswith("@")), node_lines[0])
+        for member, member_lines, member_line, member_returns in members:
+            member_text = "\n".join([opener, *member_lines[:4]])
+            found.append(
+                Definition(
+                    member, member_line, member_text, container=names[0], returns=member_returns
+                )
+            )
+    return found
+
+
+def _declaration(node: Node) -> Node:
+    while node.type in WRAPPERS:
+        inner = _unwrap(node)
+        if inner is None or inner is node:
             break
-    return FileHeader(path, language, "\n".join(lines), tuple(imports))
+        node = inner
+    return node
 
 
-def _top_level_nodes(root: Node) -> list[Node]:
-    """The root's children, looking inside ERROR nodes: a half-typed statement can make
-    tree-sitter wrap the rest of the file in one, and its declarations still count."""
+def _top_level_nodes(root: Node, language: str, depth: int = 0) -> list[Node]:
+    """The root's children, looking inside ERROR nodes (a half-typed statement can make
+    tree-sitter wrap the rest of the file in one, and its declarations still count) and, in
+    Python, inside module-level ``if``/``try`` blocks (``if TYPE_CHECKING:``, fallbacks)."""
     nodes: list[Node] = []
     for node in root.named_children:
         if node.type == "ERROR":
-            nodes.extend(_top_level_nodes(node))
+            nodes.extend(_top_level_nodes(node, language, depth))
+        elif language == "python" and node.type in PYTHON_BLOCKS and depth < 4:
+            nodes.extend(_top_level_nodes(node, language, depth + 1))
         else:
             nodes.append(node)
     return nodes
 
 
 def _top_level(
-    node: Node, language: str, source: bytes, lines: list[str], imports: list[str]
+    node: Node,
+    language: str,
+    source: bytes,
+    lines: list[str],
+    imports: list[str],
+    members: list[Member] | None = None,
 ) -> None:
     kind = node.type
     if kind in IMPORTS[language]:
@@ -165,7 +267,7 @@ def _top_level(
         imports.append(statement)
         lines.extend(_clip(statement).splitlines())
     elif kind in CONTAINERS[language]:
-        lines.extend(_container(node, language, source, depth=0))
+        lines.extend(_container(node, language, source, depth=0, members=members))
     elif kind in SIGNATURES[language]:
         lines.extend(_signature_with_doc(node, language, source, indent=""))
     elif kind == "expression_statement" and language == "python":
@@ -177,7 +279,7 @@ def _top_level(
         if inner is not None and inner is not node:
             prefix = _text_between(source, node.start_byte, inner.start_byte).strip()
             before = len(lines)
-            _top_level(inner, language, source, lines, imports)
+            _top_level(inner, language, source, lines, imports, members)
             if prefix and len(lines) > before:
                 if node.type == "decorated_definition":
                     lines[before:before] = [_clip(line.strip()) for line in prefix.splitlines()]
@@ -197,7 +299,13 @@ def _unwrap(node: Node) -> Node | None:
     return named[-1] if named else None
 
 
-def _container(node: Node, language: str, source: bytes, depth: int) -> list[str]:
+def _container(
+    node: Node,
+    language: str,
+    source: bytes,
+    depth: int,
+    members: list[Member] | None = None,
+) -> list[str]:
     indent = "    " * depth
     body = _body(node)
     if body is None:
@@ -211,6 +319,7 @@ def _container(node: Node, language: str, source: bytes, depth: int) -> list[str
         target = _unwrap(member) if member.type in WRAPPERS else member
         if target is None:
             continue
+        before = len(lines)
         if target.type in CONTAINERS.get(language, set()) and depth < 2:
             lines.extend(_container(target, language, source, depth + 1))
         elif target.type in MEMBER_SIGNATURES:
@@ -219,6 +328,10 @@ def _container(node: Node, language: str, source: bytes, depth: int) -> list[str
             first = _text(member, source).splitlines()[0]
             if ("=" in first or ":" in first) and not _STRING_OPENING.match(first):
                 lines.append(indent + "    " + _clip(first))
+        if members is not None and len(lines) > before:
+            returns = type_names(target, source)
+            for name in declared_names(target, language, source):
+                members.append((name, lines[before:], target.start_point[0], returns))
     if language != "python":
         lines.append(indent + "}")
     return lines

@@ -1,22 +1,39 @@
-"""Import statements -> indexed files, per language. Matching is by path tail, so ``src/`` layouts
-and monorepo sub-packages resolve without configuration."""
+"""Import statements -> indexed files, per language.
+
+Python modules resolve as the interpreter would: relative imports from the importer's package,
+absolute ones from the repository's source roots (the folder above each top-level package, so
+``src/`` layouts and monorepo sub-projects work without configuration) and from a script's own
+folder; a module the repository does not hold (``json``, ``types``) resolves to nothing, never
+to a same-named file deeper in the tree. JavaScript and TypeScript specifiers resolve relative
+to the importer, with the ``nodenext`` spelling (``./x.js`` for ``x.ts``), ``index`` files and
+the ``@/``/``~/`` aliases for ``src/``. Other languages match by path tail."""
 
 from __future__ import annotations
 
 import posixpath
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 
-_PY_FROM = re.compile(r"^from\s+(\.*)([\w.]*)\s+import\s+(.+)$", re.S)
-_PY_IMPORT = re.compile(r"^import\s+(.+)$", re.S)
-_JS_SPEC = re.compile(r"""(?:from|import|require\()\s*['"](\.{1,2}/[^'"]+)['"]""")
+from engine.repository.symbols import ImportBinding
+
 _GO_SPEC = re.compile(r'"([^"]+)"')
 _RUST_MOD = re.compile(r"^(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;")
 _RUST_USE = re.compile(r"use\s+(?:crate|super|self)::([\w:]+)")
 _JAVA = re.compile(r"^import\s+(?:static\s+)?([\w.]+?)(?:\.\*)?\s*;")
 _INCLUDE = re.compile(r'^#\s*include\s+"([^"]+)"')
-JS_EXTENSIONS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".d.ts")
+JS_EXTENSIONS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".d.ts", ".mts", ".cts")
+# What a compiled-output spelling stands for in the sources (TypeScript's nodenext resolution).
+JS_SOURCE_FOR = {
+    ".js": (".ts", ".tsx", ".d.ts"),
+    ".jsx": (".tsx",),
+    ".mjs": (".mts", ".d.mts"),
+    ".cjs": (".cts", ".d.cts"),
+}
+JS_ALIASES = ("@/", "~/", "#/")
+PY_SUFFIXES = (".py", "/__init__.py", ".pyi", "/__init__.pyi")
+STDLIB = frozenset(sys.stdlib_module_names)
 
 
 class ImportResolver:
@@ -30,25 +47,104 @@ class ImportResolver:
                 self._by_tail["/".join(parts[start:])].append(path)
             for start in range(len(parts) - 1):
                 self._by_dir_tail["/".join(parts[start:-1])].append(path)
+        self._packages = {
+            posixpath.dirname(p)
+            for p in self._paths
+            if p.endswith(("/__init__.py", "/__init__.pyi"))
+        }
+        # The folder above each top-level package: where `import package` starts.
+        roots = {""}
+        for package in self._packages:
+            top = package
+            while top and posixpath.dirname(top) in self._packages:
+                top = posixpath.dirname(top)
+            roots.add(posixpath.dirname(top))
+        self._python_roots = sorted(roots, key=lambda r: (-r.count("/"), r))
 
-    def resolve(self, importer: str, language: str | None, statements: Iterable[str]) -> list[str]:
+    def resolve(
+        self,
+        importer: str,
+        language: str | None,
+        statements: Iterable[str],
+        bindings: Iterable[ImportBinding] = (),
+    ) -> list[str]:
+        """The files ``importer`` imports, in import order."""
         found: list[str] = []
-        for statement in statements:
-            for candidate in self._candidates(importer, language, statement.strip()):
-                if candidate not in found and candidate != importer:
-                    found.append(candidate)
+        if language in ("python", "javascript", "typescript", "tsx"):
+            candidates = []
+            for binding in bindings:
+                module = self.module_path(importer, language, binding.module)
+                if language == "python" and binding.imported not in (None, "*"):
+                    # `from pkg import sub`: the submodule, when it is one.
+                    sub = self.module_path(importer, language, submodule(binding))
+                    if sub is not None:
+                        candidates.append(sub)
+                if module is not None:
+                    candidates.append(module)
+        else:
+            candidates = [
+                hit
+                for statement in statements
+                for hit in self._candidates(importer, language, statement.strip())
+            ]
+        for candidate in candidates:
+            if candidate not in found and candidate != importer:
+                found.append(candidate)
         return found
+
+    def module_path(self, importer: str, language: str | None, module: str) -> str | None:
+        """The indexed file a module name or specifier (as written) stands for, if any."""
+        if language == "python":
+            return self._python_module(importer, module)
+        if language in ("javascript", "typescript", "tsx"):
+            return next(
+                iter(self._first_existing(_js_paths(posixpath.dirname(importer), module))), None
+            )
+        return None
+
+    def _python_module(self, importer: str, module: str) -> str | None:
+        dotted = module.lstrip(".")
+        dots = len(module) - len(dotted)
+        folder = posixpath.dirname(importer)
+        if dots:
+            base = folder
+            for _ in range(dots - 1):
+                base = posixpath.dirname(base)
+            return self._python_file(base, dotted)
+        if not dotted:
+            return None
+        # A script outside any package imports its neighbours (its folder is on sys.path).
+        roots = self._python_roots if folder in self._packages else [folder, *self._python_roots]
+        for root in roots:
+            hit = self._python_file(root, dotted)
+            if hit is not None:
+                return hit
+        top = dotted.split(".")[0]
+        if "." in dotted and top not in STDLIB:
+            # Namespace packages (no __init__.py) and other layouts: by path tail.
+            relative = dotted.replace(".", "/")
+            for suffix in PY_SUFFIXES:
+                hits = self._tail(relative + suffix)
+                if hits:
+                    return hits[0]
+        return None
+
+    def _python_file(self, base: str, dotted: str) -> str | None:
+        relative = dotted.replace(".", "/")
+        if not relative:
+            for name in ("__init__.py", "__init__.pyi"):
+                path = posixpath.join(base, name) if base else name
+                if path in self._paths:
+                    return path
+            return None
+        stem = posixpath.join(base, relative) if base else relative
+        for suffix in PY_SUFFIXES:
+            if stem + suffix in self._paths:
+                return stem + suffix
+        return None
 
     def _candidates(self, importer: str, language: str | None, statement: str) -> list[str]:
         folder = posixpath.dirname(importer)
-        if language == "python":
-            return self._python(folder, statement)
-        if language in ("javascript", "typescript", "tsx"):
-            return [
-                hit
-                for spec in _JS_SPEC.findall(statement)
-                for hit in self._first_existing(_js_paths(folder, spec))
-            ]
         if language == "go":
             return [
                 hit
@@ -67,36 +163,6 @@ class ImportResolver:
             local = posixpath.normpath(posixpath.join(folder, match.group(1)))
             return [local] if local in self._paths else self._tail(match.group(1))
         return []
-
-    def _python(self, folder: str, statement: str) -> list[str]:
-        modules: list[tuple[str, str]] = []  # (base folder or "" for absolute, dotted)
-        if match := _PY_FROM.match(statement):
-            dots, module, names = match.groups()
-            base = folder
-            for _ in range(max(len(dots) - 1, 0)):
-                base = posixpath.dirname(base)
-            anchor = base if dots else ""
-            modules.append((anchor, module))
-            for name in re.findall(r"\w+", names.split("#")[0]):
-                modules.append((anchor, f"{module}.{name}" if module else name))
-        elif match := _PY_IMPORT.match(statement):
-            for part in match.group(1).split(","):
-                modules.append(("", part.split(" as ")[0].strip()))
-        found: list[str] = []
-        for anchor, dotted in modules:
-            if not dotted:
-                continue
-            relative = dotted.replace(".", "/")
-            for suffix in (".py", "/__init__.py", ".pyi"):
-                if anchor:
-                    path = posixpath.join(anchor, relative + suffix)
-                    hits = [path] if path in self._paths else []
-                else:
-                    hits = self._tail(relative + suffix)
-                if hits:
-                    found.extend(hits[:1])
-                    break
-        return found
 
     def _rust(self, importer: str, folder: str, statement: str) -> list[str]:
         if match := _RUST_MOD.match(statement):
@@ -123,12 +189,31 @@ class ImportResolver:
         return next(([c] for c in candidates if c in self._paths), [])
 
 
+def submodule(binding: ImportBinding) -> str:
+    """``from pkg import name`` may import the module ``pkg.name``: its dotted name."""
+    module = binding.module
+    return f"{module}{binding.imported}" if module.endswith(".") else f"{module}.{binding.imported}"
+
+
 def _js_paths(folder: str, spec: str) -> list[str]:
-    base = posixpath.normpath(posixpath.join(folder, spec))
-    if base.startswith("../"):
-        return []
-    return [
-        base,
-        *(base + ext for ext in JS_EXTENSIONS),
-        *(f"{base}/index{ext}" for ext in JS_EXTENSIONS),
-    ]
+    if spec.startswith(JS_ALIASES):
+        bases = [posixpath.join("src", spec[2:]), spec[2:]]
+    elif spec.startswith("."):
+        bases = [posixpath.normpath(posixpath.join(folder, spec))]
+    elif spec.startswith("src/"):
+        bases = [posixpath.normpath(spec)]
+    else:
+        return []  # a package from node_modules
+    paths: list[str] = []
+    for base in bases:
+        if base.startswith("../") or base == "..":
+            continue
+        stem, ext = posixpath.splitext(base)
+        if ext in JS_SOURCE_FOR:
+            paths += [stem + source for source in JS_SOURCE_FOR[ext]]
+        paths += [
+            base,
+            *(base + ext for ext in JS_EXTENSIONS),
+            *(f"{base}/index{ext}" for ext in JS_EXTENSIONS),
+        ]
+    return paths

@@ -14,6 +14,7 @@ from pathlib import Path
 import diskcache
 import watchfiles
 
+from engine.repository.definitions import Located, NameTable, follow, module_of
 from engine.repository.files import FileFilter, FileStat, is_binary, walk
 from engine.repository.headers import FileHeader, extract_header
 from engine.repository.imports import ImportResolver
@@ -23,7 +24,7 @@ from engine.repository.secrets import mask_credentials
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
-HEADER_VERSION = 1
+HEADER_VERSION = 2
 SOURCE_EXTENSIONS = frozenset(
     {
         ".py",
@@ -111,6 +112,7 @@ class RepositoryIndex:
         self._filter = FileFilter(self.root, extra_deny)
         self._files: dict[str, IndexedFile] = {}
         self._resolver: ImportResolver | None = None
+        self._names = NameTable()
         self._cache: diskcache.Cache | None = None
         if cache_dir is not None:
             key = hashlib.blake2b(str(self.root).encode(), digest_size=8).hexdigest()
@@ -139,6 +141,21 @@ class RepositoryIndex:
         if self._resolver is None:
             self._resolver = ImportResolver(self._files)
         return self._resolver
+
+    def declarations(self, name: str) -> list[Located]:
+        """Every declaration of ``name`` in the repository (top level and class members)."""
+        return [
+            Located(path, definition)
+            for path, definitions in self._names.places(name).items()
+            for definition in definitions
+        ]
+
+    def follow(self, path: str, name: str) -> list[Located]:
+        """The declaration ``name`` refers to in file ``path``: there, or through its imports."""
+        return follow(self.header, self.resolver(), path, name)
+
+    def module_of(self, path: str, header: FileHeader, local: str) -> str | None:
+        return module_of(header, self.resolver(), path, local)
 
     def relative(self, path: Path) -> str | None:
         # Memoized: resolve() costs a system call per path component, on every keystroke.
@@ -169,7 +186,11 @@ class RepositoryIndex:
                 seen[stat.relative] = entry
                 cached += from_cache
                 parsed += not from_cache
+        names = NameTable()
+        for relative, entry in seen.items():
+            names.set(relative, entry.header)
         self._files = seen
+        self._names = names
         self._resolver = None
         self.generation += 1
         report = IndexReport(len(seen), parsed, cached, time.perf_counter() - started)
@@ -223,6 +244,7 @@ class RepositoryIndex:
             if change == watchfiles.Change.deleted or not Path(absolute).is_file():
                 if self._files.pop(relative, None) is not None:
                     changed += 1
+                    self._names.set(relative, None)
                     self._resolver = None
                     if self._cache is not None:
                         self._cache.delete(relative)
@@ -247,10 +269,13 @@ class RepositoryIndex:
         entry, _ = self._index_file(FileStat(relative, stat.st_size, stat.st_mtime_ns))
         previous = self._files.get(relative)
         if entry is None:
+            self._names.set(relative, None)
             return 1 if self._files.pop(relative, None) is not None else 0
         if previous is None:
             self._resolver = None
         self._files[relative] = entry
+        if previous is None or previous.header != entry.header:
+            self._names.set(relative, entry.header)
         return int(previous is None or previous.header != entry.header)
 
     def start_watching(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -34,6 +34,8 @@ class FakeServer:
     refused_fields: set[str] = field(default_factory=set)
     # mode "hold": completions wait for this before answering (requests pile up at the server).
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    # /tokenize with a real tokenizer (benchmarks); default: a token per character.
+    token_counter: Callable[[str], int] | None = None
 
     @property
     def base_url(self) -> str:
@@ -70,7 +72,10 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         body = await request.json()
         # Markers are single tokens; anything else counts a token per character.
         text = body["prompt"]
-        count = 1 if text.startswith("<|") and text.endswith("|>") else len(text)
+        if state.token_counter is not None:
+            count = state.token_counter(text)
+        else:
+            count = 1 if text.startswith("<|") and text.endswith("|>") else len(text)
         return web.json_response({"tokens": list(range(count)), "count": count})
 
     async def completions(request: web.Request) -> web.StreamResponse:

@@ -12,23 +12,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine.completion.context.repository import ContextEntry, RepositoryTier
-from engine.completion.context.tokens import TokenCounts
-from engine.completion.context.window import WindowAnchors, anchored_window, sliding_window
+from engine.completion.context.definitions import needed_definitions
+from engine.completion.context.repository import ContextEntry, RepositoryTier, Snippet
+from engine.completion.context.tokens import TokenCounts, upper_estimate
+from engine.completion.context.window import (
+    WindowAnchors,
+    anchored_window,
+    clip_cursor_line,
+    sliding_window,
+)
 from engine.completion.types import CompletionRequest
 from engine.documents import OpenDocument
+from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
 from engine.repository.secrets import is_denied, mask_credentials
+from engine.repository.symbols import NameUsage, name_usage
 from engine.workspace import Workspace
 
-# Shares of the prompt budget, most stable first.
+# Shares of the prompt budget, most stable first. What is left (5%) covers the cursor's line
+# and the template's markers, so the budget caps the whole prompt.
 REPOSITORY_SHARE = 0.50
-PREFIX_SHARE = 0.30
+PREFIX_SHARE = 0.28
 SUFFIX_SHARE = 0.10
-FILE_HEADER_SHARE = 0.10
-ENTRIES_AT_LEAST = 3
+FILE_HEADER_SHARE = 0.07
+CURSOR_LINE_SHARE = 0.04
+# A whole-file summary gets at most this share of the tier.
+SUMMARY_SHARE = 1 / 3
 OPEN_FILES = 5
 SIBLINGS = 4
+# Tokens a snippet's file marker costs in the prompt (`<|file_sep|>` and the path).
+MARKER_TOKENS = 2
 
 Layout = Literal["stable", "naive"]
 
@@ -67,8 +80,10 @@ class ContextBuilder:
         self._tiers: dict[Path, RepositoryTier] = {}
         self._siblings: dict[tuple[Path, int, str], list[str]] = {}
         # Per-keystroke work that only changes with a header or the index: memoized.
-        self._imports: dict[tuple[Path, int, str, str | None, tuple[str, ...]], list[str]] = {}
-        self._fits: dict[tuple[str, int], tuple[str, int]] = {}
+        self._imports: dict[tuple[object, ...], list[str]] = {}
+        self._fits: dict[tuple[str, int], str] = {}
+        self._snippets: dict[tuple[object, ...], tuple[object, list[Snippet]]] = {}
+        self._usages: dict[str, tuple[str, FileHeader | None, NameUsage]] = {}
         self._shuffle = random.Random(0)
 
     def forget(self, uri: str) -> None:
@@ -90,6 +105,9 @@ class ContextBuilder:
             window = anchored_window(
                 request.text, request.cursor, anchors, self.counts, prefix_budget, suffix_budget
             )
+        line_prefix, line_suffix = clip_cursor_line(
+            window.line_prefix, window.line_suffix, int(budget * CURSOR_LINE_SHARE)
+        )
         document = self._workspace.documents.get(request.document_uri) if self._workspace else None
         file_header = ""
         if window.start_line > 0 and document is not None and document.header is not None:
@@ -105,9 +123,9 @@ class ContextBuilder:
             )
         return CursorContext(
             prefix=mask_credentials(window.prefix),
-            line_prefix=mask_credentials(window.line_prefix),
-            line_suffix=window.line_suffix,
-            suffix=mask_credentials(window.suffix),
+            line_prefix=mask_credentials(line_prefix),
+            line_suffix=line_suffix,
+            suffix=mask_credentials(line_suffix + window.suffix[len(window.line_suffix) :]),
             language_id=request.language_id,
             relative_path=relative or name,
             workspace_name=index.name if index is not None else request.workspace_name,
@@ -128,28 +146,22 @@ class ContextBuilder:
         return index.name, entries
 
     def _fit(self, header: str, budget: int) -> str:
-        fit = self._fit_with_cost(header, budget)
-        return fit[0] + "\n" if fit else ""
-
-    def _fit_with_cost(self, header: str, budget: int) -> tuple[str, int] | None:
-        """The header's first lines (imports come first), in proportion to ``budget`` over its
-        real token count, with their share of that count; None until the count is known, so
-        the text never flips from an estimate's cut to the real one."""
+        """The header's first lines that fit ``budget`` by an upper bound of their tokens: a
+        cut that depends on the text alone, so it never moves when a real count arrives."""
         key = (header, budget)
-        if key in self._fits:
-            return self._fits[key]
-        tokens = self.counts.known(header) if header else None
-        if not tokens:
-            return None
-        if tokens <= budget:
-            fit = header, tokens
-        else:
-            lines = header.splitlines()
-            keep = max(1, len(lines) * budget // tokens)
-            fit = "\n".join(lines[:keep]), tokens * keep // len(lines)
-        if len(self._fits) > 4096:
-            self._fits.clear()
-        self._fits[key] = fit
+        fit = self._fits.get(key)
+        if fit is None:
+            kept: list[str] = []
+            total = 0
+            for line in header.splitlines():
+                total += upper_estimate(line + "\n")
+                if total > budget:
+                    break
+                kept.append(line)
+            fit = "\n".join(kept) + "\n" if kept else ""
+            if len(self._fits) > 4096:
+                self._fits.clear()
+            self._fits[key] = fit
         return fit
 
     def _locate(self, request: CompletionRequest) -> tuple[RepositoryIndex | None, str | None]:
@@ -162,86 +174,122 @@ class ContextBuilder:
         self, index: RepositoryIndex, relative: str, request: CompletionRequest, budget: int
     ) -> list[ContextEntry]:
         assert self._workspace is not None
-        documents = self._workspace.documents
-        live = {d.relative: d for d in documents.by_recency() if d.relative is not None}
+        live = {
+            d.relative: d for d in self._workspace.documents.by_recency() if d.relative is not None
+        }
+        ranked = self._ranked_snippets(index, relative, request, live, budget)
 
-        # A long header keeps its first lines (imports, first signatures), so that the files
-        # that matter most all fit rather than one of them whole.
-        entry_budget = budget // ENTRIES_AT_LEAST
+        def cost(snippet: Snippet) -> int:
+            return self.counts.upper(snippet.text) + self.counts.upper(snippet.path) + MARKER_TOKENS
 
-        def fitted(path: str) -> tuple[str, int] | None:
-            # Saved files' headers (the index follows saves): another tab's unsaved typing
-            # must not rewrite the start of every prompt. Unsaved new files use their live one.
-            indexed = index.header(path)
-            document = live.get(path)
-            if indexed is not None:
-                text = indexed.text
-            elif document is not None and document.header is not None:
-                text = document.header.text
-            else:
-                return None
-            return self._fit_with_cost(text, entry_budget)
-
-        def header(path: str) -> str | None:
-            fit = fitted(path)
-            return fit[0] if fit else None
-
-        def cost(path: str) -> int | None:
-            fit = fitted(path)
-            return fit[1] if fit else None
-
-        ranked = self._ranked(index, relative, request, live)
         if self._layout == "naive":
             entries, total = [], 0
-            for path in ranked:
-                text, tokens = header(path), cost(path)
-                if text and tokens is not None and total + tokens <= budget:
-                    entries.append(ContextEntry(path, text))
-                    total += tokens
+            for snippet in ranked:
+                if total + cost(snippet) <= budget:
+                    entries.append(ContextEntry(snippet.path, snippet.text))
+                    total += cost(snippet)
             self._shuffle.shuffle(entries)
             return entries
         tier = self._tiers.setdefault(index.root, RepositoryTier())
-        return tier.entries(ranked, header, cost, budget)
+        return tier.entries(ranked, cost, budget, alive=lambda p: p in index or p in live)
 
-    def _ranked(
+    def _ranked_snippets(
         self,
         index: RepositoryIndex,
         relative: str,
         request: CompletionRequest,
         live: Mapping[str, OpenDocument],
-    ) -> list[str]:
-        """Imported files first, then open files by recency, then same-folder siblings."""
+        budget: int,
+    ) -> list[Snippet]:
+        """Declarations the file uses (in order of first use), then whole-file summaries of
+        the files it imports, open files and relevant siblings. Memoized: it changes only
+        with the index or the document's header (re-extracted after an idle pause)."""
+        header, usage = self._header_and_usage(index, relative, request)
+        key = (index.root, index.generation, relative, budget, len(live))
+        cached = self._snippets.get(key)
+        if cached is not None and cached[0] == (header, usage):
+            return cached[1]
+        snippets: list[Snippet] = []
+        if header is not None:
+            for located in needed_definitions(index, relative, header, usage):
+                snippets.append(Snippet(located.key, located.path, located.definition.text))
+        summary_budget = int(budget * SUMMARY_SHARE)
+        for path in self._ranked(index, relative, header, usage, live):
+            document = live.get(path)
+            indexed = index.header(path)
+            source = indexed or (document.header if document is not None else None)
+            if source is not None and (text := self._fit(source.summary, summary_budget)):
+                snippets.append(Snippet(path, path, text.rstrip("\n")))
+        if len(self._snippets) > 256:
+            self._snippets.clear()
+        self._snippets[key] = ((header, usage), snippets)
+        return snippets
+
+    def _header_and_usage(
+        self, index: RepositoryIndex, relative: str, request: CompletionRequest
+    ) -> tuple[FileHeader | None, NameUsage]:
         assert self._workspace is not None
         document = self._workspace.documents.get(request.document_uri)
         if document is not None and document.header is not None:
-            imports, language = document.header.imports, document.language
-        else:
-            indexed = index.header(relative)
-            imports, language = (indexed.imports, indexed.language) if indexed else ((), None)
-        key = (index.root, index.generation, relative, language, tuple(imports))
+            return document.header, document.usage
+        # Not open here (a code action on a file the editor did not send): from its text.
+        header = index.header(relative)
+        cached = self._usages.get(relative)
+        if cached is None or cached[0] != request.text or cached[1] is not header:
+            cached = (
+                request.text,
+                header,
+                name_usage(request.text, header.bindings if header else ()),
+            )
+            if len(self._usages) > 64:
+                self._usages.clear()
+            self._usages[relative] = cached
+        return header, cached[2]
+
+    def _ranked(
+        self,
+        index: RepositoryIndex,
+        relative: str,
+        header: FileHeader | None,
+        usage: NameUsage,
+        live: Mapping[str, OpenDocument],
+    ) -> list[str]:
+        """Imported files first, then open files by recency, then same-folder siblings."""
+        imports, bindings, language = (
+            (header.imports, header.bindings, header.language) if header else ((), (), None)
+        )
+        key = (index.root, index.generation, relative, language, imports, bindings)
         if key not in self._imports:
             if len(self._imports) > 256:
                 self._imports.clear()
-            self._imports[key] = index.resolver().resolve(relative, language, imports)
+            self._imports[key] = index.resolver().resolve(relative, language, imports, bindings)
         candidates = list(self._imports[key])
         candidates += [path for path in live if path != relative and path in index][:OPEN_FILES]
-        candidates += self._siblings_of(index, relative)
+        candidates += self._siblings_of(index, relative, usage)
         ranked: list[str] = []
         for path in candidates:
             if path != relative and path not in ranked:
                 ranked.append(path)
         return ranked
 
-    def _siblings_of(self, index: RepositoryIndex, relative: str) -> list[str]:
+    def _siblings_of(self, index: RepositoryIndex, relative: str, usage: NameUsage) -> list[str]:
+        """Same-folder files that declare names this file uses, most such names first."""
         folder = posixpath.dirname(relative)
         key = (index.root, index.generation, folder)
         if key not in self._siblings:
             if len(self._siblings) > 256:
                 self._siblings.clear()
             self._siblings[key] = sorted(
-                p for p in index.paths() if posixpath.dirname(p) == folder
-            )[: SIBLINGS + 1]
-        return [p for p in self._siblings[key] if p != relative][:SIBLINGS]
+                p for p in index.paths() if posixpath.dirname(p) == folder and p != relative
+            )
+        used = set(usage.uses)
+        scored = []
+        for path in self._siblings[key]:
+            header = index.header(path)
+            hits = sum(1 for d in header.definitions if d.name in used) if header else 0
+            if hits:
+                scored.append((-hits, path))
+        return [path for _, path in sorted(scored)[:SIBLINGS]]
 
 
 def build_cursor_context(request: CompletionRequest, token_budget: int) -> CursorContext:

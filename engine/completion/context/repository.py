@@ -1,19 +1,24 @@
-"""Which other files' headers lead the prompt, and in what order.
+"""The repository tier: which other files' declarations lead the prompt, and in what order.
 
 Most assistants re-rank snippets per request and put them first, so the first tokens change on
 most keystrokes and vLLM's prefix cache misses. Here the tier is shared by all documents of a
-repository and grows append-only; it is rebuilt (the files that matter most first, the result
-in path order, so it is canonical) only when one of those files is missing from it."""
+repository and grows append-only: a snippet, once in, keeps its place, and new ones (a name the
+user just started to use) go at the end. It is rebuilt only when the snippets the current file
+needs most are missing and no longer fit; the rebuild puts those first, in the file's order."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# The files the current one imports first: a rebuild happens when one of these is missing.
-MUST_HAVE = 3
-# A rebuild leaves room to append files later without rebuilding again.
-REBUILD_FILL = 0.8
+# The top of the ranking that must be in the tier: a rebuild happens when one of these is
+# missing and cannot be appended.
+MUST_SHARE = 0.5
+# Snippets beyond the must-haves fill the tier to this share, leaving room to append the next
+# must-have without a rebuild.
+FILL_SHARE = 0.9
+# What a rebuild keeps of the previous tier, at most (the rest of the room is for appends).
+REBUILD_FILL = 0.75
 
 
 @dataclass(frozen=True)
@@ -22,50 +27,77 @@ class ContextEntry:
     text: str
 
 
+@dataclass(frozen=True)
+class Snippet:
+    """A candidate for the tier: a declaration (``key`` "path#Name:line") or a file summary
+    (``key`` the path)."""
+
+    key: str
+    path: str
+    text: str
+
+
 class RepositoryTier:
     def __init__(self) -> None:
-        self.paths: list[str] = []
+        self.items: list[Snippet] = []
         self.rebuilds = 0
 
     def entries(
         self,
-        ranked: list[str],
-        header: Callable[[str], str | None],
-        cost: Callable[[str], int | None],
+        ranked: list[Snippet],
+        cost: Callable[[Snippet], int],
         budget: int,
+        alive: Callable[[str], bool] = lambda path: True,
     ) -> list[ContextEntry]:
-        """``ranked``: files relevant to the current one, most relevant first. ``cost``: a
-        header's real token count, or None while it is unknown (such a file waits: joining on
-        an estimate could push it out again when the count arrives)."""
-        self.paths = [p for p in self.paths if header(p)]  # files deleted meanwhile drop out
-        ready = [p for p in ranked if header(p) and cost(p) is not None]
-        must = [p for p in ranked[:MUST_HAVE] if p in ready]
-        total = sum(cost(p) or 0 for p in self.paths)
-        for path in must:  # appended when they fit: the entries before them keep their cache
-            if path not in self.paths and total + (cost(path) or 0) <= budget:
-                self.paths.append(path)
-                total += cost(path) or 0
-        if any(p not in self.paths for p in must) or total > budget:
-            self._rebuild(must, ready, cost, budget)
-            total = sum(cost(p) or 0 for p in self.paths)
-        for path in ready:
-            path_cost = cost(path) or 0
-            if path not in self.paths and total + path_cost <= budget:
-                self.paths.append(path)
-                total += path_cost
-        return [ContextEntry(p, text) for p in self.paths if (text := header(p))]
+        """``ranked``: snippets the current file needs, most needed first. ``cost``: a
+        snippet's tokens (an upper bound until the real count is known)."""
+        fresh = {s.key: s for s in ranked}
+        # A snippet keeps its place; its text follows saved edits; deleted files drop out.
+        self.items = [fresh.get(item.key, item) for item in self.items if alive(item.path)]
+        present = {item.key for item in self.items}
+        total = sum(cost(item) for item in self.items)
 
-    def _rebuild(
-        self, must: list[str], ready: list[str], cost: Callable[[str], int | None], budget: int
-    ) -> None:
+        must: list[Snippet] = []
+        must_total = 0
+        for snippet in ranked:
+            snippet_cost = cost(snippet)
+            if must_total + snippet_cost > budget * MUST_SHARE:
+                break
+            must.append(snippet)
+            must_total += snippet_cost
+
+        for snippet in must:
+            if snippet.key not in present and total + cost(snippet) <= budget:
+                self.items.append(snippet)
+                present.add(snippet.key)
+                total += cost(snippet)
+        if total > budget or any(s.key not in present for s in must):
+            self._rebuild(must, cost, budget)
+            present = {item.key for item in self.items}
+            total = sum(cost(item) for item in self.items)
+        for snippet in ranked:
+            snippet_cost = cost(snippet)
+            if snippet.key not in present and total + snippet_cost <= budget * FILL_SHARE:
+                self.items.append(snippet)
+                present.add(snippet.key)
+                total += snippet_cost
+        return _entries(self.items)
+
+    def _rebuild(self, must: list[Snippet], cost: Callable[[Snippet], int], budget: int) -> None:
         chosen = list(must)
-        total = sum(cost(p) or 0 for p in chosen)
-        # Then what was there (jumping back to the previous file stays free), then the rest.
-        for path in [*self.paths, *ready]:
-            path_cost = cost(path) or 0
-            if path not in chosen and total + path_cost <= budget * REBUILD_FILL:
-                chosen.append(path)
-                total += path_cost
-        if sorted(chosen) != sorted(self.paths):
-            self.paths = sorted(chosen)
+        keys = {s.key for s in chosen}
+        total = sum(cost(s) for s in chosen)
+        # Then what was there (jumping back to the previous file stays cheap), in its order.
+        for item in self.items:
+            item_cost = cost(item)
+            if item.key not in keys and total + item_cost <= budget * REBUILD_FILL:
+                chosen.append(item)
+                keys.add(item.key)
+                total += item_cost
+        if [s.key for s in chosen] != [s.key for s in self.items]:
+            self.items = chosen
             self.rebuilds += 1
+
+
+def _entries(items: list[Snippet]) -> list[ContextEntry]:
+    return [ContextEntry(item.path, item.text) for item in items]

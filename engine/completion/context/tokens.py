@@ -15,6 +15,14 @@ log = logging.getLogger(__name__)
 TokenCounter = Callable[[str], Awaitable[int]]
 # Only for texts whose real count is still on its way (or servers without /tokenize).
 CHARS_PER_TOKEN_ESTIMATE = 3
+# An upper bound for budget decisions before the real count arrives: code tokenizes at 3 to 4
+# ASCII characters a token; other scripts can take a token or more per character.
+ASCII_CHARS_PER_TOKEN_BOUND = 2
+
+
+def upper_estimate(text: str) -> int:
+    ascii_chars = len(text.encode("ascii", errors="ignore")) if not text.isascii() else len(text)
+    return ascii_chars // ASCII_CHARS_PER_TOKEN_BOUND + (len(text) - ascii_chars) + 1
 
 
 class TokenCounts:
@@ -62,6 +70,19 @@ class TokenCounts:
         if known is None:
             self._request(text)
         return known
+
+    def upper(self, text: str) -> int:
+        """The real count when known, else an upper bound (and the real count is fetched):
+        a budget decided on it holds, and only loosens when the real count arrives."""
+        if not text:
+            return 0
+        known = self._counts.get(text)
+        if known is not None:
+            return known
+        if self._local is not None:
+            return self._remember(text, self._local(text))
+        self._request(text)
+        return upper_estimate(text)
 
     async def settle(self) -> None:
         """Wait for every count in flight (benchmarks and tests)."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.completion.context.tokens import TokenCounts
+from engine.completion.context.tokens import (
+    ASCII_CHARS_PER_TOKEN_BOUND,
+    TokenCounts,
+    upper_estimate,
+)
 
 CHUNK_LINES = 16
 # After a move, the window uses this share of its budget, so it can grow before moving again.
@@ -51,27 +55,21 @@ def anchored_window(
     line_end = len(text) if line_end == -1 else line_end
     cursor_chunk = line // CHUNK_LINES
 
+    # Unknown counts (being fetched) are upper bounds: the budget holds on every prompt, and a
+    # real count that arrives can only shrink a total, so it never moves an anchor back.
     def chunk_tokens(chunk: int) -> int:
         start = chunk * CHUNK_LINES
-        return counts.count("\n".join(lines[start : start + CHUNK_LINES]) + "\n")
+        return counts.upper("\n".join(lines[start : start + CHUNK_LINES]) + "\n")
 
     def lines_tokens(first: int, last: int) -> int:
-        return counts.count("\n".join(lines[first:last]) + "\n") if last > first else 0
-
-    # A new window is placed on estimates where counts are missing; after that, unknown
-    # counts (being fetched) never move an anchor: an estimate replaced by the real count
-    # must not move the window back and forth.
-    placed = anchors.end_chunk >= 0
+        return counts.upper("\n".join(lines[first:last]) + "\n") if last > first else 0
 
     def over(budget: int, first_line: int, last_line: int, chunks: range) -> bool:
-        total = 0
-        parts = ["\n".join(lines[first_line:last_line]) + "\n"] if last_line > first_line else []
-        parts += ["\n".join(lines[c * CHUNK_LINES : (c + 1) * CHUNK_LINES]) + "\n" for c in chunks]
-        for part in parts:
-            known = counts.known(part) if placed else counts.count(part)
-            if known is None:
-                return False
-            total += known
+        total = lines_tokens(first_line, last_line)
+        for chunk in chunks:
+            total += chunk_tokens(chunk)
+            if total > budget:
+                return True
         return total > budget
 
     # Prefix: chunks from the anchor up to the cursor's chunk, then its lines above the cursor.
@@ -102,6 +100,12 @@ def anchored_window(
     window_start = start * CHUNK_LINES
     prefix_lines = lines[window_start:line]
     suffix_lines = lines[line + 1 : end * CHUNK_LINES]
+    # The cursor's own chunk alone may be over budget (very long lines): cut by lines.
+    if start == cursor_chunk and lines_tokens(window_start, line) > prefix_budget:
+        prefix_lines = _last_lines_within(prefix_lines, prefix_budget)
+        window_start = line - len(prefix_lines)
+    if end == cursor_chunk + 1 and lines_tokens(line + 1, end * CHUNK_LINES) > suffix_budget:
+        suffix_lines = _last_lines_within(suffix_lines[::-1], suffix_budget)[::-1]
     return FileWindow(
         prefix="\n".join(prefix_lines) + "\n" if prefix_lines else "",
         line_prefix=text[line_start:cursor],
@@ -138,3 +142,38 @@ def sliding_window(
         suffix=text[cursor:line_end] + ("\n" + "\n".join(suffix_lines) if suffix_lines else ""),
         start_line=first,
     )
+
+
+def _last_lines_within(lines: list[str], budget: int) -> list[str]:
+    """The longest tail of ``lines`` whose upper-bound token count fits ``budget``."""
+    total = 0
+    first = len(lines)
+    while first > 0:
+        total += upper_estimate(lines[first - 1][: budget * ASCII_CHARS_PER_TOKEN_BOUND + 1] + "\n")
+        if total > budget:
+            break
+        first -= 1
+    return lines[first:]
+
+
+def clip_cursor_line(line_prefix: str, line_suffix: str, budget: int) -> tuple[str, str]:
+    """The cursor's line cut to ``budget`` tokens (upper bound): the text nearest the cursor,
+    three quarters before it. A minified one-line file must not become a megabyte prompt."""
+    before = _clip_chars(line_prefix[::-1], budget * 3 // 4)[::-1]
+    after = _clip_chars(line_suffix, budget - budget * 3 // 4)
+    return before, after
+
+
+def _clip_chars(text: str, budget: int) -> str:
+    # Any text over this many characters is over budget by the bound: only search below it.
+    text = text[: max(budget, 0) * ASCII_CHARS_PER_TOKEN_BOUND]
+    if upper_estimate(text) <= budget:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if upper_estimate(text[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]

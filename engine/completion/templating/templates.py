@@ -65,8 +65,13 @@ class FimTemplate:
         if repo_headers and self.repo_header and self.file_header:
             if context.workspace_name:
                 head += self.repo_header.format(repo=context.workspace_name)
+            previous = None
             for entry in context.repository:
-                head += self.file_header.format(path=entry.path) + entry.text + "\n"
+                # Declarations of one file appended together share its marker.
+                if entry.path != previous:
+                    head += self.file_header.format(path=entry.path)
+                head += entry.text + "\n"
+                previous = entry.path
             if context.relative_path:
                 head += self.file_header.format(path=context.relative_path)
         elif context.repository:
@@ -85,9 +90,11 @@ def _as_comments(context: CursorContext) -> str:
     """Other files' headers for templates without repository markers: as comments."""
     mark = "#" if context.language_id in _HASH_COMMENT_LANGUAGES else "//"
     blocks = []
+    previous = None
     for entry in context.repository:
         body = "\n".join(f"{mark} {line}" for line in entry.text.splitlines())
-        blocks.append(f"{mark} {entry.path}\n{body}\n")
+        blocks.append(f"{mark} {entry.path}\n{body}\n" if entry.path != previous else f"{body}\n")
+        previous = entry.path
     return "".join(blocks)
 
 

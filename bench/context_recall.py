@@ -1,0 +1,391 @@
+"""Does the prompt hold the definitions the next line needs? (model-free)
+
+On real public projects (PyPI sdists, npm tarballs: tests/support/corpus.py), cursor positions
+are sampled at lines that use a name declared in another file of the same repository (in one or
+two places: a name declared everywhere names nothing in particular). The line is emptied (the
+user is about to write it), the real daemon (``python -m lsp`` over stdio) is asked for an
+inline completion there, and the prompt it sends is captured by a recording server whose
+``/tokenize`` counts with a real BPE tokenizer (SmolLM2's, from the embedded model). A name
+counts as present when the prompt holds its declaration's head (``def name(``, ``class Name``,
+``export function name`` as the source writes it).
+
+Rows, per repository and overall, each the share of names present with a 95% bootstrap
+interval (positions resampled):
+- ours: the daemon as shipped, on the first request after the file is opened and once settled;
+- current file only: the same daemon without the repository index;
+- retrieval: the current-file prompt plus the top 10-line chunks of other files by identifier
+  overlap with the 20 lines above the cursor (Jaccard), in the repository share of the budget,
+  as repository-level FIM evaluations do;
+- oracle: the tokens the needed declarations themselves cost.
+
+    .venv/bin/python -m bench.context_recall [--positions 80] [--budgets 2048 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from bench.common import lsp_client
+from engine.completion.context.builder import REPOSITORY_SHARE
+from engine.repository.index import RepositoryIndex
+from engine.repository.symbols import identifiers
+from tests.support.corpus import PROJECTS, Project, project_root
+from tests.support.fake_server import fake_server
+
+LANGUAGE_IDS = {"python": "python", "typescript": "typescript"}
+EXTENSIONS = {"python": (".py",), "typescript": (".ts", ".tsx")}
+MAX_PER_FILE = 4
+CHUNK_LINES = 10
+QUERY_LINES = 20
+_DECLARATION_WORDS = frozenset({"def", "class", "function", "interface", "type", "const", "let"})
+
+
+@dataclass(frozen=True)
+class Needed:
+    name: str
+    anchors: tuple[str, ...]  # any one in the prompt: present
+    cost_text: str  # what the declaration costs to show (its signature lines)
+
+
+@dataclass(frozen=True)
+class Position:
+    path: str
+    line: int
+    text: str  # the file with that line emptied after its indentation
+    cursor_line: int
+    cursor_character: int
+    needed: tuple[Needed, ...]
+
+
+@dataclass
+class Tally:
+    hits: list[list[bool]] = field(default_factory=list)  # per position, per needed name
+
+    def add(self, flags: list[bool]) -> None:
+        self.hits.append(flags)
+
+    def share(self) -> float:
+        flat = [f for flags in self.hits for f in flags]
+        return sum(flat) / len(flat) if flat else float("nan")
+
+    def interval(self, rounds: int = 1000, seed: int = 7) -> tuple[float, float]:
+        rng = random.Random(seed)
+        shares = []
+        for _ in range(rounds):
+            sample = [rng.choice(self.hits) for _ in self.hits]
+            flat = [f for flags in sample for f in flags]
+            shares.append(sum(flat) / len(flat) if flat else 0.0)
+        shares.sort()
+        return shares[int(rounds * 0.025)], shares[int(rounds * 0.975)]
+
+    def cell(self) -> str:
+        low, high = self.interval()
+        return f"{self.share():.0%} [{low:.0%}, {high:.0%}]"
+
+
+def declaration_anchor(source_lines: list[str], line: int, name: str) -> str | None:
+    """The declaration's head as written: the stripped line up to just past the name."""
+    word = re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
+    for index in range(line, min(line + 6, len(source_lines))):
+        raw = source_lines[index].strip()
+        found = word.search(raw)
+        if found is not None:
+            end = found.end()
+            head = raw[: end + 1].rstrip() if end < len(raw) else raw
+            return head if len(head) > len(name) + 1 else None
+    return None
+
+
+def sample_positions(root: Path, project: Project, count: int, seed: int) -> list[Position]:
+    index = RepositoryIndex(root)
+    index.build_blocking()
+    extensions = EXTENSIONS[project.language]
+    sources: dict[str, list[str]] = {}
+
+    def lines_of(path: str) -> list[str]:
+        if path not in sources:
+            sources[path] = (root / path).read_text(encoding="utf-8", errors="replace").split("\n")
+        return sources[path]
+
+    candidates: list[Position] = []
+    for path in sorted(index.paths()):
+        if not path.endswith(extensions) or path.endswith(".d.ts"):
+            continue
+        header = index.header(path)
+        if header is None:
+            continue
+        local = {d.name for d in header.definitions}
+        lines = lines_of(path)
+        per_file = []
+        for number, line in enumerate(lines):
+            stripped = line.strip()
+            if (
+                not stripped
+                or stripped.startswith(("#", "//", "*", "/*", "import ", "from ", "export *"))
+                or len(stripped) > 200
+            ):
+                continue
+            needed = []
+            for name in identifiers(stripped):
+                if name in local or len(name) < 3 or name in _DECLARATION_WORDS:
+                    continue
+                places = [p for p in index.declarations(name) if p.path != path]
+                if not places or len({p.path for p in places}) > 2 or len(places) > 3:
+                    continue
+                anchors = tuple(
+                    a
+                    for p in places
+                    if (a := declaration_anchor(lines_of(p.path), p.definition.line, name))
+                )
+                if anchors:
+                    cost = min((p.definition.text for p in places), key=len)
+                    needed.append(Needed(name, anchors, cost))
+            if needed:
+                indent = line[: len(line) - len(line.lstrip())]
+                emptied = lines[:number] + [indent] + lines[number + 1 :]
+                per_file.append(
+                    Position(path, number, "\n".join(emptied), number, len(indent), tuple(needed))
+                )
+        rng = random.Random(f"{seed}:{path}")
+        candidates += rng.sample(per_file, min(MAX_PER_FILE, len(per_file)))
+    index.close()
+    rng = random.Random(seed)
+    return sorted(rng.sample(candidates, min(count, len(candidates))), key=lambda p: p.path)
+
+
+def present(prompt: str, needed: Needed) -> bool:
+    return any(anchor in prompt for anchor in needed.anchors)
+
+
+async def capture_prompts(
+    root: Path,
+    project: Project,
+    positions: list[Position],
+    budget: int,
+    counter: Callable[[str], int],
+    work: Path,
+    index_enabled: bool,
+) -> tuple[list[str], list[str], list[int]]:
+    """(first prompt after opening, settled prompt, settled prompt tokens) per position."""
+    async with fake_server() as server:
+        server.reply = ""
+        server.token_counter = counter
+        options = {
+            "instruct": {"base_url": server.base_url, "timeout_s": 30},
+            "completion": {"prompt_token_budget": budget, "debounce_ms": 0},
+            "index": {"enabled": index_enabled, "cache_dir": str(work / "index-cache")},
+            "log_file": str(work / "daemon.log"),
+        }
+        first, settled, tokens = [], [], []
+        async with lsp_client(root, options) as client:
+            await asyncio.sleep(1.5)  # the index's warm build (its disk cache is filled)
+            for position in positions:
+                uri = (root / position.path).as_uri()
+                open_document(client, uri, position.text, LANGUAGE_IDS[project.language])
+                first.append(await prompt_at(client, server, uri, position))
+                await asyncio.sleep(0.4)  # token counts arrive, the header is re-extracted
+                prompt = await prompt_at(client, server, uri, position)
+                settled.append(prompt)
+                tokens.append(counter(prompt))
+                client.text_document_did_close(
+                    types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
+                )
+    return first, settled, tokens
+
+
+def open_document(client: LanguageClient, uri: str, text: str, language: str) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, language, 1, text))
+    )
+
+
+async def prompt_at(client: LanguageClient, server: object, uri: str, position: Position) -> str:
+    prompts: list[str] = server.prompts  # type: ignore[attr-defined]
+    before = len(prompts)
+    await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(position.cursor_line, position.cursor_character),
+            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    return prompts[-1] if len(prompts) > before else ""
+
+
+class Retrieval:
+    """Top-k 10-line chunks of other files by identifier overlap (Jaccard) with the lines
+    above the cursor, as repository-level FIM evaluations retrieve."""
+
+    def __init__(self, root: Path, project: Project) -> None:
+        self.chunks: list[tuple[str, str, frozenset[str]]] = []
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root).as_posix()
+            if (
+                not relative.endswith(EXTENSIONS[project.language])
+                or relative.endswith(".d.ts")
+                or "node_modules" in relative
+                or "/dist/" in f"/{relative}"
+            ):
+                continue
+            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+            for start in range(0, len(lines), CHUNK_LINES):
+                text = "\n".join(lines[start : start + CHUNK_LINES])
+                words = frozenset(identifiers(text))
+                if words:
+                    self.chunks.append((relative, text, words))
+
+    def context(self, position: Position, budget: int, counter: Callable[[str], int]) -> str:
+        lines = position.text.split("\n")
+        query = frozenset(
+            identifiers("\n".join(lines[max(0, position.line - QUERY_LINES) : position.line]))
+        )
+        scored = sorted(
+            (
+                (len(query & words) / len(query | words), index)
+                for index, (path, _, words) in enumerate(self.chunks)
+                if path != position.path and query & words
+            ),
+            reverse=True,
+        )
+        picked, total = [], 0
+        for _, index in scored:
+            path, text, _ = self.chunks[index]
+            cost = counter(text) + counter(path) + 2
+            if total + cost > budget:
+                continue
+            picked.append(f"{path}\n{text}")
+            total += cost
+            if total > budget * 0.97:
+                break
+        return "\n".join(picked)
+
+
+def smollm_counter() -> Callable[[str], int]:
+    from tokenizers import Tokenizer
+
+    from engine.local.embedded_model import ensure_embedded_model
+
+    tokenizer = Tokenizer.from_file(str(ensure_embedded_model() / "tokenizer.json"))
+
+    def count(text: str) -> int:
+        # The FIM markers are single tokens of a FIM model's tokenizer (SmolLM2 has none).
+        if text.startswith("<|") and text.endswith("|>") and len(text) < 40:
+            return 1
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count
+
+
+async def run(args: argparse.Namespace) -> None:
+    counter = smollm_counter()
+    chosen = [p for p in PROJECTS if not args.projects or p.name in args.projects]
+    rows: dict[tuple[str, int], dict[str, Tally]] = {}
+    costs: dict[str, list[int]] = {}
+    sizes: dict[tuple[str, int], list[int]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for project in chosen:
+            root = project_root(project)
+            started = time.perf_counter()
+            positions = sample_positions(root, project, args.positions, args.seed)
+            retrieval = Retrieval(root, project)
+            costs[project.name] = [
+                sum(counter(n.cost_text) for n in p.needed) for p in positions
+            ]
+            names = sum(len(p.needed) for p in positions)
+            print(f"{project.name}: {len(positions)} positions, {names} names", flush=True)
+            for budget in args.budgets:
+                work = Path(scratch) / f"{project.name}-{budget}"
+                work.mkdir()
+                # A warm disk cache, as on a daemon's second start.
+                RepositoryIndex(root, work / "index-cache" / "").build_blocking()
+                first, settled, tokens = await capture_prompts(
+                    root, project, positions, budget, counter, work, True
+                )
+                alone, _, _ = await capture_prompts(
+                    root, project, positions, budget, counter, work, False
+                )
+                tallies = {k: Tally() for k in ("first", "ours", "alone", "retrieval")}
+                for index, position in enumerate(positions):
+                    extra = retrieval.context(position, int(budget * REPOSITORY_SHARE), counter)
+                    for key, prompt in (
+                        ("first", first[index]),
+                        ("ours", settled[index]),
+                        ("alone", alone[index]),
+                        ("retrieval", alone[index] + "\n" + extra),
+                    ):
+                        tallies[key].add([present(prompt, n) for n in position.needed])
+                rows[(project.name, budget)] = tallies
+                sizes[(project.name, budget)] = tokens
+                over = sum(1 for t in tokens if t > budget)
+                print(
+                    f"  budget {budget}: ours {tallies['ours'].cell()}, first request "
+                    f"{tallies['first'].cell()}, file only {tallies['alone'].cell()}, "
+                    f"retrieval {tallies['retrieval'].cell()}; prompt tokens mean "
+                    f"{statistics.mean(tokens):.0f}, max {max(tokens)}, over budget {over}",
+                    flush=True,
+                )
+            print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    print_table(rows, costs, sizes, args.budgets, [p.name for p in chosen])
+
+
+def print_table(
+    rows: dict[tuple[str, int], dict[str, Tally]],
+    costs: dict[str, list[int]],
+    sizes: dict[tuple[str, int], list[int]],
+    budgets: list[int],
+    names: list[str],
+) -> None:
+    for budget in budgets:
+        print(f"\n### Budget {budget} tokens\n")
+        print(
+            "| repository | ours | ours, first request after opening | current file only | "
+            "retrieval (top-k chunks) | oracle tokens (mean) | prompt tokens (mean / max) |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        totals = {k: Tally() for k in ("ours", "first", "alone", "retrieval")}
+        for name in names:
+            tallies = rows[(name, budget)]
+            for key, tally in totals.items():
+                tally.hits += tallies[key].hits
+            tokens = sizes[(name, budget)]
+            print(
+                f"| {name} | {tallies['ours'].cell()} | {tallies['first'].cell()} | "
+                f"{tallies['alone'].cell()} | {tallies['retrieval'].cell()} | "
+                f"{statistics.mean(costs[name]):.0f} | "
+                f"{statistics.mean(tokens):.0f} / {max(tokens)} |"
+            )
+        means = {
+            key: statistics.mean(rows[(n, budget)][key].share() for n in names) for key in totals
+        }
+        print(
+            f"| **mean over repositories** | **{means['ours']:.0%}** | {means['first']:.0%} | "
+            f"{means['alone']:.0%} | {means['retrieval']:.0%} | "
+            f"{statistics.mean(c for n in names for c in costs[n]):.0f} | |"
+        )
+        print(f"| all names pooled | {totals['ours'].cell()} | {totals['first'].cell()} | "
+              f"{totals['alone'].cell()} | {totals['retrieval'].cell()} | | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--positions", type=int, default=80)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--projects", nargs="*", default=[])
+    parser.add_argument("--seed", type=int, default=1)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Where a name is declared: followed through imports and re-exports, or looked up by name.
+
+``follow`` answers "which declaration does this file's ``name`` refer to" the way the language
+would: a declaration in the module the name is imported from, or, when that module re-exports
+it (``from .core import Client`` in an ``__init__.py``, ``export * from './client'`` in an
+``index.ts``), in the module it comes from. ``NameTable`` answers "where in the repository is a
+name declared" for names no import explains (methods of objects, fixtures, globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.repository.headers import FileHeader
+from engine.repository.imports import ImportResolver, submodule
+from engine.repository.symbols import Definition
+
+MAX_HOPS = 4
+# A name declared in more places than this is too common to guess which one is meant.
+MAX_PLACES = 2
+
+
+@dataclass(frozen=True)
+class Located:
+    path: str
+    definition: Definition
+
+    @property
+    def key(self) -> str:
+        owner = f"{self.definition.container}." if self.definition.container else ""
+        return f"{self.path}#{owner}{self.definition.name}:{self.definition.line}"
+
+
+class NameTable:
+    """Name -> {path: its declarations there}. Inner maps are replaced, never mutated, so the
+    event loop can read while the index's worker thread updates."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, tuple[Definition, ...]]] = {}
+        self._names_of: dict[str, tuple[str, ...]] = {}
+
+    def set(self, path: str, header: FileHeader | None) -> None:
+        for name in self._names_of.pop(path, ()):
+            places = self._by_name.get(name)
+            if places is not None and path in places:
+                rest = {p: d for p, d in places.items() if p != path}
+                if rest:
+                    self._by_name[name] = rest
+                else:
+                    self._by_name.pop(name, None)
+        if header is None or not header.definitions:
+            return
+        grouped: dict[str, list[Definition]] = {}
+        for definition in header.definitions:
+            grouped.setdefault(definition.name, []).append(definition)
+        for name, definitions in grouped.items():
+            self._by_name[name] = {**self._by_name.get(name, {}), path: tuple(definitions)}
+        self._names_of[path] = tuple(grouped)
+
+    def places(self, name: str) -> dict[str, tuple[Definition, ...]]:
+        return self._by_name.get(name, {})
+
+
+def follow(
+    header_of: Callable[[str], FileHeader | None],
+    resolver: ImportResolver,
+    path: str,
+    name: str,
+    hops: int = 0,
+) -> list[Located]:
+    """Declarations of ``name`` as seen from the file ``path``: declared there, or imported."""
+    header = header_of(path)
+    if header is None or hops > MAX_HOPS:
+        return []
+    declared = [d for d in header.definitions if d.name == name and d.container is None]
+    if declared:
+        return [Located(path, d) for d in declared[:MAX_PLACES]]
+    stars = []
+    for binding in header.bindings:
+        if binding.local == "*":
+            stars.append(binding)
+            continue
+        if binding.local != name or binding.imported is None:
+            continue
+        target = resolver.module_path(path, header.language, binding.module)
+        if target is not None and target != path:
+            found = follow(header_of, resolver, target, binding.imported, hops + 1)
+            if found:
+                return found
+    for binding in stars:
+        target = resolver.module_path(path, header.language, binding.module)
+        if target is not None and target != path:
+            found = follow(header_of, resolver, target, name, hops + 1)
+            if found:
+                return found
+    return []
+
+
+def module_of(header: FileHeader, resolver: ImportResolver, path: str, local: str) -> str | None:
+    """The file a local module name stands for (``import a.b as m``, ``from pkg import mod``,
+    ``import * as ns from './x'``), or None when ``local`` is not a module."""
+    for binding in header.bindings:
+        if binding.local != local:
+            continue
+        if binding.imported is None:
+            return resolver.module_path(path, header.language, binding.module)
+        if header.language == "python" and binding.imported != "*":
+            found = resolver.module_path(path, header.language, submodule(binding))
+            if found is not None:
+                return found
+    return None
