@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import keyword
 import random
 import re
 import statistics
@@ -49,7 +50,60 @@ EXTENSIONS = {"python": (".py",), "typescript": (".ts", ".tsx")}
 MAX_PER_FILE = 4
 CHUNK_LINES = 10
 QUERY_LINES = 20
-_DECLARATION_WORDS = frozenset({"def", "class", "function", "interface", "type", "const", "let"})
+# Words that are never a repository's declaration, whatever a file happens to call a member.
+_NOT_NAMES = frozenset(
+    {
+        *keyword.kwlist,
+        *keyword.softkwlist,
+        "null",
+        "undefined",
+        "this",
+        "self",
+        "cls",
+        "function",
+        "interface",
+        "const",
+        "let",
+        "var",
+        "new",
+        "typeof",
+        "instanceof",
+        "extends",
+        "implements",
+        "export",
+        "default",
+        "string",
+        "number",
+        "boolean",
+        "void",
+        "any",
+        "unknown",
+        "never",
+        "object",
+        "symbol",
+        "bigint",
+        "true",
+        "false",
+        "super",
+    }
+)
+
+
+_BINDING = re.compile(
+    r"(?:\b(?:const|let|var|def|class|function|for|as|import)\s+([A-Za-z_$][\w$]*))"
+    r"|(?:(?:^|[(,{\s])([A-Za-z_$][\w$]*)\s*(?::|=(?!=)|\bin\b))"
+)
+
+
+def bound_names(lines: list[str]) -> dict[str, set[int]]:
+    """Names the file itself binds (local variables, parameters, loop variables) and on which
+    lines: a line using one does not need another file's declaration of it."""
+    found: dict[str, set[int]] = {}
+    for number, line in enumerate(lines):
+        for match in _BINDING.finditer(line):
+            name = match.group(1) or match.group(2)
+            found.setdefault(name, set()).add(number)
+    return found
 
 
 @dataclass(frozen=True)
@@ -128,6 +182,7 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
             continue
         local = {d.name for d in header.definitions}
         lines = lines_of(path)
+        bound = bound_names(lines)
         per_file = []
         for number, line in enumerate(lines):
             stripped = line.strip()
@@ -139,7 +194,9 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                 continue
             needed = []
             for name in identifiers(stripped):
-                if name in local or len(name) < 3 or name in _DECLARATION_WORDS:
+                if name in local or len(name) < 3 or name in _NOT_NAMES:
+                    continue
+                if bound.get(name, set()) - {number}:
                     continue
                 places = [p for p in index.declarations(name) if p.path != path]
                 if not places or len({p.path for p in places}) > 2 or len(places) > 3:
@@ -154,7 +211,7 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                     needed.append(Needed(name, anchors, cost))
             if needed:
                 indent = line[: len(line) - len(line.lstrip())]
-                emptied = lines[:number] + [indent] + lines[number + 1 :]
+                emptied = [*lines[:number], indent, *lines[number + 1 :]]
                 per_file.append(
                     Position(path, number, "\n".join(emptied), number, len(indent), tuple(needed))
                 )
@@ -195,7 +252,7 @@ async def capture_prompts(
                 uri = (root / position.path).as_uri()
                 open_document(client, uri, position.text, LANGUAGE_IDS[project.language])
                 first.append(await prompt_at(client, server, uri, position))
-                await asyncio.sleep(0.4)  # token counts arrive, the header is re-extracted
+                await asyncio.sleep(1.5)  # token counts arrive, the header is re-extracted
                 prompt = await prompt_at(client, server, uri, position)
                 settled.append(prompt)
                 tokens.append(counter(prompt))
@@ -300,9 +357,7 @@ async def run(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             positions = sample_positions(root, project, args.positions, args.seed)
             retrieval = Retrieval(root, project)
-            costs[project.name] = [
-                sum(counter(n.cost_text) for n in p.needed) for p in positions
-            ]
+            costs[project.name] = [sum(counter(n.cost_text) for n in p.needed) for p in positions]
             names = sum(len(p.needed) for p in positions)
             print(f"{project.name}: {len(positions)} positions, {names} names", flush=True)
             for budget in args.budgets:
@@ -374,8 +429,10 @@ def print_table(
             f"{means['alone']:.0%} | {means['retrieval']:.0%} | "
             f"{statistics.mean(c for n in names for c in costs[n]):.0f} | |"
         )
-        print(f"| all names pooled | {totals['ours'].cell()} | {totals['first'].cell()} | "
-              f"{totals['alone'].cell()} | {totals['retrieval'].cell()} | | |")
+        print(
+            f"| all names pooled | {totals['ours'].cell()} | {totals['first'].cell()} | "
+            f"{totals['alone'].cell()} | {totals['retrieval'].cell()} | | |"
+        )
 
 
 def main() -> None:

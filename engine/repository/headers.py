@@ -25,7 +25,7 @@ MAX_HEADER_LINES = 80
 MAX_LINE = 160
 FALLBACK_LINES = 20
 # A class shown as a definition: its head, docstring and this many member lines.
-MAX_DEFINITION_LINES = 24
+MAX_DEFINITION_LINES = 16
 # Definitions per file: a generated module with thousands of constants stays bounded.
 MAX_DEFINITIONS = 2000
 # Python blocks whose declarations are top-level all the same (`if TYPE_CHECKING:`, `try:`).

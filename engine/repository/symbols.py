@@ -285,6 +285,8 @@ def _text(node: Node, source: bytes) -> str:
 MAX_SCANNED_CHARS = 400_000
 MAX_USES = 4000
 _CHAIN = 4
+# Uses are also grouped by blocks of this many lines: what the code around the cursor uses.
+BLOCK_LINES = 64
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,16 @@ class NameUsage:
     after the import, so import order does not decide what comes first."""
 
     uses: tuple[str, ...] = ()
+    # Per block of BLOCK_LINES lines, the uses in it.
+    blocks: tuple[frozenset[str], ...] = ()
+
+    def near(self, line: int) -> frozenset[str]:
+        """Uses in the cursor's block and the blocks on either side of it."""
+        block = line // BLOCK_LINES
+        found: set[str] = set()
+        for index in range(max(0, block - 1), min(len(self.blocks), block + 2)):
+            found |= self.blocks[index]
+        return frozenset(found)
 
 
 def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage:
@@ -304,15 +316,26 @@ def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage
     chain: list[str] = []
     chain_end = -1
     position = 0
+    blocks: list[set[str]] = [set()]
+    line, counted_to = 0, 0
     for match in _IDENTIFIER.finditer(text, 0, min(len(text), MAX_SCANNED_CHARS)):
         name, start = match.group(), match.start()
+        line += text.count("\n", counted_to, start)
+        counted_to = start
+        while len(blocks) <= line // BLOCK_LINES:
+            blocks.append(set())
+        block = blocks[line // BLOCK_LINES]
         if chain and start == chain_end + 1 and text[chain_end] == ".":
             chain.append(name)
             if len(chain) > _CHAIN:
                 chain.pop(0)
             dotted = ".".join(chain[:-1]) + "." + name
             first.setdefault(dotted, position)
+            if len(block) < MAX_USES:
+                block.add(dotted)
         else:
+            if len(block) < MAX_USES:
+                block.add(name)
             chain = [name]
             if name in imported and name not in seen_once:
                 seen_once.add(name)
@@ -328,4 +351,6 @@ def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage
         if name not in late and name in seen_once:
             late[name] = position  # imported, never used: after every use
     order = sorted([*first.items(), *late.items()], key=lambda item: item[1])
-    return NameUsage(tuple(dict.fromkeys(name for name, _ in order)))
+    return NameUsage(
+        tuple(dict.fromkeys(name for name, _ in order)), tuple(frozenset(b) for b in blocks)
+    )

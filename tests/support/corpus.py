@@ -45,7 +45,11 @@ PROJECTS = (
 
 def corpus_dir() -> Path:
     configured = os.environ.get("IQUEST_CORPUS_DIR")
-    return Path(configured) if configured else Path(platformdirs.user_cache_dir("iquest-lsp")) / "corpus"
+    return (
+        Path(configured)
+        if configured
+        else Path(platformdirs.user_cache_dir("iquest-lsp")) / "corpus"
+    )
 
 
 def project_root(project: Project, cache: Path | None = None) -> Path:

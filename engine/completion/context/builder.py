@@ -26,15 +26,15 @@ from engine.documents import OpenDocument
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
 from engine.repository.secrets import is_denied, mask_credentials
-from engine.repository.symbols import NameUsage, name_usage
+from engine.repository.symbols import BLOCK_LINES, NameUsage, name_usage
 from engine.workspace import Workspace
 
 # Shares of the prompt budget, most stable first. What is left (5%) covers the cursor's line
 # and the template's markers, so the budget caps the whole prompt.
-REPOSITORY_SHARE = 0.50
-PREFIX_SHARE = 0.28
-SUFFIX_SHARE = 0.10
-FILE_HEADER_SHARE = 0.07
+REPOSITORY_SHARE = 0.55
+PREFIX_SHARE = 0.26
+SUFFIX_SHARE = 0.08
+FILE_HEADER_SHARE = 0.06
 CURSOR_LINE_SHARE = 0.04
 # A whole-file summary gets at most this share of the tier.
 SUMMARY_SHARE = 1 / 3
@@ -205,13 +205,16 @@ class ContextBuilder:
         the files it imports, open files and relevant siblings. Memoized: it changes only
         with the index or the document's header (re-extracted after an idle pause)."""
         header, usage = self._header_and_usage(index, relative, request)
-        key = (index.root, index.generation, relative, budget, len(live))
+        # The code around the cursor, by blocks of lines: moving within it keeps the ranking.
+        block = request.text.count("\n", 0, request.cursor) // BLOCK_LINES
+        key = (index.root, index.generation, relative, budget, len(live), block)
         cached = self._snippets.get(key)
         if cached is not None and cached[0] == (header, usage):
             return cached[1]
         snippets: list[Snippet] = []
         if header is not None:
-            for located in needed_definitions(index, relative, header, usage):
+            near = usage.near(block * BLOCK_LINES)
+            for located in needed_definitions(index, relative, header, usage, near):
                 snippets.append(Snippet(located.key, located.path, located.definition.text))
         summary_budget = int(budget * SUMMARY_SHARE)
         for path in self._ranked(index, relative, header, usage, live):

@@ -65,10 +65,22 @@ MAX_DEFINITIONS = 200
 
 
 def needed_definitions(
-    index: RepositoryIndex, relative: str, header: FileHeader, usage: NameUsage
+    index: RepositoryIndex,
+    relative: str,
+    header: FileHeader,
+    usage: NameUsage,
+    near: frozenset[str] = frozenset(),
 ) -> list[Located]:
-    """Declarations from other files for the names ``usage`` lists: first those its imports
-    explain (with the types they return), then those found by name alone."""
+    """Declarations from other files for the names ``usage`` lists: the names used ``near``
+    the cursor first, then the others; within each, those the imports explain (with the types
+    they return) before those found by name alone, each in order of first use."""
+    if near:
+        close = [u for u in usage.uses if u in near]
+        rest = [u for u in usage.uses if u not in near]
+        first = needed_definitions(index, relative, header, NameUsage(tuple(close)))
+        keys = {located.key for located in first}
+        second = needed_definitions(index, relative, header, NameUsage(tuple(rest)))
+        return first + [located for located in second if located.key not in keys]
     local = {d.name for d in header.definitions if d.container is None}
     bound = {b.local for b in header.bindings}
     imported: list[Located] = []

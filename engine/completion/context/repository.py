@@ -16,7 +16,7 @@ from dataclasses import dataclass
 MUST_SHARE = 0.5
 # Snippets beyond the must-haves fill the tier to this share, leaving room to append the next
 # must-have without a rebuild.
-FILL_SHARE = 0.9
+FILL_SHARE = 0.95
 # What a rebuild keeps of the previous tier, at most (the rest of the room is for appends).
 REBUILD_FILL = 0.75
 

@@ -71,6 +71,10 @@ class TokenCounts:
             self._request(text)
         return known
 
+    def final(self, text: str) -> bool:
+        """Whether ``count`` of ``text`` is final (no real count on its way)."""
+        return self._counter is None or self._local is not None or text in self._counts
+
     def upper(self, text: str) -> int:
         """The real count when known, else an upper bound (and the real count is fetched):
         a budget decided on it holds, and only loosens when the real count arrives."""

@@ -29,6 +29,9 @@ class WindowAnchors:
     # The current file's header as it was when the window last moved: re-extracting it on
     # every idle pause would change the prompt before the window whenever a signature is typed.
     file_header: str | None = None
+    # Placed on upper bounds (real counts still on their way): placed once more when they are
+    # in, so that a window opened before its counts arrived still fills its budget.
+    provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,21 @@ def anchored_window(
     line_end = text.find("\n", cursor)
     line_end = len(text) if line_end == -1 else line_end
     cursor_chunk = line // CHUNK_LINES
+    if anchors.provisional and all(
+        counts.final("\n".join(lines[c * CHUNK_LINES : (c + 1) * CHUNK_LINES]) + "\n")
+        for c in range(anchors.start_chunk, max(anchors.end_chunk, anchors.start_chunk))
+    ):
+        anchors.start_chunk, anchors.end_chunk, anchors.provisional = cursor_chunk + 1, -1, False
+    estimated = False
 
     # Unknown counts (being fetched) are upper bounds: the budget holds on every prompt, and a
     # real count that arrives can only shrink a total, so it never moves an anchor back.
     def chunk_tokens(chunk: int) -> int:
+        nonlocal estimated
         start = chunk * CHUNK_LINES
-        return counts.upper("\n".join(lines[start : start + CHUNK_LINES]) + "\n")
+        text = "\n".join(lines[start : start + CHUNK_LINES]) + "\n"
+        estimated = estimated or not counts.final(text)
+        return counts.upper(text)
 
     def lines_tokens(first: int, last: int) -> int:
         return counts.upper("\n".join(lines[first:last]) + "\n") if last > first else 0
@@ -84,6 +96,7 @@ def anchored_window(
         if start != anchors.start_chunk:
             anchors.file_header = None
         anchors.start_chunk = start
+        anchors.provisional = estimated
 
     # Suffix: the cursor chunk's lines below the cursor, then whole chunks to the anchor.
     last_chunk = (len(lines) - 1) // CHUNK_LINES
@@ -96,6 +109,7 @@ def anchored_window(
             total += chunk_tokens(end)
             end += 1
         anchors.end_chunk = end
+        anchors.provisional = anchors.provisional or estimated
 
     window_start = start * CHUNK_LINES
     prefix_lines = lines[window_start:line]
