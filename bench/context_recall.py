@@ -234,6 +234,7 @@ async def capture_prompts(
     counter: Callable[[str], int],
     work: Path,
     index_enabled: bool,
+    settle: bool = True,
 ) -> tuple[list[str], list[str], list[int]]:
     """(first prompt after opening, settled prompt, settled prompt tokens) per position."""
     async with fake_server() as server:
@@ -252,7 +253,8 @@ async def capture_prompts(
                 uri = (root / position.path).as_uri()
                 open_document(client, uri, position.text, LANGUAGE_IDS[project.language])
                 first.append(await prompt_at(client, server, uri, position))
-                await asyncio.sleep(1.5)  # token counts arrive, the header is re-extracted
+                if settle:
+                    await asyncio.sleep(0.4)  # token counts arrive, the header is re-extracted
                 prompt = await prompt_at(client, server, uri, position)
                 settled.append(prompt)
                 tokens.append(counter(prompt))
@@ -368,8 +370,8 @@ async def run(args: argparse.Namespace) -> None:
                 first, settled, tokens = await capture_prompts(
                     root, project, positions, budget, counter, work, True
                 )
-                alone, _, _ = await capture_prompts(
-                    root, project, positions, budget, counter, work, False
+                _, alone, _ = await capture_prompts(
+                    root, project, positions, budget, counter, work, False, settle=False
                 )
                 tallies = {k: Tally() for k in ("first", "ours", "alone", "retrieval")}
                 for index, position in enumerate(positions):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -19,21 +20,40 @@ def default_index_cache() -> Path:
 
 
 class Workspace:
-    def __init__(self, cache_dir: Path | None = None, extra_deny: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        extra_deny: tuple[str, ...] = (),
+        own_files: tuple[Path, ...] = (),
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.documents = OpenDocuments()
         self.indexes: list[RepositoryIndex] = []
         self._cache_dir = cache_dir
         self._extra_deny = extra_deny
+        # The daemon's log and caches: a watcher must not report our own writes.
+        self._own_files = (*own_files, *((cache_dir,) if cache_dir else ()))
+        self._on_failure = on_failure
         self._builds: list[asyncio.Task[object]] = []
 
     def add_folder(self, root: Path, watch: bool = True) -> RepositoryIndex:
-        index = RepositoryIndex(root, self._cache_dir, self._extra_deny)
+        index = RepositoryIndex(root, self._cache_dir, self._extra_deny, self._own_files)
         self.indexes.append(index)
         # Longest root first: a nested folder owns its files.
         self.indexes.sort(key=lambda i: len(str(i.root)), reverse=True)
 
         async def build_then_watch() -> None:
-            await index.build()
+            try:
+                await index.build()
+            except Exception as error:
+                # Completions go on without repository context; the user hears of it once.
+                log.exception("indexing %s failed", root)
+                if self._on_failure is not None:
+                    self._on_failure(
+                        f"iquest: indexing {root.name} failed ({error}); "
+                        "completions go on without repository context."
+                    )
+                return
             if watch:
                 index.start_watching()
 

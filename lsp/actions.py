@@ -24,6 +24,7 @@ from pygls.workspace import TextDocument
 
 from engine.actions.types import ActionError, ActionKind, ActionRequest, Finding
 from engine.health import Notice
+from lsp.documents import open_document
 from lsp.positions import position_at, range_offsets
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def register(ls: IquestServer) -> None:
 # --- offering ------------------------------------------------------------------------------
 def on_code_action(ls: IquestServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     uri = params.text_document.uri
-    if uri not in ls.workspace.text_documents:
+    if open_document(ls.workspace, uri) is None:
         return []
     selection = params.range
     has_selection = selection.start != selection.end
@@ -313,9 +314,9 @@ def _request(
     if not isinstance(arguments, dict) or not isinstance(arguments.get("uri"), str):
         raise JsonRpcInvalidParams(f"{kind.value} takes one argument: {{uri, range?, question?}}")
     uri = arguments["uri"]
-    if uri not in ls.workspace.text_documents:
-        raise JsonRpcInvalidParams(f"document {uri} is not open")
-    document = ls.workspace.get_text_document(uri)
+    document = open_document(ls.workspace, uri)
+    if document is None:
+        raise JsonRpcInvalidParams(f"document {uri[:200]} is not open")
     start = end = 0
     if arguments.get("range") is not None:
         try:

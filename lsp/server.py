@@ -28,6 +28,7 @@ from engine.health import Notice, OutageTracker
 from engine.replicas import session_id
 from engine.workspace import Workspace, default_index_cache
 from lsp import actions, convert
+from lsp.documents import open_document
 from lsp.logging_setup import attach_client_logging, configure_file_logging
 from lsp.positions import offset_at
 from lsp.protocol import IquestProtocol, TeamProtocol
@@ -142,7 +143,13 @@ class IquestServer(LanguageServer):
                 if settings.index.cache_dir
                 else (default_index_cache())
             )
-            self.engine_workspace = Workspace(cache, settings.index.exclude)
+            log_file = Path(settings.log_file) if settings.log_file else default_log_path()
+            self.engine_workspace = Workspace(
+                cache,
+                settings.index.exclude,
+                own_files=(log_file,),
+                on_failure=lambda message: self.notify_user(Notice("warning", message)),
+            )
             for folder in self.folders:
                 self.engine_workspace.add_folder(folder)
         return CompletionService(settings, self.notify_user, self.engine_workspace, self.outages)
@@ -264,9 +271,10 @@ def on_did_open(ls: IquestServer, params: types.DidOpenTextDocumentParams) -> No
 def on_did_change(ls: IquestServer, params: types.DidChangeTextDocumentParams) -> None:
     # pygls has applied the changes to its copy already: hand the engine the resulting text.
     uri = params.text_document.uri
-    if uri not in ls.workspace.text_documents:
+    document = open_document(ls.workspace, uri)
+    if document is None:
         return
-    text = ls.workspace.get_text_document(uri).source
+    text = document.source
     if ls.engine_workspace is not None:
         ls.engine_workspace.documents.changed(uri, text)
     if ls.findings.reconcile(uri, text):  # findings on changed lines are stale now
@@ -366,9 +374,10 @@ async def _complete(ls: IquestServer, request: CompletionRequest) -> Suggestion 
 
 
 def _open_document(ls: IquestServer, uri: str) -> TextDocument:
-    if uri not in ls.workspace.text_documents:
-        raise JsonRpcInvalidParams(f"document {uri} is not open")
-    return ls.workspace.get_text_document(uri)
+    document = open_document(ls.workspace, uri)
+    if document is None:
+        raise JsonRpcInvalidParams(f"document {uri[:200]} is not open")
+    return document
 
 
 def _completion_request(

@@ -104,7 +104,13 @@ class FileFilter:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return
-        self._ignores[relative_dir] = pathspec.GitIgnoreSpec.from_lines(lines)
+        try:
+            self._ignores[relative_dir] = pathspec.GitIgnoreSpec.from_lines(lines)
+        except Exception:
+            # Git skips a line it cannot read (a lone "!"); pathspec refuses the whole file.
+            self._ignores[relative_dir] = pathspec.GitIgnoreSpec.from_lines(
+                _valid_lines(lines, f"{relative_dir}/.gitignore" if relative_dir else ".gitignore")
+            )
 
     def _gitignored(self, relative: str) -> bool:
         # Each .gitignore applies to paths below its folder, relative to that folder.
@@ -113,6 +119,18 @@ class FileFilter:
             if relative.startswith(prefix) and spec.match_file(relative[len(prefix) :]):
                 return True
         return False
+
+
+def _valid_lines(lines: list[str], name: str) -> list[str]:
+    valid = []
+    for number, line in enumerate(lines, 1):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except Exception:
+            log.info("%s:%d: invalid .gitignore line, skipped as git does", name, number)
+            continue
+        valid.append(line)
+    return valid
 
 
 def is_binary(head: bytes) -> bool:

@@ -105,9 +105,15 @@ class IndexReport:
 
 class RepositoryIndex:
     def __init__(
-        self, root: Path, cache_dir: Path | None = None, extra_deny: tuple[str, ...] = ()
+        self,
+        root: Path,
+        cache_dir: Path | None = None,
+        extra_deny: tuple[str, ...] = (),
+        own_files: tuple[Path, ...] = (),
     ) -> None:
         self.root = root.resolve()
+        # The daemon's own files (its log, the index cache) inside the folder: never events.
+        self._own = tuple(path.resolve() for path in own_files)
         self.name = self.root.name
         self._filter = FileFilter(self.root, extra_deny)
         self._files: dict[str, IndexedFile] = {}
@@ -181,7 +187,11 @@ class RepositoryIndex:
         for stat in walk(self._filter):
             if not _is_source(stat.relative):
                 continue
-            entry, from_cache = self._index_file(stat)
+            try:
+                entry, from_cache = self._index_file(stat)
+            except Exception as error:  # one file's failure costs that file, nothing more
+                log.info("skipping %s: %s", stat.relative, error)
+                continue
             if entry is not None:
                 seen[stat.relative] = entry
                 cached += from_cache
@@ -249,7 +259,10 @@ class RepositoryIndex:
                     if self._cache is not None:
                         self._cache.delete(relative)
                 continue
-            changed += self._refresh(relative)
+            try:
+                changed += self._refresh(relative)
+            except Exception as error:
+                log.info("skipping %s: %s", relative, error)
         if changed:
             self.generation += 1
         return changed
@@ -307,7 +320,15 @@ class RepositoryIndex:
             changed = await asyncio.to_thread(self.apply_changes, changes)
             log.debug("watcher: %d events, %d headers changed", len(changes), changed)
 
+    def watches(self, path: Path) -> bool:
+        """Whether a file-system event at ``path`` concerns the index."""
+        return self._watch_filter(watchfiles.Change.modified, str(path))
+
     def _watch_filter(self, change: watchfiles.Change, path: str) -> bool:
+        if self._own and any(
+            Path(path) == own or Path(path).is_relative_to(own) for own in self._own
+        ):
+            return False
         relative = self.relative(Path(path))
         if relative is None:
             return False

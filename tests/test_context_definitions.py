@@ -1,0 +1,166 @@
+"""Context by declaration: what the file uses, found through imports and re-exports, within a
+budget that caps every prompt."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from engine.completion.context import ContextBuilder, TokenCounts
+from engine.completion.templating.templates import template_named
+from engine.completion.types import CompletionRequest
+from engine.repository.imports import ImportResolver
+from engine.repository.index import RepositoryIndex
+from engine.repository.symbols import name_usage
+from engine.workspace import Workspace
+
+QWEN = template_named("qwen")
+
+
+def exact(text: str) -> int:
+    """A stand-in tokenizer: a token per word or punctuation run, never fewer than chars/4."""
+    return max(len(text.split()), len(text) // 4) + 1
+
+
+def test_typescript_nodenext_js_specifiers_resolve_to_the_ts_source():
+    resolver = ImportResolver(["src/errors/TimeoutError.ts", "src/core/client.ts", "src/util.tsx"])
+    assert (
+        resolver.module_path("src/core/client.ts", "typescript", "../errors/TimeoutError.js")
+        == "src/errors/TimeoutError.ts"
+    )
+    assert resolver.module_path("src/core/client.ts", "typescript", "../util.jsx") == "src/util.tsx"
+    assert resolver.module_path("src/core/x.ts", "typescript", "@/errors/TimeoutError") == (
+        "src/errors/TimeoutError.ts"
+    )
+
+
+def test_standard_library_imports_never_resolve_to_repository_files():
+    paths = ["pkg/__init__.py", "pkg/types.py", "pkg/abc.py", "pkg/json.py", "pkg/main.py"]
+    resolver = ImportResolver(paths)
+    for module in ("types", "abc", "json", "logging"):
+        assert resolver.module_path("pkg/main.py", "python", module) is None, module
+    assert resolver.module_path("pkg/main.py", "python", ".types") == "pkg/types.py"
+    assert resolver.module_path("pkg/main.py", "python", "pkg.abc") == "pkg/abc.py"
+
+
+def test_src_layouts_and_scripts_resolve_as_python_would():
+    paths = ["src/lib/__init__.py", "src/lib/core.py", "scripts/run.py", "scripts/helpers.py"]
+    resolver = ImportResolver(paths)
+    assert resolver.module_path("tests/test_x.py", "python", "lib.core") == "src/lib/core.py"
+    assert resolver.module_path("scripts/run.py", "python", "helpers") == "scripts/helpers.py"
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_declarations_are_followed_through_reexports_and_star_exports(tmp_path: Path):
+    write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .core import Client as Client\nfrom .extra import *\n",
+            "pkg/core.py": "class Client:\n    def fetch(self, url: str) -> 'Reply': ...\n",
+            "pkg/extra.py": "def helper(n: int) -> int:\n    return n\n",
+            "web/index.ts": "export * from './client.js';\nexport { Reply as Answer } from './reply';\n",
+            "web/client.ts": "export class Client {\n  get(url: string): Reply { return x }\n}\n",
+            "web/reply.ts": "export interface Reply { status: number }\n",
+        },
+    )
+    index = RepositoryIndex(tmp_path)
+    index.build_blocking()
+    assert [x.path for x in index.follow("pkg/__init__.py", "Client")] == ["pkg/core.py"]
+    assert [x.path for x in index.follow("pkg/__init__.py", "helper")] == ["pkg/extra.py"]
+    assert [x.path for x in index.follow("web/index.ts", "Client")] == ["web/client.ts"]
+    found = index.follow("web/index.ts", "Answer")
+    assert [x.path for x in found] == ["web/reply.ts"] and found[0].definition.name == "Reply"
+
+
+async def _context(root: Path, name: str, text: str, cursor: int, budget: int = 2048):
+    workspace = Workspace(None)
+    workspace.add_folder(root, watch=False)
+    await workspace.ready()
+    uri = (root / name).as_uri()
+    workspace.documents.opened(uri, name, "python", text)
+    builder = ContextBuilder(workspace, TokenCounts(None, local=exact))
+    context = builder.build(
+        CompletionRequest(uri, "python", text, cursor, path=root / name), budget
+    )
+    await workspace.aclose()
+    assert context is not None
+    return context
+
+
+async def test_the_prompt_holds_what_the_file_uses_even_when_imported_late(tmp_path: Path):
+    # Twelve imported modules, each with a long header: the file uses only the last one's.
+    files = {
+        f"app/m{i}.py": "".join(f"def f{i}_{j}(x): ...\n" for j in range(60)) for i in range(12)
+    }
+    files["app/__init__.py"] = ""
+    files["app/target.py"] = "class Needle:\n    def sharpen(self, edge: int) -> float: ...\n"
+    imports = "".join(f"from app import m{i}\n" for i in range(12))
+    text = (
+        imports
+        + "import json\ntry:\n    from app.target import Needle\nexcept ImportError:\n    pass\n\n"
+    )
+    text += "def use():\n    n = Needle()\n    n."
+    files["app/main.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "app/main.py", text, len(text))
+    prompt = QWEN.render(context)
+    assert "class Needle:" in prompt and "def sharpen(self, edge: int) -> float" in prompt
+    assert exact(prompt) <= 2048
+
+
+def test_uses_are_ordered_by_first_use_with_imports_counted_from_their_use():
+    text = "from a import Late, Early\nimport b\n\nx = Early()\ny = b.thing()\nz = Late()\n"
+    usage = name_usage(text, _bindings(text))
+    uses = list(usage.uses)
+    assert uses.index("Early") < uses.index("b.thing") < uses.index("Late")
+
+
+def _bindings(text: str):
+    from engine.repository.headers import extract_header
+
+    return extract_header("x.py", "python", text.encode()).bindings
+
+
+async def test_a_jump_far_into_a_file_stays_within_budget_before_counts_arrive(tmp_path: Path):
+    lines = [
+        f"value_{i} = compute_something({i}, 'a fairly long argument string')" for i in range(3000)
+    ]
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "big.py").write_text(text)
+    pending: list[asyncio.Future[int]] = []
+
+    async def slow(text: str) -> int:  # the tokenizer answers only when the test says so
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        pending.append(future)
+        return await future
+
+    workspace = Workspace(None)
+    workspace.add_folder(tmp_path, watch=False)
+    await workspace.ready()
+    uri = (tmp_path / "big.py").as_uri()
+    workspace.documents.opened(uri, "big.py", "python", text)
+    builder = ContextBuilder(workspace, TokenCounts(slow))
+    for line in (10, 2600, 40):
+        cursor = sum(len(x) + 1 for x in lines[:line])
+        context = builder.build(
+            CompletionRequest(uri, "python", text, cursor, path=tmp_path / "big.py"), 2048
+        )
+        assert context is not None
+        # Whatever the tokenizer says later, this prompt is within budget by any count of
+        # at least a token per two characters.
+        assert len(QWEN.render(context)) // 2 <= 2048 * 1.05, line
+    for future in pending:
+        future.cancel()
+    await workspace.aclose()
+
+
+async def test_a_huge_one_line_document_gives_a_prompt_within_budget(tmp_path: Path):
+    text = "x = '" + "a" * 5_000_000 + "'"
+    context = await _context(tmp_path, "one.py", text, len(text) // 2, budget=1024)
+    assert len(QWEN.render(context)) < 1024 * 2
