@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from engine.documents import OpenDocuments
+from engine.repository.imports import ImportResolver
 from engine.repository.index import RepositoryIndex
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Workspace:
 
         async def build_then_watch() -> None:
             try:
-                await index.build()
+                await index.build(lambda resolver: self._imported_by_open(index, resolver))
             except Exception as error:
                 # Completions go on without repository context; the user hears of it once.
                 log.exception("indexing %s failed", root)
@@ -59,6 +60,19 @@ class Workspace:
 
         self._builds.append(asyncio.create_task(build_then_watch()))
         return index
+
+    def _imported_by_open(self, index: RepositoryIndex, resolver: ImportResolver) -> list[str]:
+        """Files the open documents import (called from the build's thread; with several
+        folders, another folder's document only adds a harmless priority)."""
+        wanted: list[str] = []
+        for document in list(self.documents.by_recency()):
+            header = document.header
+            if document.relative is None or header is None:
+                continue
+            wanted += resolver.resolve(
+                document.relative, header.language, header.imports, header.bindings
+            )
+        return wanted
 
     async def ready(self) -> None:
         """Wait for the initial builds (tests and benchmarks; completions never wait)."""

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -84,6 +84,10 @@ SOURCE_EXTENSIONS = frozenset(
         ".graphql",
     }
 )
+
+
+# Given the resolver over every walked path: the files to parse first.
+Wanted = Callable[[ImportResolver], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -177,33 +181,53 @@ class RepositoryIndex:
         return relative
 
     # --- building ----------------------------------------------------------------------------
-    async def build(self) -> IndexReport:
-        return await asyncio.to_thread(self.build_blocking)
+    async def build(self, wanted: Wanted | None = None) -> IndexReport:
+        return await asyncio.to_thread(self.build_blocking, wanted)
 
-    def build_blocking(self) -> IndexReport:
+    def build_blocking(self, wanted: Wanted | None = None) -> IndexReport:
+        """Walk, serve what the disk cache holds at once, then parse the rest: first the files
+        that ``wanted`` names (what the open documents import), so a cold start gives the
+        first completions their context before the whole repository is parsed."""
         started = time.perf_counter()
-        parsed = cached = 0
-        seen: dict[str, IndexedFile] = {}
-        for stat in walk(self._filter):
-            if not _is_source(stat.relative):
-                continue
+        stats = [stat for stat in walk(self._filter) if _is_source(stat.relative)]
+        resolver = ImportResolver(stat.relative for stat in stats)
+        names = NameTable()
+        files: dict[str, IndexedFile] = {}
+        misses: list[FileStat] = []
+        for stat in stats:
+            entry = self._cached(stat)
+            if entry is None:
+                misses.append(stat)
+            else:
+                files[stat.relative] = entry
+                names.set(stat.relative, entry.header)
+        self._files, self._names, self._resolver = files, names, resolver
+        self.generation += 1
+        urgent: set[str] = set()
+        if misses and wanted is not None:
             try:
-                entry, from_cache = self._index_file(stat)
+                urgent = set(wanted(resolver))
+            except Exception as error:  # a priority, never a reason to fail the build
+                log.info("cannot tell which files are needed first: %s", error)
+            misses.sort(key=lambda stat: stat.relative not in urgent)
+        parsed = 0
+        for stat in misses:
+            try:
+                entry, _ = self._index_file(stat)
             except Exception as error:  # one file's failure costs that file, nothing more
                 log.info("skipping %s: %s", stat.relative, error)
-                continue
+                entry = None
             if entry is not None:
-                seen[stat.relative] = entry
-                cached += from_cache
-                parsed += not from_cache
-        names = NameTable()
-        for relative, entry in seen.items():
-            names.set(relative, entry.header)
-        self._files = seen
-        self._names = names
+                files[stat.relative] = entry
+                names.set(stat.relative, entry.header)
+                parsed += 1
+            if urgent and stat.relative in urgent:
+                urgent.discard(stat.relative)
+                if not urgent:
+                    self.generation += 1  # the open documents' imports are in
         self._resolver = None
         self.generation += 1
-        report = IndexReport(len(seen), parsed, cached, time.perf_counter() - started)
+        report = IndexReport(len(files), parsed, len(files) - parsed, time.perf_counter() - started)
         log.info(
             "indexed %s: %d files (%d parsed, %d from cache) in %.2f s",
             self.root,
@@ -213,6 +237,21 @@ class RepositoryIndex:
             report.seconds,
         )
         return report
+
+    def _cached(self, stat: FileStat) -> IndexedFile | None:
+        if self._cache is None:
+            return None
+        try:
+            cached = self._cache.get(stat.relative)
+        except Exception as error:  # a damaged cache entry: parse the file again
+            log.info("index cache unreadable for %s: %s", stat.relative, error)
+            return None
+        if isinstance(cached, IndexedFile) and (cached.size, cached.mtime_ns) == (
+            stat.size,
+            stat.mtime_ns,
+        ):
+            return cached
+        return None
 
     def _index_file(self, stat: FileStat) -> tuple[IndexedFile | None, bool]:
         cached = self._cache.get(stat.relative) if self._cache is not None else None
