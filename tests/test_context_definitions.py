@@ -64,7 +64,9 @@ def test_declarations_are_followed_through_reexports_and_star_exports(tmp_path: 
             "pkg/__init__.py": "from .core import Client as Client\nfrom .extra import *\n",
             "pkg/core.py": "class Client:\n    def fetch(self, url: str) -> 'Reply': ...\n",
             "pkg/extra.py": "def helper(n: int) -> int:\n    return n\n",
-            "web/index.ts": "export * from './client.js';\nexport { Reply as Answer } from './reply';\n",
+            "web/index.ts": (
+                "export * from './client.js';\nexport { Reply as Answer } from './reply';\n"
+            ),
             "web/client.ts": "export class Client {\n  get(url: string): Reply { return x }\n}\n",
             "web/reply.ts": "export interface Reply { status: number }\n",
         },

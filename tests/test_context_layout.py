@@ -166,3 +166,21 @@ async def test_token_counts_are_served_from_cache_after_the_first_sight():
     assert counts.count("hello world") == 7 and calls == ["hello world"]
     await asyncio.sleep(0)
     assert counts.count("hello world") == 7 and calls == ["hello world"]
+
+
+def test_a_new_must_have_evicts_from_the_tail_and_keeps_the_head():
+    snippets = {n: Snippet(n, f"pkg/{n}.py", "x" * 60) for n in "abcdefg"}
+    counts, tier = TokenCounts(None), RepositoryTier()
+
+    def cost(snippet: Snippet) -> int:
+        return counts.count(snippet.text)  # 21 each
+
+    def ranked(names: str) -> list[Snippet]:
+        return [snippets[n] for n in names]
+
+    first = tier.entries(ranked("abcd"), cost, budget=100)
+    assert [e.path for e in first] == ["pkg/a.py", "pkg/b.py", "pkg/c.py", "pkg/d.py"]
+    # The file now needs 'g' most (a new use near the cursor): the tail makes room for it.
+    second = tier.entries(ranked("gabcd"), cost, budget=100)
+    assert [e.path for e in second][:3] == ["pkg/a.py", "pkg/b.py", "pkg/c.py"]
+    assert "pkg/g.py" in [e.path for e in second] and tier.rebuilds == 0 and tier.evictions >= 1

@@ -105,7 +105,8 @@ def test_plugin_units() -> None:
 
 @pytest.fixture
 def nvim_session(vllm: VllmEndpoint, tmp_path: Path):
-    project = tmp_path / "proj"
+    # A folder Neovim percent-encodes in document URIs (space, accent): completions must flow.
+    project = tmp_path / "my proj é"
     (project / ".git").mkdir(parents=True)
     source = project / "geometry.py"
     source.write_text(SOURCE)

@@ -31,9 +31,9 @@ from engine.workspace import Workspace
 
 # Shares of the prompt budget, most stable first. What is left (5%) covers the cursor's line
 # and the template's markers, so the budget caps the whole prompt.
-REPOSITORY_SHARE = 0.55
-PREFIX_SHARE = 0.26
-SUFFIX_SHARE = 0.08
+REPOSITORY_SHARE = 0.50
+PREFIX_SHARE = 0.30
+SUFFIX_SHARE = 0.10
 FILE_HEADER_SHARE = 0.06
 CURSOR_LINE_SHARE = 0.04
 # A whole-file summary gets at most this share of the tier.

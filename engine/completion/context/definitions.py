@@ -62,6 +62,7 @@ _NEVER_LOOKED_UP = frozenset(
     }
 )
 MAX_DEFINITIONS = 200
+MAX_MEMBERS = 12
 
 
 def needed_definitions(
@@ -83,6 +84,9 @@ def needed_definitions(
         return first + [located for located in second if located.key not in keys]
     local = {d.name for d in header.definitions if d.container is None}
     bound = {b.local for b in header.bindings}
+    # Attributes the file reads anywhere (`x.render(...)`): a class's members among them are
+    # shown with the class, however far down the class declares them.
+    attributes = {use.rpartition(".")[2] for use in usage.uses if "." in use}
     imported: list[Located] = []
     by_name: list[Located] = []
     seen: set[str] = set()
@@ -93,6 +97,8 @@ def needed_definitions(
                 continue
             seen.add(located.key)
             target.append(located)
+            if located.definition.container is None and attributes:
+                add(target, _members_used(index, located, attributes), False)
             if with_returns:
                 for type_name in located.definition.returns:
                     add(target, index.follow(located.path, type_name), False)
@@ -116,6 +122,17 @@ def needed_definitions(
             # obj.method where obj's class lives elsewhere: a member declared in few places.
             add(by_name, _unique(index, attribute, members=True), False)
     return imported + by_name
+
+
+def _members_used(index: RepositoryIndex, owner: Located, attributes: set[str]) -> list[Located]:
+    header = index.header(owner.path)
+    if header is None:
+        return []
+    return [
+        Located(owner.path, d)
+        for d in header.definitions
+        if d.container == owner.definition.name and d.name in attributes
+    ][:MAX_MEMBERS]
 
 
 def _members(index: RepositoryIndex, relative: str, owner: str, attribute: str) -> list[Located]:

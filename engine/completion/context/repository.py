@@ -3,22 +3,24 @@
 Most assistants re-rank snippets per request and put them first, so the first tokens change on
 most keystrokes and vLLM's prefix cache misses. Here the tier is shared by all documents of a
 repository and grows append-only: a snippet, once in, keeps its place, and new ones (a name the
-user just started to use) go at the end. It is rebuilt only when the snippets the current file
-needs most are missing and no longer fit; the rebuild puts those first, in the file's order."""
+user just started to use) go at the end. When the snippets the current file needs most are
+missing and do not fit, the tail is evicted to make room (what comes before it stays cached);
+only a tier mostly irrelevant to the current file is rebuilt, with those snippets first."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# The top of the ranking that must be in the tier: a rebuild happens when one of these is
-# missing and cannot be appended.
-MUST_SHARE = 0.5
-# Snippets beyond the must-haves fill the tier to this share, leaving room to append the next
-# must-have without a rebuild.
-FILL_SHARE = 0.95
-# What a rebuild keeps of the previous tier, at most (the rest of the room is for appends).
-REBUILD_FILL = 0.75
+# The top of the ranking, this share of the tier, must be in it: missing ones are appended,
+# making room by evicting from the tail (the cached blocks before it stay valid).
+MUST_SHARE = 0.3
+# The rest of the ranking fills the tier to this share, leaving room to append the next
+# must-have without evicting anything.
+FILL_SHARE = 0.9
+# A tier less than this share relevant to the current file (a jump to unrelated code) is
+# rebuilt for it rather than patched at its tail.
+RELEVANT_AT_LEAST = 0.3
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class RepositoryTier:
     def __init__(self) -> None:
         self.items: list[Snippet] = []
         self.rebuilds = 0
+        self.evictions = 0
 
     def entries(
         self,
@@ -61,20 +64,35 @@ class RepositoryTier:
         must_total = 0
         for snippet in ranked:
             snippet_cost = cost(snippet)
-            if must_total + snippet_cost > budget * MUST_SHARE:
+            # The most needed snippet is a must-have whatever its size, if the tier can hold it.
+            limit = budget * (MUST_SHARE if must else FILL_SHARE)
+            if must_total + snippet_cost > limit:
                 break
             must.append(snippet)
             must_total += snippet_cost
+        missing = [s for s in must if s.key not in present]
 
-        for snippet in must:
-            if snippet.key not in present and total + cost(snippet) <= budget:
-                self.items.append(snippet)
-                present.add(snippet.key)
-                total += cost(snippet)
-        if total > budget or any(s.key not in present for s in must):
-            self._rebuild(must, cost, budget)
-            present = {item.key for item in self.items}
-            total = sum(cost(item) for item in self.items)
+        relevant = sum(cost(item) for item in self.items if item.key in fresh)
+        if missing and relevant < total * RELEVANT_AT_LEAST:
+            self.items, total = [], 0
+            self.rebuilds += 1
+            missing = must
+        elif missing or total > budget:
+            # Evict from the tail until the missing must-haves fit (must-haves evicted on the
+            # way are appended again): the tier's head, and its cache, stay as they were.
+            room = budget - sum(cost(s) for s in missing)
+            evicted: list[Snippet] = []
+            while self.items and total > room:
+                item = self.items.pop()
+                total -= cost(item)
+                evicted.append(item)
+            keys = {s.key for s in missing}
+            missing += [s for s in must if s.key not in keys and s in evicted]
+            self.evictions += len(evicted)
+        for snippet in sorted(missing, key=lambda s: must.index(s) if s in must else 0):
+            self.items.append(snippet)
+            total += cost(snippet)
+        present = {item.key for item in self.items}
         for snippet in ranked:
             snippet_cost = cost(snippet)
             if snippet.key not in present and total + snippet_cost <= budget * FILL_SHARE:
@@ -82,21 +100,6 @@ class RepositoryTier:
                 present.add(snippet.key)
                 total += snippet_cost
         return _entries(self.items)
-
-    def _rebuild(self, must: list[Snippet], cost: Callable[[Snippet], int], budget: int) -> None:
-        chosen = list(must)
-        keys = {s.key for s in chosen}
-        total = sum(cost(s) for s in chosen)
-        # Then what was there (jumping back to the previous file stays cheap), in its order.
-        for item in self.items:
-            item_cost = cost(item)
-            if item.key not in keys and total + item_cost <= budget * REBUILD_FILL:
-                chosen.append(item)
-                keys.add(item.key)
-                total += item_cost
-        if [s.key for s in chosen] != [s.key for s in self.items]:
-            self.items = chosen
-            self.rebuilds += 1
 
 
 def _entries(items: list[Snippet]) -> list[ContextEntry]:

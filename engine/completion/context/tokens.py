@@ -80,6 +80,8 @@ class TokenCounts:
         a budget decided on it holds, and only loosens when the real count arrives."""
         if not text:
             return 0
+        if self._counter is None:  # no tokenizer at all: the estimate is all there will be
+            return self.count(text)
         known = self._counts.get(text)
         if known is not None:
             return known
