@@ -386,6 +386,9 @@ async def run(args: argparse.Namespace) -> None:
                 rows[(project.name, budget)] = tallies
                 sizes[(project.name, budget)] = tokens
                 over = sum(1 for t in tokens if t > budget)
+                missing = sum(1 for prompts in (first, settled, alone) for p in prompts if not p)
+                if missing:
+                    print(f"  {missing} requests sent no prompt", flush=True)
                 print(
                     f"  budget {budget}: ours {tallies['ours'].cell()}, first request "
                     f"{tallies['first'].cell()}, file only {tallies['alone'].cell()}, "

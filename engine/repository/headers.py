@@ -16,6 +16,7 @@ from engine.repository.languages import parser_for
 from engine.repository.symbols import (
     Definition,
     ImportBinding,
+    base_names,
     declared_names,
     import_bindings,
     type_names,
@@ -211,10 +212,7 @@ def _definitions(
         return []
     line = node.start_point[0]
     returns = type_names(target, source)
-    head = node_lines[: MAX_DEFINITION_LINES + 1]
-    if len(node_lines) > len(head):
-        head[-1] = head[-1][: len(head[-1]) - len(head[-1].lstrip())] + "…"
-    text = "\n".join(head)
+    text = _class_text(node_lines, members, language) if members else _capped(node_lines)
     found = [Definition(name, line, text, returns=returns) for name in names]
     if members:
         # A member is shown under its class's first line, so the model sees whose it is.
@@ -227,6 +225,31 @@ def _definitions(
                 )
             )
     return found
+
+
+def _capped(lines: list[str]) -> str:
+    head = lines[: MAX_DEFINITION_LINES + 1]
+    if len(lines) > len(head):
+        head[-1] = head[-1][: len(head[-1]) - len(head[-1].lstrip())] + "…"
+    return "\n".join(head)
+
+
+def _class_text(node_lines: list[str], members: list[Member], language: str) -> str:
+    """A class as a prompt shows it: its head and docstring, then its public members (those
+    another file calls) before the private ones, within the line cap."""
+    first_member = members[0][1][0] if members[0][1] else None
+    head_end = node_lines.index(first_member) if first_member in node_lines else 1
+    public = [m for m in members if not m[0].startswith("_") or m[0] in ("__init__", "__call__")]
+    private = [m for m in members if m not in public]
+    body = [line for member in [*public, *private] for line in member[1]]
+    lines = [*node_lines[:head_end], *body]
+    if language != "python":
+        lines.append(node_lines[-1])  # the closing brace
+    if len(lines) <= MAX_DEFINITION_LINES + 1:
+        return "\n".join(lines)
+    kept = lines[:MAX_DEFINITION_LINES]
+    indent = kept[-1][: len(kept[-1]) - len(kept[-1].lstrip())]
+    return "\n".join([*kept, indent + "…", *([node_lines[-1]] if language != "python" else [])])
 
 
 def _declaration(node: Node) -> Node:

@@ -40,8 +40,10 @@ CURSOR_LINE_SHARE = 0.04
 SUMMARY_SHARE = 1 / 3
 OPEN_FILES = 5
 SIBLINGS = 4
-# Tokens a snippet's file marker costs in the prompt (`<|file_sep|>` and the path).
-MARKER_TOKENS = 2
+# Tokens a snippet is charged beyond its text (its share of file markers and newlines).
+MARKER_TOKENS = 4
+# The template's own markers, the repository name and the current file's path.
+TEMPLATE_TOKENS = 24
 
 Layout = Literal["stable", "naive"]
 
@@ -121,6 +123,9 @@ class ContextBuilder:
             repository = tuple(
                 self._repository(index, relative, request, int(budget * REPOSITORY_SHARE))
             )
+        repository = self._within_budget(
+            repository, budget, window.prefix, line_prefix, window.suffix, file_header
+        )
         return CursorContext(
             prefix=mask_credentials(window.prefix),
             line_prefix=mask_credentials(line_prefix),
@@ -133,6 +138,22 @@ class ContextBuilder:
             repository=repository,
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
+
+    def _within_budget(
+        self, repository: tuple[ContextEntry, ...], budget: int, *parts: str
+    ) -> tuple[ContextEntry, ...]:
+        """The budget caps the whole prompt: if the parts add up to more (by upper bounds of
+        their counts), the tier's last entries are left out of this prompt."""
+        total = TEMPLATE_TOKENS + sum(self.counts.upper(part) for part in parts)
+        previous = None
+        for position, entry in enumerate(repository):
+            total += self.counts.upper(entry.text) + 1
+            if entry.path != previous:
+                total += self.counts.upper(entry.path) + 2
+            previous = entry.path
+            if total > budget:
+                return repository[:position]
+        return repository
 
     def repository_context(
         self, request: CompletionRequest, budget: int
@@ -180,7 +201,9 @@ class ContextBuilder:
         ranked = self._ranked_snippets(index, relative, request, live, budget)
 
         def cost(snippet: Snippet) -> int:
-            return self.counts.upper(snippet.text) + self.counts.upper(snippet.path) + MARKER_TOKENS
+            # Declarations of one file appended together share its marker: a snippet is
+            # charged a marker's share; build() checks the rendered total against the budget.
+            return self.counts.upper(snippet.text) + MARKER_TOKENS
 
         if self._layout == "naive":
             entries, total = [], 0

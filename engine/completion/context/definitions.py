@@ -63,6 +63,8 @@ _NEVER_LOOKED_UP = frozenset(
 )
 MAX_DEFINITIONS = 200
 MAX_MEMBERS = 12
+# Return types and base classes followed this many steps (Flask -> App -> Scaffold).
+RELATED_STEPS = 1
 
 
 def needed_definitions(
@@ -91,17 +93,18 @@ def needed_definitions(
     by_name: list[Located] = []
     seen: set[str] = set()
 
-    def add(target: list[Located], found: list[Located], with_returns: bool) -> None:
+    def add(target: list[Located], found: list[Located], related: int) -> None:
+        """``related``: how many steps of return types and base classes to follow."""
         for located in found:
             if located.path == relative or located.key in seen:
                 continue
             seen.add(located.key)
             target.append(located)
             if located.definition.container is None and attributes:
-                add(target, _members_used(index, located, attributes), False)
-            if with_returns:
+                add(target, _members_used(index, located, attributes), 0)
+            if related > 0:
                 for type_name in located.definition.returns:
-                    add(target, index.follow(located.path, type_name), False)
+                    add(target, index.follow(located.path, type_name), related - 1)
 
     for use in usage.uses:
         if len(imported) + len(by_name) >= MAX_DEFINITIONS:
@@ -109,18 +112,20 @@ def needed_definitions(
         owner, _, attribute = use.rpartition(".")
         if not owner:
             if use in bound and use not in local:
-                add(imported, index.follow(relative, use), True)
+                add(imported, index.follow(relative, use), RELATED_STEPS)
             elif use not in local and _worth_looking_up(use):
-                add(by_name, _unique(index, use, members=False), True)
+                add(by_name, _unique(index, use, members=False), RELATED_STEPS)
             continue
         module = index.module_of(relative, header, owner) if owner in bound else None
         if module is not None:
-            add(imported, index.follow(module, attribute), True)
+            add(imported, index.follow(module, attribute), RELATED_STEPS)
         elif owner in bound and (members := _members(index, relative, owner, attribute)):
-            add(imported, members, True)  # Client.create(...): a member of an imported class
+            add(
+                imported, members, RELATED_STEPS
+            )  # Client.create(...): a member of an imported class
         elif _worth_looking_up(attribute) and owner.rpartition(".")[2] not in local:
             # obj.method where obj's class lives elsewhere: a member declared in few places.
-            add(by_name, _unique(index, attribute, members=True), False)
+            add(by_name, _unique(index, attribute, members=True), 0)
     return imported + by_name
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 # The top of the ranking, this share of the tier, must be in it: missing ones are appended,
 # making room by evicting from the tail (the cached blocks before it stay valid).
-MUST_SHARE = 0.3
+MUST_SHARE = 0.5
 # The rest of the ranking fills the tier to this share, leaving room to append the next
 # must-have without evicting anything.
 FILL_SHARE = 0.9
 # A tier less than this share relevant to the current file (a jump to unrelated code) is
 # rebuilt for it rather than patched at its tail.
-RELEVANT_AT_LEAST = 0.3
+RELEVANT_AT_LEAST = 0.5
 
 
 @dataclass(frozen=True)
