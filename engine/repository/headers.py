@@ -16,7 +16,6 @@ from engine.repository.languages import parser_for
 from engine.repository.symbols import (
     Definition,
     ImportBinding,
-    base_names,
     declared_names,
     import_bindings,
     type_names,

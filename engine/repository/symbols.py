@@ -180,24 +180,6 @@ def type_names(node: Node, source: bytes) -> tuple[str, ...]:
     return tuple(n for n in names if n not in _BUILTIN_TYPES)[:4]
 
 
-def base_names(node: Node, source: bytes) -> tuple[str, ...]:
-    """The classes a class declaration extends (their members are the class's too)."""
-    bases = node.child_by_field_name("superclasses")  # Python
-    if bases is None:
-        bases = next((c for c in node.named_children if c.type == "class_heritage"), None)
-    if bases is None or bases.end_byte - bases.start_byte > 400:
-        return ()
-    text = _text(bases, source)
-    names = []
-    for part in text.strip("()").split(","):
-        if "=" in part:  # metaclass=..., total=False
-            continue
-        words = [w for w in identifiers(part) if w not in ("extends", "implements")]
-        if words:
-            names.append(words[0] if "." not in part else words[-1])
-    return tuple(n for n in names if n not in _BUILTIN_TYPES and n != "object")[:3]
-
-
 def import_bindings(root: Node, language: str, source: bytes) -> list[ImportBinding]:
     if language == "python":
         found: list[ImportBinding] = []
