@@ -195,16 +195,8 @@ def _python_imports(node: Node, source: bytes, found: list[ImportBinding], depth
         kind = child.type
         if kind == "import_statement":
             for name in child.children_by_field_name("name"):
-                if name.type == "aliased_import":
-                    target = name.child_by_field_name("name")
-                    alias = name.child_by_field_name("alias")
-                    if target is not None and alias is not None:
-                        found.append(
-                            ImportBinding(_text(alias, source), _text(target, source), None)
-                        )
-                else:
-                    dotted = _text(name, source)
-                    found.append(ImportBinding(dotted, dotted, None))
+                if (pair := _local_and_original(name, source)) is not None:
+                    found.append(ImportBinding(pair[0], pair[1], None))
         elif kind == "import_from_statement":
             module_node = child.child_by_field_name("module_name")
             if module_node is None:
@@ -213,21 +205,25 @@ def _python_imports(node: Node, source: bytes, found: list[ImportBinding], depth
             if any(c.type == "wildcard_import" for c in child.named_children):
                 found.append(ImportBinding("*", spec, "*"))
             for name in child.children_by_field_name("name"):
-                if name.type == "aliased_import":
-                    original = name.child_by_field_name("name")
-                    alias = name.child_by_field_name("alias")
-                    if original is not None and alias is not None:
-                        found.append(
-                            ImportBinding(_text(alias, source), spec, _text(original, source))
-                        )
-                else:
-                    text = _text(name, source)
-                    found.append(ImportBinding(text, spec, text))
+                if (pair := _local_and_original(name, source)) is not None:
+                    found.append(ImportBinding(pair[0], spec, pair[1]))
         elif kind in _PY_NESTING and depth < _NESTED_IMPORT_DEPTH:
             # Imports inside functions and try/if blocks bind names all the same.
             _python_imports(child, source, found, depth + 1)
         if len(found) >= MAX_BINDINGS:
             return
+
+
+def _local_and_original(name: Node, source: bytes) -> tuple[str, str] | None:
+    """``x as y`` -> ("y", "x"); ``x`` -> ("x", "x")."""
+    if name.type != "aliased_import":
+        text = _text(name, source)
+        return text, text
+    original = name.child_by_field_name("name")
+    alias = name.child_by_field_name("alias")
+    if original is None or alias is None:
+        return None
+    return _text(alias, source), _text(original, source)
 
 
 def _js_imports(root: Node, source: bytes) -> list[ImportBinding]:

@@ -20,6 +20,10 @@ CHARS_PER_TOKEN_ESTIMATE = 3
 ASCII_CHARS_PER_TOKEN_BOUND = 2
 
 
+def _estimate(text: str) -> int:
+    return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
+
+
 def upper_estimate(text: str) -> int:
     ascii_chars = len(text.encode("ascii", errors="ignore")) if not text.isascii() else len(text)
     return ascii_chars // ASCII_CHARS_PER_TOKEN_BOUND + (len(text) - ascii_chars) + 1
@@ -49,15 +53,7 @@ class TokenCounts:
         self._slots = asyncio.Semaphore(concurrency)
 
     def count(self, text: str) -> int:
-        if not text:
-            return 0
-        known = self._counts.get(text)
-        if known is not None:
-            return known
-        if self._local is not None:
-            return self._remember(text, self._local(text))
-        self._request(text)
-        return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
+        return self._counted(text, _estimate)
 
     def known(self, text: str) -> int | None:
         """The real count, or None (and a fetch is on its way). For decisions that must not
@@ -78,17 +74,21 @@ class TokenCounts:
     def upper(self, text: str) -> int:
         """The real count when known, else an upper bound (and the real count is fetched):
         a budget decided on it holds, and only loosens when the real count arrives."""
-        if not text:
-            return 0
         if self._counter is None:  # no tokenizer at all: the estimate is all there will be
             return self.count(text)
+        return self._counted(text, upper_estimate)
+
+    def _counted(self, text: str, unknown: Callable[[str], int]) -> int:
+        """The real count (cached, or exact here), else ``unknown(text)`` while it is fetched."""
+        if not text:
+            return 0
         known = self._counts.get(text)
         if known is not None:
             return known
         if self._local is not None:
             return self._remember(text, self._local(text))
         self._request(text)
-        return upper_estimate(text)
+        return unknown(text)
 
     async def settle(self) -> None:
         """Wait for every count in flight (benchmarks and tests)."""
