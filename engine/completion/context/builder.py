@@ -235,12 +235,16 @@ class ContextBuilder:
         if cached is not None and cached[0] == (header, usage):
             return cached[1]
         snippets: list[Snippet] = []
+        declaring: list[str] = []  # files that declare what this one uses, in that order
         if header is not None:
             near = usage.near(block * BLOCK_LINES)
             for located in needed_definitions(index, relative, header, usage, near):
                 snippets.append(Snippet(located.key, located.path, located.definition.text))
+                if located.path not in declaring:
+                    declaring.append(located.path)
         summary_budget = int(budget * SUMMARY_SHARE)
-        for path in self._ranked(index, relative, header, usage, live):
+        files = self._ranked(index, relative, header, usage, live)
+        for path in [*files, *(p for p in declaring if p not in files)]:
             document = live.get(path)
             indexed = index.header(path)
             source = indexed or (document.header if document is not None else None)
