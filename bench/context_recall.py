@@ -207,7 +207,7 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                     if (a := declaration_anchor(lines_of(p.path), p.definition.line, name))
                 )
                 if anchors:
-                    cost = min((p.definition.text for p in places), key=len)
+                    cost = min((p.definition.shown for p in places), key=len)
                     needed.append(Needed(name, anchors, cost))
             if needed:
                 indent = line[: len(line) - len(line.lstrip())]

@@ -8,6 +8,7 @@ context can be chosen name by name rather than file by file."""
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 from tree_sitter import Node, Tree
@@ -140,7 +141,7 @@ BODY_TYPES = {
 Member = tuple[str, list[str], int, tuple[str, ...]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileHeader:
     path: str
     language: str | None
@@ -212,15 +213,19 @@ def _definitions(
     line = node.start_point[0]
     returns = type_names(target, source)
     text = _class_text(node_lines, members, language) if members else _capped(node_lines)
-    found = [Definition(name, line, text, returns=returns) for name in names]
+    found = [Definition(sys.intern(name), line, text, returns=returns) for name in names]
     if members:
         # A member is shown under its class's first line, so the model sees whose it is.
         opener = next((ln for ln in node_lines if not ln.startswith("@")), node_lines[0])
         for member, member_lines, member_line, member_returns in members:
-            member_text = "\n".join([opener, *member_lines[:4]])
             found.append(
                 Definition(
-                    member, member_line, member_text, container=names[0], returns=member_returns
+                    sys.intern(member),
+                    member_line,
+                    "\n".join(member_lines[:4]),
+                    container=names[0],
+                    returns=member_returns,
+                    opener=opener,
                 )
             )
     return found

@@ -70,7 +70,7 @@ _PY_NESTING = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Definition:
     """One declared name, as another file's prompt shows it: signature lines, no bodies."""
 
@@ -81,9 +81,15 @@ class Definition:
     container: str | None = None
     # Names in its return annotation (``-> Client``): their definitions help the next line.
     returns: tuple[str, ...] = ()
+    # A member's class line (one string shared by all its members), shown above it.
+    opener: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return f"{self.opener}\n{self.text}" if self.opener else self.text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportBinding:
     """``local`` names ``imported`` of ``module`` in this file. ``imported`` is None when the
     local name is the module itself (``import a.b as m``, ``import * as m``) and ``"*"`` for

@@ -214,7 +214,13 @@ class ContextBuilder:
             self._shuffle.shuffle(entries)
             return entries
         tier = self._tiers.setdefault(index.root, RepositoryTier())
-        return tier.entries(ranked, cost, budget, alive=lambda p: p in index or p in live)
+        return tier.entries(
+            ranked,
+            cost,
+            budget,
+            alive=lambda p: p in index or p in live,
+            version=(self.counts.version, index.generation),
+        )
 
     def _ranked_snippets(
         self,
@@ -239,7 +245,7 @@ class ContextBuilder:
         if header is not None:
             near = usage.near(block * BLOCK_LINES)
             for located in needed_definitions(index, relative, header, usage, near):
-                snippets.append(Snippet(located.key, located.path, located.definition.text))
+                snippets.append(Snippet(located.key, located.path, located.definition.shown))
                 if located.path not in declaring:
                     declaring.append(located.path)
         summary_budget = int(budget * SUMMARY_SHARE)

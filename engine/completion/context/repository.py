@@ -44,16 +44,33 @@ class RepositoryTier:
         self.items: list[Snippet] = []
         self.rebuilds = 0
         self.evictions = 0
+        # The last call's inputs and answer: between keystrokes nothing changes (the ranking
+        # is memoized, no count arrived), and the answer is reused as it is.
+        self._last: tuple[object, ...] | None = None
+        self._last_entries: list[ContextEntry] = []
 
     def entries(
         self,
         ranked: list[Snippet],
-        cost: Callable[[Snippet], int],
+        charge: Callable[[Snippet], int],
         budget: int,
         alive: Callable[[str], bool] = lambda path: True,
+        version: object = None,
     ) -> list[ContextEntry]:
         """``ranked``: snippets the current file needs, most needed first. ``cost``: a
-        snippet's tokens (an upper bound until the real count is known)."""
+        snippet's tokens (an upper bound until the real count is known). ``version``: changes
+        whenever ``cost`` may answer differently (a real count arrived)."""
+        inputs = (id(ranked), len(ranked), budget, version, len(self.items))
+        if version is not None and inputs == self._last:
+            return self._last_entries
+        costs: dict[str, int] = {}
+
+        def cost(snippet: Snippet) -> int:
+            found = costs.get(snippet.key)
+            if found is None:
+                found = costs[snippet.key] = charge(snippet)
+            return found
+
         fresh = {s.key: s for s in ranked}
         # A snippet keeps its place; its text follows saved edits; deleted files drop out.
         self.items = [fresh.get(item.key, item) for item in self.items if alive(item.path)]
@@ -99,7 +116,9 @@ class RepositoryTier:
                 self.items.append(snippet)
                 present.add(snippet.key)
                 total += snippet_cost
-        return _entries(self.items)
+        self._last = (id(ranked), len(ranked), budget, version, len(self.items))
+        self._last_entries = _entries(self.items)
+        return self._last_entries
 
 
 def _entries(items: list[Snippet]) -> list[ContextEntry]:

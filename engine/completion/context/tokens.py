@@ -51,6 +51,8 @@ class TokenCounts:
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
+        # Bumped with every count learned: answers computed from counts can tell they are stale.
+        self.version = 0
 
     def count(self, text: str) -> int:
         return self._counted(text, _estimate)
@@ -119,6 +121,7 @@ class TokenCounts:
         self._remember(text, count)
 
     def _remember(self, text: str, count: int) -> int:
+        self.version += 1
         if text not in self._counts:
             self._chars += len(text)
         self._counts[text] = count
