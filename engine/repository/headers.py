@@ -25,8 +25,9 @@ from engine.repository.symbols import (
 MAX_HEADER_LINES = 80
 MAX_LINE = 160
 FALLBACK_LINES = 20
-# A class shown as a definition: its head, docstring and this many member lines.
-MAX_DEFINITION_LINES = 16
+# A declaration keeps at most this many lines (a class: its head, docstring and members,
+# public ones first); a prompt shows as many of them as its budget allows.
+MAX_DEFINITION_LINES = 40
 # Definitions per file: a generated module with thousands of constants stays bounded.
 MAX_DEFINITIONS = 2000
 # Python blocks whose declarations are top-level all the same (`if TYPE_CHECKING:`, `try:`).

@@ -42,6 +42,8 @@ OPEN_FILES = 5
 SIBLINGS = 4
 # Tokens a snippet is charged beyond its text (its share of file markers and newlines).
 MARKER_TOKENS = 4
+# A declaration shows a line per this many tokens of budget (a class: 16 lines at 2,048).
+TOKENS_PER_SHOWN_LINE = 128
 # The template's own markers, the repository name and the current file's path.
 TEMPLATE_TOKENS = 24
 
@@ -245,7 +247,8 @@ class ContextBuilder:
         if header is not None:
             near = usage.near(block * BLOCK_LINES)
             for located in needed_definitions(index, relative, header, usage, near):
-                snippets.append(Snippet(located.key, located.path, located.definition.shown))
+                text = _first_lines(located.definition.shown, budget // TOKENS_PER_SHOWN_LINE)
+                snippets.append(Snippet(located.key, located.path, text))
                 if located.path not in declaring:
                     declaring.append(located.path)
         summary_budget = int(budget * SUMMARY_SHARE)
@@ -326,6 +329,15 @@ class ContextBuilder:
             if hits:
                 scored.append((-hits, path))
         return [path for _, path in sorted(scored)[:SIBLINGS]]
+
+
+def _first_lines(text: str, count: int) -> str:
+    lines = text.split("\n")
+    if len(lines) <= count + 1:
+        return text
+    kept = lines[:count]
+    indent = kept[-1][: len(kept[-1]) - len(kept[-1].lstrip())]
+    return "\n".join([*kept, indent + "…"])
 
 
 def build_cursor_context(request: CompletionRequest, token_budget: int) -> CursorContext:
