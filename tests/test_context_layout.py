@@ -58,11 +58,12 @@ def test_tier_appends_new_snippets_and_rebuilds_only_when_the_top_ones_do_not_fi
     def ranked(*names: str) -> list[Snippet]:
         return [snippets[f"pkg/{name}.py"] for name in names]
 
-    first = tier.entries(ranked("m3", "m1"), cost, budget=10_000)
-    second = tier.entries(ranked("m7", "m1"), cost, budget=10_000)
-    assert [e.path for e in first] == ["pkg/m3.py", "pkg/m1.py"]
+    first = tier.entries(ranked("m3", "m1", "m5"), cost, budget=10_000)
+    # The same file, a new use (or a file needing what the tier holds, and one more thing).
+    second = tier.entries(ranked("m7", "m1", "m3", "m5"), cost, budget=10_000)
+    assert [e.path for e in first] == ["pkg/m3.py", "pkg/m1.py", "pkg/m5.py"]
     # Appended after what was there: the earlier entries (and their cache blocks) stay first.
-    assert [e.path for e in second] == ["pkg/m3.py", "pkg/m1.py", "pkg/m7.py"]
+    assert [e.path for e in second] == ["pkg/m3.py", "pkg/m1.py", "pkg/m5.py", "pkg/m7.py"]
     assert tier.rebuilds == 0
     small = RepositoryTier()
     small.entries(ranked("m1", "m2"), cost, budget=60)

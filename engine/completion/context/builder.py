@@ -125,8 +125,16 @@ class ContextBuilder:
             repository = tuple(
                 self._repository(index, relative, request, int(budget * REPOSITORY_SHARE))
             )
+        workspace_name = index.name if index is not None else request.workspace_name
         repository = self._within_budget(
-            repository, budget, window.prefix, line_prefix, window.suffix, file_header
+            repository,
+            budget,
+            window.prefix,
+            line_prefix,
+            window.suffix,
+            file_header,
+            relative or name or "",
+            workspace_name or "",
         )
         return CursorContext(
             prefix=mask_credentials(window.prefix),
@@ -135,7 +143,7 @@ class ContextBuilder:
             suffix=mask_credentials(line_suffix + window.suffix[len(window.line_suffix) :]),
             language_id=request.language_id,
             relative_path=relative or name,
-            workspace_name=index.name if index is not None else request.workspace_name,
+            workspace_name=workspace_name,
             file_header=file_header,
             repository=repository,
             cursor_line_in_prefix=self._cursor_line_in_prefix,
@@ -146,7 +154,9 @@ class ContextBuilder:
     ) -> tuple[ContextEntry, ...]:
         """The budget caps the whole prompt: if the parts add up to more (by upper bounds of
         their counts), the tier's last entries are left out of this prompt."""
-        total = TEMPLATE_TOKENS + sum(self.counts.upper(part) for part in parts)
+        # Counting the parts apart can differ from counting the joined prompt by a token at
+        # each seam: a margin covers it.
+        total = TEMPLATE_TOKENS + budget // 100 + sum(self.counts.upper(part) for part in parts)
         previous = None
         for position, entry in enumerate(repository):
             total += self.counts.upper(entry.text) + 1
