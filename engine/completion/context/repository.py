@@ -20,7 +20,7 @@ MUST_SHARE = 0.5
 FILL_SHARE = 0.9
 # A tier less than this share relevant to the current file (a jump to unrelated code) is
 # rebuilt for it rather than patched at its tail.
-RELEVANT_AT_LEAST = 0.8
+RELEVANT_AT_LEAST = 0.5
 
 
 @dataclass(frozen=True)
