@@ -32,21 +32,41 @@ class Located:
 
 
 class NameTable:
-    """Name -> {path: its declarations there}. Inner maps are replaced, never mutated, so the
-    event loop can read while the index's worker thread updates."""
+    """Name -> {path: its declarations there}. The index's worker thread updates it while the
+    event loop reads: readers take a snapshot (``places``), made in one C-level step that no
+    other thread interleaves with under the GIL."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, dict[str, tuple[Definition, ...]]] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
 
+    @classmethod
+    def of(cls, headers: dict[str, FileHeader]) -> NameTable:
+        """A table built in one pass (a whole index: copying on write per file would cost
+        quadratic time for names declared in thousands of files, like ``__init__``)."""
+        table = cls()
+        by_name: dict[str, dict[str, list[Definition]]] = {}
+        for path, header in headers.items():
+            names = []
+            for definition in header.definitions:
+                places = by_name.setdefault(definition.name, {})
+                if path not in places:
+                    places[path] = []
+                    names.append(definition.name)
+                places[path].append(definition)
+            table._names_of[path] = tuple(names)
+        table._by_name = {
+            name: {path: tuple(found) for path, found in places.items()}
+            for name, places in by_name.items()
+        }
+        return table
+
     def set(self, path: str, header: FileHeader | None) -> None:
         for name in self._names_of.pop(path, ()):
             places = self._by_name.get(name)
-            if places is not None and path in places:
-                rest = {p: d for p, d in places.items() if p != path}
-                if rest:
-                    self._by_name[name] = rest
-                else:
+            if places is not None:
+                places.pop(path, None)
+                if not places:
                     self._by_name.pop(name, None)
         if header is None or not header.definitions:
             return
@@ -54,11 +74,11 @@ class NameTable:
         for definition in header.definitions:
             grouped.setdefault(definition.name, []).append(definition)
         for name, definitions in grouped.items():
-            self._by_name[name] = {**self._by_name.get(name, {}), path: tuple(definitions)}
+            self._by_name.setdefault(name, {})[path] = tuple(definitions)
         self._names_of[path] = tuple(grouped)
 
-    def places(self, name: str) -> dict[str, tuple[Definition, ...]]:
-        return self._by_name.get(name, {})
+    def places(self, name: str) -> tuple[tuple[str, tuple[Definition, ...]], ...]:
+        return tuple(self._by_name.get(name, {}).items())
 
 
 def follow(

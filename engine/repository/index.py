@@ -156,7 +156,7 @@ class RepositoryIndex:
         """Every declaration of ``name`` in the repository (top level and class members)."""
         return [
             Located(path, definition)
-            for path, definitions in self._names.places(name).items()
+            for path, definitions in self._names.places(name)
             for definition in definitions
         ]
 
@@ -191,7 +191,6 @@ class RepositoryIndex:
         started = time.perf_counter()
         stats = [stat for stat in walk(self._filter) if _is_source(stat.relative)]
         resolver = ImportResolver(stat.relative for stat in stats)
-        names = NameTable()
         files: dict[str, IndexedFile] = {}
         misses: list[FileStat] = []
         for stat in stats:
@@ -200,7 +199,7 @@ class RepositoryIndex:
                 misses.append(stat)
             else:
                 files[stat.relative] = entry
-                names.set(stat.relative, entry.header)
+        names = NameTable.of({path: entry.header for path, entry in files.items()})
         self._files, self._names, self._resolver = files, names, resolver
         self.generation += 1
         urgent: set[str] = set()
@@ -219,12 +218,15 @@ class RepositoryIndex:
                 entry = None
             if entry is not None:
                 files[stat.relative] = entry
-                names.set(stat.relative, entry.header)
                 parsed += 1
+                if stat.relative in urgent:
+                    names.set(stat.relative, entry.header)
             if urgent and stat.relative in urgent:
                 urgent.discard(stat.relative)
                 if not urgent:
                     self.generation += 1  # the open documents' imports are in
+        if parsed:
+            self._names = NameTable.of({path: entry.header for path, entry in files.items()})
         self._resolver = None
         self.generation += 1
         report = IndexReport(len(files), parsed, len(files) - parsed, time.perf_counter() - started)
