@@ -37,7 +37,7 @@ class NameTable:
     other thread interleaves with under the GIL."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, dict[str, tuple[Definition, ...]]] = {}
+        self._by_name: dict[str, dict[str, list[Definition]]] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
 
     @classmethod
@@ -55,10 +55,7 @@ class NameTable:
                     names.append(definition.name)
                 places[path].append(definition)
             table._names_of[path] = tuple(names)
-        table._by_name = {
-            name: {path: tuple(found) for path, found in places.items()}
-            for name, places in by_name.items()
-        }
+        table._by_name = by_name
         return table
 
     def set(self, path: str, header: FileHeader | None) -> None:
@@ -74,10 +71,10 @@ class NameTable:
         for definition in header.definitions:
             grouped.setdefault(definition.name, []).append(definition)
         for name, definitions in grouped.items():
-            self._by_name.setdefault(name, {})[path] = tuple(definitions)
+            self._by_name.setdefault(name, {})[path] = definitions
         self._names_of[path] = tuple(grouped)
 
-    def places(self, name: str) -> tuple[tuple[str, tuple[Definition, ...]], ...]:
+    def places(self, name: str) -> tuple[tuple[str, list[Definition]], ...]:
         return tuple(self._by_name.get(name, {}).items())
 
 

@@ -142,7 +142,7 @@ BODY_TYPES = {
 Member = tuple[str, list[str], int, tuple[str, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FileHeader:
     path: str
     language: str | None

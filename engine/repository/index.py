@@ -24,7 +24,7 @@ from engine.repository.secrets import mask_credentials
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
-HEADER_VERSION = 6
+HEADER_VERSION = 7
 SOURCE_EXTENSIONS = frozenset(
     {
         ".py",
@@ -90,7 +90,7 @@ SOURCE_EXTENSIONS = frozenset(
 Wanted = Callable[[ImportResolver], Iterable[str]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IndexedFile:
     relative: str
     size: int

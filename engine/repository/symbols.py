@@ -70,7 +70,7 @@ _PY_NESTING = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Definition:
     """One declared name, as another file's prompt shows it: signature lines, no bodies."""
 
@@ -89,7 +89,7 @@ class Definition:
         return f"{self.opener}\n{self.text}" if self.opener else self.text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ImportBinding:
     """``local`` names ``imported`` of ``module`` in this file. ``imported`` is None when the
     local name is the module itself (``import a.b as m``, ``import * as m``) and ``"*"`` for
