@@ -222,6 +222,16 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
     return sorted(rng.sample(candidates, min(count, len(candidates))), key=lambda p: p.path)
 
 
+_MARKER = re.compile(r"<\|[a-z_]{1,30}\|>")
+
+
+def prompt_tokens(prompt: str, counter: Callable[[str], int]) -> int:
+    """The prompt's tokens as a FIM model counts them: SmolLM2's tokenizer has no FIM markers
+    and would spell each out in several tokens; a FIM tokenizer has one token for each."""
+    markers = len(_MARKER.findall(prompt))
+    return counter(_MARKER.sub("", prompt)) + markers
+
+
 def present(prompt: str, needed: Needed) -> bool:
     return any(anchor in prompt for anchor in needed.anchors)
 
@@ -257,7 +267,7 @@ async def capture_prompts(
                     await asyncio.sleep(0.4)  # token counts arrive, the header is re-extracted
                 prompt = await prompt_at(client, server, uri, position)
                 settled.append(prompt)
-                tokens.append(counter(prompt))
+                tokens.append(prompt_tokens(prompt, counter))
                 client.text_document_did_close(
                     types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
                 )
