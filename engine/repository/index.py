@@ -24,7 +24,7 @@ from engine.repository.secrets import mask_credentials
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
-HEADER_VERSION = 7
+HEADER_VERSION = 8
 SOURCE_EXTENSIONS = frozenset(
     {
         ".py",

@@ -70,7 +70,7 @@ _PY_NESTING = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Definition:
     """One declared name, as another file's prompt shows it: signature lines, no bodies."""
 
@@ -87,6 +87,12 @@ class Definition:
     @property
     def shown(self) -> str:
         return f"{self.opener}\n{self.text}" if self.opener else self.text
+
+    def __reduce__(self) -> tuple[type[Definition], tuple[object, ...]]:
+        # Slots keep a repository's declarations small in memory; pickling by the constructor
+        # keeps the index's warm start fast (dataclasses' slotted __setstate__ is slow).
+        fields = (self.name, self.line, self.text, self.container, self.returns, self.opener)
+        return Definition, fields
 
 
 @dataclass(frozen=True)
