@@ -192,13 +192,13 @@ class RepositoryIndex:
         stats = [stat for stat in walk(self._filter) if _is_source(stat.relative)]
         resolver = ImportResolver(stat.relative for stat in stats)
         files: dict[str, IndexedFile] = {}
-        misses: list[FileStat] = []
+        misses: list[tuple[FileStat, IndexedFile | None]] = []
         for stat in stats:
-            entry = self._cached(stat)
-            if entry is None:
-                misses.append(stat)
+            stored = self._stored(stat.relative)
+            if stored is not None and _current(stored, stat):
+                files[stat.relative] = stored
             else:
-                files[stat.relative] = entry
+                misses.append((stat, stored))
         names = NameTable.of({path: entry.header for path, entry in files.items()})
         self._files, self._names, self._resolver = files, names, resolver
         self.generation += 1
@@ -208,11 +208,11 @@ class RepositoryIndex:
                 urgent = set(wanted(resolver))
             except Exception as error:  # a priority, never a reason to fail the build
                 log.info("cannot tell which files are needed first: %s", error)
-            misses.sort(key=lambda stat: stat.relative not in urgent)
+            misses.sort(key=lambda miss: miss[0].relative not in urgent)
         parsed = 0
-        for stat in misses:
+        for stat, stored in misses:
             try:
-                entry, _ = self._index_file(stat)
+                entry, _ = self._index_file(stat, stored)
             except Exception as error:  # one file's failure costs that file, nothing more
                 log.info("skipping %s: %s", stat.relative, error)
                 entry = None
@@ -227,7 +227,8 @@ class RepositoryIndex:
                     self.generation += 1  # the open documents' imports are in
         if parsed:
             self._names = NameTable.of({path: entry.header for path, entry in files.items()})
-        self._resolver = None
+        # Built here, off the event loop; again only if some walked file could not be indexed.
+        self._resolver = resolver if len(files) == len(stats) else ImportResolver(files)
         self.generation += 1
         report = IndexReport(len(files), parsed, len(files) - parsed, time.perf_counter() - started)
         log.info(
@@ -240,27 +241,24 @@ class RepositoryIndex:
         )
         return report
 
-    def _cached(self, stat: FileStat) -> IndexedFile | None:
+    def _stored(self, relative: str) -> IndexedFile | None:
+        """The disk cache's entry for ``relative``, whatever its age."""
         if self._cache is None:
             return None
         try:
-            cached = self._cache.get(stat.relative)
+            cached = self._cache.get(relative)
         except Exception as error:  # a damaged cache entry: parse the file again
-            log.info("index cache unreadable for %s: %s", stat.relative, error)
+            log.info("index cache unreadable for %s: %s", relative, error)
             return None
-        if isinstance(cached, IndexedFile) and (cached.size, cached.mtime_ns) == (
-            stat.size,
-            stat.mtime_ns,
-        ):
-            return cached
-        return None
+        return cached if isinstance(cached, IndexedFile) else None
 
-    def _index_file(self, stat: FileStat) -> tuple[IndexedFile | None, bool]:
-        cached = self._cache.get(stat.relative) if self._cache is not None else None
-        if isinstance(cached, IndexedFile) and (cached.size, cached.mtime_ns) == (
-            stat.size,
-            stat.mtime_ns,
-        ):
+    def _index_file(
+        self, stat: FileStat, stored: IndexedFile | None = None
+    ) -> tuple[IndexedFile | None, bool]:
+        """The file's entry and whether the cache had it; ``stored``: the cache's entry when
+        the caller read it already."""
+        cached = stored or self._stored(stat.relative)
+        if _current(cached, stat):
             return cached, True
         try:
             data = (self.root / stat.relative).read_bytes()
@@ -271,7 +269,7 @@ class RepositoryIndex:
             log.info("skipping binary file %s", stat.relative)
             return None, False
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        if isinstance(cached, IndexedFile) and cached.digest == digest:
+        if cached is not None and cached.digest == digest:
             entry = replace(cached, size=stat.size, mtime_ns=stat.mtime_ns)
         else:
             entry = IndexedFile(
@@ -366,9 +364,7 @@ class RepositoryIndex:
         return self._watch_filter(watchfiles.Change.modified, str(path))
 
     def _watch_filter(self, change: watchfiles.Change, path: str) -> bool:
-        if self._own and any(
-            Path(path) == own or Path(path).is_relative_to(own) for own in self._own
-        ):
+        if self._own and any(Path(path).is_relative_to(own) for own in self._own):
             return False
         relative = self.relative(Path(path))
         if relative is None:
@@ -392,6 +388,10 @@ def header_of(relative: str, data: bytes) -> FileHeader:
         log.info("cannot parse %s (%s): using its first lines", relative, error)
         header = extract_header(relative, None, data)
     return replace(header, text=mask_credentials(header.text))
+
+
+def _current(entry: IndexedFile | None, stat: FileStat) -> bool:
+    return entry is not None and (entry.size, entry.mtime_ns) == (stat.size, stat.mtime_ns)
 
 
 def _is_source(relative: str) -> bool:
