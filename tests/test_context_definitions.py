@@ -136,8 +136,11 @@ async def test_a_jump_far_into_a_file_stays_within_budget_before_counts_arrive(t
     text = "\n".join(lines) + "\n"
     (tmp_path / "big.py").write_text(text)
     pending: list[asyncio.Future[int]] = []
+    answering = False
 
     async def slow(text: str) -> int:  # the tokenizer answers only when the test says so
+        if answering:
+            return len(text)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         pending.append(future)
         return await future
@@ -157,9 +160,10 @@ async def test_a_jump_far_into_a_file_stays_within_budget_before_counts_arrive(t
         # Whatever the tokenizer says later, this prompt is within budget by any count of
         # at least a token per two characters.
         assert len(QWEN.render(context)) // 2 <= 2048 * 1.05, line
+    answering = True  # counts still queued answer at once: no task is left pending
     for future in pending:
         future.cancel()
-    await builder.counts.settle()  # no count task left pending for the garbage collector
+    await builder.counts.settle()
     await workspace.aclose()
 
 
