@@ -126,12 +126,15 @@ class ContextBuilder:
                 self._repository(index, relative, request, int(budget * REPOSITORY_SHARE))
             )
         workspace_name = index.name if index is not None else request.workspace_name
+        # The text after the cursor's line changes only with the line, the cursor's line with
+        # every keystroke: it is bounded without asking the tokenizer for a count each time.
+        below = window.suffix[len(window.line_suffix) :]
         repository = self._within_budget(
             repository,
             budget,
+            upper_estimate(line_prefix) + upper_estimate(line_suffix),
             window.prefix,
-            line_prefix,
-            window.suffix,
+            below,
             file_header,
             relative or name or "",
             workspace_name or "",
@@ -140,7 +143,7 @@ class ContextBuilder:
             prefix=mask_credentials(window.prefix),
             line_prefix=mask_credentials(line_prefix),
             line_suffix=line_suffix,
-            suffix=mask_credentials(line_suffix + window.suffix[len(window.line_suffix) :]),
+            suffix=mask_credentials(line_suffix + below),
             language_id=request.language_id,
             relative_path=relative or name,
             workspace_name=workspace_name,
@@ -150,13 +153,14 @@ class ContextBuilder:
         )
 
     def _within_budget(
-        self, repository: tuple[ContextEntry, ...], budget: int, *parts: str
+        self, repository: tuple[ContextEntry, ...], budget: int, cursor_line: int, *parts: str
     ) -> tuple[ContextEntry, ...]:
         """The budget caps the whole prompt: if the parts add up to more (by upper bounds of
         their counts), the tier's last entries are left out of this prompt."""
         # Counting the parts apart can differ from counting the joined prompt by a token at
         # each seam: a margin covers it.
-        total = TEMPLATE_TOKENS + budget // 100 + sum(self.counts.upper(part) for part in parts)
+        total = TEMPLATE_TOKENS + budget // 100 + cursor_line
+        total += sum(self.counts.upper(part) for part in parts)
         previous = None
         for position, entry in enumerate(repository):
             total += self.counts.upper(entry.text) + 1

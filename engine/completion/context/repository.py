@@ -60,9 +60,11 @@ class RepositoryTier:
         """``ranked``: snippets the current file needs, most needed first. ``cost``: a
         snippet's tokens (an upper bound until the real count is known). ``version``: changes
         whenever ``cost`` may answer differently (a real count arrived)."""
-        inputs = (id(ranked), len(ranked), budget, version, len(self.items))
-        if version is not None and inputs == self._last:
-            return self._last_entries
+        # The ranked list itself is kept, so its identity cannot be reused by another list.
+        inputs = (ranked, budget, version, len(self.items))
+        if version is not None and self._last is not None and ranked is self._last[0]:
+            if inputs[1:] == self._last[1:]:
+                return self._last_entries
         costs: dict[str, int] = {}
 
         def cost(snippet: Snippet) -> int:
@@ -116,7 +118,7 @@ class RepositoryTier:
                 self.items.append(snippet)
                 present.add(snippet.key)
                 total += snippet_cost
-        self._last = (id(ranked), len(ranked), budget, version, len(self.items))
+        self._last = (ranked, budget, version, len(self.items))
         self._last_entries = _entries(self.items)
         return self._last_entries
 
