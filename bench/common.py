@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 from lsprotocol import types
-from prometheus_client.parser import text_string_to_metric_families
 from pygls.lsp.client import LanguageClient
 
 from engine import metrics
+from engine.backends.vllm_extras import ServerInfo
+from engine.config import EndpointConfig
 from engine.local.vllm_process import LocalVllmServer, LocalVllmSpec
 from tests.support.tiny_model import build_tiny_model
 
@@ -52,13 +53,12 @@ async def tiny_vllm(
 
 
 async def vllm_counters(root: str) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"{root}/metrics")).text
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
+    """vLLM's Prometheus samples summed over labels, as the daemon reads them."""
+    info = ServerInfo(EndpointConfig(base_url=f"{root}/v1"))
+    try:
+        return await info.metrics()
+    finally:
+        await info.aclose()
 
 
 @asynccontextmanager
@@ -109,13 +109,12 @@ async def daemon_stats(client: LanguageClient) -> dict[str, Any]:
 
 async def kv_block_size(root: str) -> str:
     """The server's KV cache block size, from vLLM's cache_config_info metric labels."""
-    async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"{root}/metrics")).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("vllm:cache_config_info"):
-                return sample.labels.get("block_size", "?")
-    return "?"
+    info = ServerInfo(EndpointConfig(base_url=f"{root}/v1"))
+    try:
+        block = (await info.cache_config()).block_size
+    finally:
+        await info.aclose()
+    return str(block) if block is not None else "?"
 
 
 def percentile(samples: list[float], share: float) -> float:

@@ -33,6 +33,7 @@ from tokenizers import Tokenizer
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
+from engine.context import RepositoryContext
 from engine.metrics import percentile
 from engine.repository.index import RepositoryIndex
 from engine.workspace import Workspace
@@ -107,7 +108,7 @@ async def request_overhead(
     uri = path.as_uri()
     workspace.documents.opened(uri, target, "python", text)
     document = TextDocument(uri, text, language_id="python")
-    builder = ContextBuilder(workspace, TokenCounts(count))
+    builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(count))
     template = template_named("qwen")
     line = text.count("\n") // 2
     insert_at = types.Position(line=line, character=0)

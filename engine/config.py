@@ -40,7 +40,7 @@ class EndpointConfig:
     connect_timeout_s: float = 2.0
     timeout_s: float = 30.0
     # Equivalent replicas of this endpoint (replacing base_url when set): each session sticks
-    # to one by rendezvous hashing and fails over to the next (engine/replicas.py).
+    # to one by rendezvous hashing and fails over to the next (engine/endpoints/replicas.py).
     replicas: tuple[str, ...] = ()
 
     def api_key(self) -> str:

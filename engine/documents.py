@@ -13,7 +13,7 @@ from tree_sitter import Point, Tree
 from engine.repository.headers import FileHeader, extract_header, parse
 from engine.repository.languages import language_for
 from engine.repository.secrets import mask_credentials
-from engine.repository.symbols import NameUsage, name_usage
+from engine.repository.usage import NameUsage, name_usage
 
 log = logging.getLogger(__name__)
 

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             # Before prometheus_client is imported: it picks its value store at import.
             metrics_dir = tempfile.mkdtemp(prefix="iquest-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        from lsp.serve.app import ServeOptions, run_serve
+        from lsp.serve.options import ServeOptions
+        from lsp.serve.run import run_serve
 
         _console_logging(logging.INFO)
         options = ServeOptions(
@@ -159,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run_fast(run_serve(options))
         except KeyboardInterrupt:
             return 0
-    from lsp.server import build_server
+    from lsp.server import build_stdio_server
 
-    build_server(args.config).start_io()
+    build_stdio_server(args.config).start_io()
     return 0
 
 

@@ -8,12 +8,10 @@ from collections.abc import Callable
 from lsprotocol import types
 
 from engine.completion.types import Suggestion
+from lsp import extensions
 
 _WORD_TAIL = re.compile(r"[\w$]*$")
 LABEL_LIMIT = 60
-
-
-ACCEPTED_COMMAND = "iquest.accepted"
 
 
 def inline_items(
@@ -24,7 +22,7 @@ def inline_items(
     # Clients run an item's command when the user accepts it: the daemon counts what was taken.
     accepted = types.Command(
         title="iquest: accepted",
-        command=ACCEPTED_COMMAND,
+        command=extensions.ACCEPTED,
         arguments=[{"uri": uri, "length": len(suggestion.text)}],
     )
     item = types.InlineCompletionItem(

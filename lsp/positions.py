@@ -46,3 +46,19 @@ def position_at(document: TextDocument, offset: int) -> types.Position:
 def range_offsets(document: TextDocument, range_: types.Range) -> tuple[int, int]:
     start, end = offset_at(document, range_.start), offset_at(document, range_.end)
     return (start, end) if start <= end else (end, start)
+
+
+def range_at(document: TextDocument, start: int, end: int) -> types.Range:
+    """The client-units range of two code-point offsets."""
+    return types.Range(start=position_at(document, start), end=position_at(document, end))
+
+
+def clamped(document: TextDocument, range_: types.Range) -> types.Range:
+    """A range whose end lies past the last line (a whole-lines range at the end of a file
+    without a final newline) ends at the document's end instead."""
+    end_of_document = position_at(document, len(document.source))
+
+    def clamp(position: types.Position) -> types.Position:
+        return end_of_document if position.line > end_of_document.line else position
+
+    return types.Range(start=clamp(range_.start), end=clamp(range_.end))

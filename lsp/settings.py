@@ -18,26 +18,22 @@ from engine.config import (
 SECTION = "iquest"
 
 
-# Team mode: what a connected editor may set. Endpoints, logging, the index and the cache salt
-# belong to whoever runs the server (an editor pointing the daemon at another URL, or writing
-# its log file, or sharing another user's cache salt, must not be possible).
-EDITOR_KEYS_IN_TEAM_MODE = {
-    "completion": {"debounce_ms", "max_tokens", "temperature", "top_p", "multiline"},
-    "actions": {"show_thinking", "max_tokens"},
-}
-
-
 class SettingsLayers:
     """Holds each layer so that a change to one can be re-merged with the others."""
 
     def __init__(
-        self, config_path: Path | None = None, forced: Mapping[str, Any] | None = None
+        self,
+        config_path: Path | None = None,
+        forced: Mapping[str, Any] | None = None,
+        editor_keys: Mapping[str, set[str]] | None = None,
     ) -> None:
         self.config_path = config_path or config_path_from_environment()
         self.initialization_options: dict[str, Any] = {}
         self.editor: dict[str, Any] = {}
-        # Team mode: set over everything else, and the editor layers are filtered.
+        # Set over everything else (team mode: the user's cache salt).
         self.forced = dict(forced) if forced is not None else None
+        # When given, the only keys an editor may set, per table (team mode).
+        self.editor_keys = editor_keys
 
     def set_initialization_options(self, options: object) -> None:
         self.initialization_options = self._editor_layer(_section(options))
@@ -57,11 +53,11 @@ class SettingsLayers:
         )
 
     def _editor_layer(self, layer: dict[str, Any]) -> dict[str, Any]:
-        if self.forced is None:
+        if self.editor_keys is None:
             return layer
         return {
             table: kept
-            for table, allowed in EDITOR_KEYS_IN_TEAM_MODE.items()
+            for table, allowed in self.editor_keys.items()
             if isinstance(layer.get(table), Mapping)
             and (kept := {k: v for k, v in layer[table].items() if k in allowed})
         }

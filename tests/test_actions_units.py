@@ -10,9 +10,9 @@ from engine.actions.fix import FixRejected, build_edit, read_proposal
 from engine.actions.prompting import build_messages, excerpt_lines
 from engine.actions.thinking import ThinkingSplitter
 from engine.actions.types import ActionKind, ActionRequest, Finding
-from engine.completion.context.repository import ContextEntry
 from engine.config import RoutingConfig
-from engine.routing import Router
+from engine.context.tier import ContextEntry
+from engine.endpoints.routing import Router
 
 CODE = """import math
 

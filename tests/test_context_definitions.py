@@ -9,9 +9,10 @@ from pathlib import Path
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
+from engine.context import RepositoryContext
 from engine.repository.imports import ImportResolver
 from engine.repository.index import RepositoryIndex
-from engine.repository.symbols import name_usage
+from engine.repository.usage import name_usage
 from engine.workspace import Workspace
 
 QWEN = template_named("qwen")
@@ -86,7 +87,7 @@ async def _context(root: Path, name: str, text: str, cursor: int, budget: int = 
     await workspace.ready()
     uri = (root / name).as_uri()
     workspace.documents.opened(uri, name, "python", text)
-    builder = ContextBuilder(workspace, TokenCounts(None, local=exact))
+    builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None, local=exact))
     context = builder.build(
         CompletionRequest(uri, "python", text, cursor, path=root / name), budget
     )
@@ -150,7 +151,7 @@ async def test_a_jump_far_into_a_file_stays_within_budget_before_counts_arrive(t
     await workspace.ready()
     uri = (tmp_path / "big.py").as_uri()
     workspace.documents.opened(uri, "big.py", "python", text)
-    builder = ContextBuilder(workspace, TokenCounts(slow))
+    builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(slow))
     for line in (10, 2600, 40):
         cursor = sum(len(x) + 1 for x in lines[:line])
         context = builder.build(

@@ -7,10 +7,11 @@ import itertools
 from pathlib import Path
 
 from engine.completion.context import ContextBuilder, TokenCounts
-from engine.completion.context.repository import RepositoryTier, Snippet
 from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchored_window
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
+from engine.context import RepositoryContext
+from engine.context.tier import RepositoryTier, Snippet
 from engine.workspace import Workspace
 
 QWEN = template_named("qwen")
@@ -78,7 +79,7 @@ async def _prompt_for(root: Path, cache: Path, text: str, cursor: int) -> str:
     await workspace.ready()
     uri = (root / "app" / "main.py").as_uri()
     workspace.documents.opened(uri, "app/main.py", "python", text)
-    builder = ContextBuilder(workspace, words_counter())
+    builder = ContextBuilder(RepositoryContext(workspace), words_counter())
     request = CompletionRequest(uri, "python", text, cursor, path=root / "app" / "main.py")
     builder.build(request, 2048)
     await builder.counts.settle()  # real counts in, as on a warm daemon
@@ -121,7 +122,7 @@ async def test_a_secrets_file_gets_no_context_at_all(tmp_path: Path):
     workspace = Workspace(tmp_path / "cache")
     workspace.add_folder(tmp_path / "repo", watch=False)
     await workspace.ready()
-    builder = ContextBuilder(workspace, TokenCounts(None))
+    builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None))
     env = tmp_path / "repo" / ".env"
     request = CompletionRequest(env.as_uri(), "dotenv", "API_TOKEN=", 10, path=env)
     assert builder.build(request, 2048) is None
@@ -138,7 +139,7 @@ async def test_the_naive_layout_changes_the_prompt_start_between_keystrokes(tmp_
     workspace.documents.opened(path.as_uri(), "app/main.py", "python", text)
     prompts = {}
     for layout in ("stable", "naive"):
-        builder = ContextBuilder(workspace, TokenCounts(None), layout=layout)  # type: ignore[arg-type]
+        builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None), layout=layout)  # type: ignore[arg-type]
         rendered = []
         for cursor in (len(text) - 40, len(text) - 39, len(text)):
             context = builder.build(

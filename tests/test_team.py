@@ -25,9 +25,10 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from engine.team.tokens import TokenStore
-from lsp.serve.app import ServeOptions, TeamDaemon
+from lsp.serve.daemon import TeamDaemon
 from lsp.serve.framing import frame
 from lsp.serve.limits import UserLimits
+from lsp.serve.options import ServeOptions
 from tests.conftest import VllmEndpoint
 from tests.support.certificates import self_signed
 from tests.support.fake_server import FakeServer, fake_server

@@ -86,7 +86,8 @@ methods = st.sampled_from(
     )
 )
 def test_any_json_message_gets_an_answer_or_nothing(raw: object):
-    from lsp.serve.app import ServeOptions, TeamDaemon
+    from lsp.serve.daemon import TeamDaemon
+    from lsp.serve.options import ServeOptions
 
     sent: list[bytes] = []
 
@@ -99,9 +100,9 @@ def test_any_json_message_gets_an_answer_or_nothing(raw: object):
 
     async def run() -> None:
         daemon = TeamDaemon(ServeOptions(port=None, ws_port=None))
-        server = daemon._new_session("fuzz", lambda: None)
-        server.protocol.set_writer(Collect())
-        daemon._dispatch(server, body=json.dumps(raw).encode())
+        connection = daemon.open_connection("fuzz", lambda: None)
+        connection.server.protocol.set_writer(Collect())
+        daemon.dispatcher.dispatch(connection, body=json.dumps(raw).encode())
         await asyncio.sleep(0)
         await daemon.aclose()
 

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 
 from engine.actions.findings import FindingsRejected, findings_schema, read_findings
 from engine.actions.fix import FixRejected, build_edit, fix_schema, read_proposal
@@ -28,22 +27,17 @@ from engine.actions.types import (
 )
 from engine.backends.chat import ChatBackend, ChatMessage, ChatParams
 from engine.backends.errors import BackendError
-from engine.backends.vllm_extras import ServerInfo, vllm_request_fields
-from engine.completion.context import ContextBuilder, TokenCounts
-from engine.completion.models import first_served_model
-from engine.completion.types import CompletionRequest
-from engine.config import EndpointConfig, Settings
-from engine.health import Notice, OutageTracker
-from engine.replicas import SESSION_HEADER, in_affinity_order, replica_urls
-from engine.routing import (
-    EndpointName,
-    Route,
-    Router,
-    endpoint_label,
-    endpoints_in_order,
-    worth_falling_back,
+from engine.backends.vllm_extras import vllm_request_fields
+from engine.config import Settings
+from engine.context import FileAt, RepositoryContext, TokenCounts
+from engine.context.repository import REPOSITORY_SHARE
+from engine.endpoints import (
+    SESSION_HEADER,
+    Endpoints,
+    NoEndpointAnswered,
+    Replica,
+    send_without_refused,
 )
-from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -54,45 +48,24 @@ PROGRESS_EVERY = 16
 Progress = Callable[[str, int | None], None]
 
 
-@dataclass
-class _Endpoint:
-    backend: ChatBackend
-    # Request fields this server refused (vLLM refuses `priority` without priority scheduling,
-    # and a server may lack structured outputs): not sent again.
-    refused: set[str]
-
-
 class ActionService:
     def __init__(
         self,
-        settings: Settings,
-        notify: Callable[[Notice], None],
-        outages: OutageTracker,
-        workspace: Workspace | None = None,
-        context_source: Callable[[], ContextBuilder | None] = lambda: None,
+        endpoints: Endpoints,
+        repository: RepositoryContext,
+        counts: Callable[[], TokenCounts] = lambda: TokenCounts(None),
         share: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
-        self.settings = settings
-        # Team mode: this user's place at the model server (engine.scheduling.FairShare).
+        self.endpoints = endpoints
+        self.repository = repository
+        # The completion model's token counts: the tier is sized as the completions size it.
+        self._counts = counts
+        # Team mode: this user's place at the model server (engine.team.fair_share).
         self._share = share or (lambda: nullcontext(0))
-        self.router = Router(settings.routing)
-        self._notify = notify
-        self._outages = outages
-        self._workspace = workspace
-        self._context_source = context_source
-        self._fallback_context = ContextBuilder(workspace, TokenCounts(None))
-        self._endpoints: dict[str, _Endpoint] = {}
-        self._fallbacks_told: set[tuple[str, str]] = set()
 
-    async def reconfigure(self, settings: Settings) -> None:
-        self.settings = settings
-        self.router = Router(settings.routing)
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        endpoints, self._endpoints = self._endpoints, {}
-        for endpoint in endpoints.values():
-            await endpoint.backend.aclose()
+    @property
+    def settings(self) -> Settings:
+        return self.endpoints.settings
 
     # --- the actions ---------------------------------------------------------------------
     async def explain(self, request: ActionRequest, progress: Progress) -> Explanation:
@@ -150,17 +123,20 @@ class ActionService:
 
     # --- stages ----------------------------------------------------------------------------
     def _messages(self, request: ActionRequest) -> tuple[ChatMessage, ...]:
-        context = self._context_source() or self._fallback_context
-        as_completion = CompletionRequest(
+        file = FileAt(
             request.document_uri,
-            request.language_id,
             request.text,
             request.start,
-            relative_path=request.relative_path,
-            path=request.path,
+            request.path,
+            request.relative_path,
         )
-        budget = self.settings.completion.prompt_token_budget
-        workspace_name, entries = context.repository_context(as_completion, budget)
+        completion = self.settings.completion
+        workspace_name, entries = self.repository.entries(
+            file,
+            int(completion.prompt_token_budget * REPOSITORY_SHARE),
+            self._counts(),
+            completion.layout,
+        )
         return build_messages(
             request, workspace_name, entries, self.settings.actions.prompt_token_budget
         )
@@ -173,80 +149,55 @@ class ActionService:
         json_schema: dict[str, object] | None = None,
     ) -> Answer:
         selected = 0 if request.whole_file else request.selection.count("\n") + 1
-        route = self.router.route(request.kind, selected)
-        names = endpoints_in_order(route, self.settings)
-        if len(names) == 2 and all(
-            self._outages.should_skip(url) for url in replica_urls(getattr(self.settings, names[0]))
-        ):
-            names.reverse()  # the usual endpoint failed a moment ago: don't wait on it again
-        last_error: BackendError | None = None
-        for position, name in enumerate(names):
-            for endpoint in in_affinity_order(getattr(self.settings, name), request.session):
-                url = endpoint.base_url
-                if self._outages.should_skip(url) and last_error is not None:
-                    continue
-                try:
-                    answer = await self._stream(
-                        name, endpoint, messages, progress, json_schema, request.session
-                    )
-                except BackendError as error:
-                    self._outages.failed(error)
-                    last_error = error
-                    if worth_falling_back(error):
-                        continue  # the next replica, then the other endpoint
-                    raise ActionError(f"{request.kind.value}: {error}") from error
-                self._outages.succeeded(url)
-                self._fallbacks_told = {told for told in self._fallbacks_told if told[0] != name}
-                return answer
-            if position + 1 < len(names) and last_error is not None:
-                self._tell_fallback(route, name, names[position + 1], last_error)
-        if last_error is not None:
-            raise ActionError(f"{request.kind.value}: {last_error}") from last_error
-        raise AssertionError("unreachable")
+        route = self.endpoints.route(request.kind.value, selected)
+
+        async def attempt(replica: Replica) -> Answer:
+            return await self._stream(replica, messages, progress, json_schema, request.session)
+
+        try:
+            return await self.endpoints.call(route, request.session, attempt, try_paused=True)
+        except (BackendError, NoEndpointAnswered) as error:
+            raise ActionError(f"{request.kind.value}: {error}") from error
 
     async def _stream(
         self,
-        name: EndpointName,
-        replica: EndpointConfig,
+        replica: Replica,
         messages: tuple[ChatMessage, ...],
         progress: Progress,
         json_schema: dict[str, object] | None,
         session: str | None,
     ) -> Answer:
-        endpoint = await self._endpoint(name, replica)
         settings = self.settings.actions
+        clients = self.endpoints.clients
+        model = await clients.model_name(replica.config)
+        backend = clients.chat(replica.config, model, settings.timeout_s)
         schema = json_schema if settings.structured_outputs else None
+
+        async def send(fields: dict[str, object]) -> Answer:
+            fields = dict(fields)  # the caller reads what was sent if it is refused
+            response_format = fields.pop("response_format", None)
+            params = ChatParams(
+                messages=messages,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                json_schema=response_format if isinstance(response_format, dict) else None,
+                extra_body=fields,
+                headers={SESSION_HEADER: session} if session else {},
+            )
+            return await self._collect(backend, params, progress)
+
         with self._share() as queued_ahead:
             fields = vllm_request_fields(
                 settings.priority, self.settings.completion.cache_salt, queued_ahead
             )
-            for _ in range(3):  # each retry drops one refused field
-                params = ChatParams(
-                    messages=messages,
-                    max_tokens=settings.max_tokens,
-                    temperature=settings.temperature,
-                    top_p=settings.top_p,
-                    json_schema=None if "response_format" in endpoint.refused else schema,
-                    extra_body={k: v for k, v in fields.items() if k not in endpoint.refused},
-                    headers={SESSION_HEADER: session} if session else {},
-                )
-                try:
-                    return await self._collect(endpoint, params, progress)
-                except BackendError as error:
-                    refused = [
-                        f
-                        for f in (*params.extra_body, "response_format")
-                        if f not in endpoint.refused and error.rejects_field(f)
-                    ]
-                    if not refused or (
-                        refused == ["response_format"] and params.json_schema is None
-                    ):
-                        raise
-                    log.info("%s refuses %s: sending without it", endpoint.backend.url, refused)
-                    endpoint.refused.update(refused)
-        raise ActionError("the server refused every variant of the request")
+            if schema is not None:
+                fields["response_format"] = schema
+            return await send_without_refused(clients.refused(replica.url), fields, send)
 
-    async def _collect(self, endpoint: _Endpoint, params: ChatParams, progress: Progress) -> Answer:
+    async def _collect(
+        self, backend: ChatBackend, params: ChatParams, progress: Progress
+    ) -> Answer:
         splitter = ThinkingSplitter()
         finish: str | None = None
         usage = None
@@ -254,7 +205,7 @@ class ActionService:
         started = time.monotonic()
         progress("waiting for the model", None)
         # aclosing: a cancelled action closes the HTTP stream, so vLLM aborts the request.
-        async with contextlib.aclosing(endpoint.backend.stream(params)) as stream:
+        async with contextlib.aclosing(backend.stream(params)) as stream:
             async for delta in stream:
                 splitter.feed(delta.reasoning, delta.content)
                 finish = delta.finish_reason or finish
@@ -271,7 +222,7 @@ class ActionService:
         thinking, content, closed = splitter.split()
         log.info(
             "action answer from %s in %.1f s: %d chunks, finish %s",
-            endpoint.backend.url,
+            backend.url,
             time.monotonic() - started,
             chunks,
             finish,
@@ -284,36 +235,8 @@ class ActionService:
         return Answer(
             content,
             thinking,
-            endpoint.backend.url,
-            endpoint.backend.model,
+            backend.url,
+            backend.model,
             usage.prompt_tokens if usage else None,
             usage.cached_tokens if usage else None,
         )
-
-    async def _endpoint(self, name: EndpointName, config: EndpointConfig) -> _Endpoint:
-        key = f"{name}:{config.base_url}"
-        if key not in self._endpoints:
-            model = config.model
-            if model is None:
-                info = ServerInfo(config)
-                try:
-                    model = await first_served_model(info)
-                finally:
-                    await info.aclose()
-            backend = ChatBackend(config, model, timeout_s=self.settings.actions.timeout_s)
-            self._endpoints[key] = _Endpoint(backend, set())
-        return self._endpoints[key]
-
-    def _tell_fallback(
-        self, route: Route, failed: EndpointName, instead: EndpointName, error: BackendError
-    ) -> None:
-        log.warning("%s endpoint failed (%s): using %s", failed, error, instead)
-        if (failed, instead) not in self._fallbacks_told:
-            self._fallbacks_told.add((failed, instead))
-            self._notify(
-                Notice(
-                    "warning",
-                    f"iquest: the {failed} model ({endpoint_label(self.settings, failed)}) is "
-                    f"not answering; {route.reason} uses the {instead} model meanwhile.",
-                )
-            )

@@ -29,7 +29,7 @@ class ActionRequest:
     question: str | None = None
     relative_path: str | None = None
     path: Path | None = None
-    # Keeps a session on one vLLM replica (engine/replicas.py); sent as X-Session-ID.
+    # Keeps a session on one vLLM replica (engine/endpoints/replicas.py); sent as X-Session-ID.
     session: str | None = None
 
     @property

@@ -24,7 +24,7 @@ def vllm_request_fields(
     priority: int, cache_salt: str | None, queued_ahead: int = 0
 ) -> dict[str, object]:
     """vLLM's own request fields: ``priority`` (raised by the user's requests already at the
-    server, engine.scheduling.FairShare) and ``cache_salt``; only those that are set."""
+    server, engine.team.fair_share) and ``cache_salt``; only those that are set."""
     fields: dict[str, object] = {}
     if priority or queued_ahead:
         fields["priority"] = priority + queued_ahead

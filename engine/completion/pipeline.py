@@ -7,132 +7,107 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 
 from engine.backends.errors import BackendError
-from engine.backends.openai_compatible import CompletionBackend, GenerationParams
-from engine.backends.vllm_extras import ServerInfo, vllm_request_fields
+from engine.backends.openai_compatible import GenerationParams
+from engine.backends.vllm_extras import vllm_request_fields
 from engine.completion.context import ContextBuilder
+from engine.completion.discovery import ModelDirectory, ServedModel
 from engine.completion.generation import LatestWins, generate
-from engine.completion.models import ModelDirectory
+from engine.completion.generation.stream import GenerationOutcome
 from engine.completion.postprocessing import (
     StreamCutter,
     block_indent,
     choose_line_mode,
     finalize,
 )
-from engine.completion.templating.selection import (
-    TemplateChoice,
-)
-from engine.completion.templating.templates import FimTemplate
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.completion.typing_through import TypingThroughMemory
 from engine.config import EndpointConfig, Settings
-from engine.health import Notice, OutageTracker
-from engine.metrics import CompletionStats
-from engine.replicas import SESSION_HEADER, in_affinity_order
-from engine.routing import (
-    EndpointName,
-    Route,
-    Router,
-    endpoint_label,
-    endpoints_in_order,
-    worth_falling_back,
+from engine.context import RepositoryContext, TokenCounts
+from engine.endpoints import (
+    SESSION_HEADER,
+    Endpoints,
+    NoEndpointAnswered,
+    Replica,
+    send_without_refused,
 )
-from engine.workspace import Workspace
+from engine.endpoints.replicas import in_affinity_order
+from engine.metrics import CompletionStats
+from engine.notices import Notice
 
 log = logging.getLogger(__name__)
 
+_ESTIMATES = TokenCounts(None)
 
-@dataclass(frozen=True)
-class ServedModel:
-    """What start-up learned about the instruct endpoint."""
-
-    name: str
-    choice: TemplateChoice
-    repo_headers: bool
-    backend: CompletionBackend
-    info: ServerInfo
-    context: ContextBuilder
-
-    @property
-    def template(self) -> FimTemplate:
-        return self.choice.template
+# Per (endpoint name, replica URL).
+_ReplicaKey = tuple[str, str]
 
 
 class CompletionService:
     def __init__(
         self,
-        settings: Settings,
-        notify: Callable[[Notice], None],
-        workspace: Workspace | None = None,
-        outages: OutageTracker | None = None,
-        models: ModelDirectory | None = None,
+        endpoints: Endpoints,
+        models: ModelDirectory,
+        repository: RepositoryContext,
         share: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
-        self._settings = settings
-        # Team mode: this user's place at the model server (engine.scheduling.FairShare).
+        self.endpoints = endpoints
+        # Shared in team mode (template checks, token counts); closed by its owner.
+        self._models = models
+        self.repository = repository
+        # Team mode: this user's place at the model server (engine.team.fair_share).
         self._share = share or (lambda: nullcontext(0))
-        self.workspace = workspace
-        self._notify = notify
-        # Shared with the action service: one message per outage, whoever meets it first.
-        self.outages = outages or OutageTracker(notify)
-        self._outages = self.outages
-        # Shared in team mode (connection pools, token counts); owned and closed here otherwise.
-        self._owns_models = models is None
-        self._models = models or ModelDirectory()
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
-        # Per (endpoint name, replica URL): what discovery learned, and its task.
-        self._served: dict[tuple[EndpointName, str], ServedModel] = {}
-        self._discovery: dict[tuple[EndpointName, str], asyncio.Task[ServedModel]] = {}
-        self._fallback_told = False
+        # Per replica: what discovery learned, its task, and the context built on its counts.
+        self._served: dict[_ReplicaKey, ServedModel] = {}
+        self._contexts: dict[_ReplicaKey, ContextBuilder] = {}
+        self._discovery: dict[_ReplicaKey, asyncio.Task[ServedModel]] = {}
         self.stats = CompletionStats()
 
     @property
     def settings(self) -> Settings:
-        return self._settings
+        return self.endpoints.settings
 
     @property
     def served_model(self) -> ServedModel | None:
         """The model serving inline completions by the routing rules, once discovered."""
-        primary = self._route().endpoint
+        primary = self.endpoints.route("inline").endpoint
         return next(
             (served for (name, _), served in self._served.items() if name == primary),
             next(iter(self._served.values()), None),
         )
 
+    @property
+    def counts(self) -> TokenCounts:
+        """Token counts of the model serving completions (estimates until it is known)."""
+        served = self.served_model
+        return served.counts if served is not None else _ESTIMATES
+
     async def start(self) -> None:
         """Discover the model and template in the background; the first request waits for it."""
-        self._discovery_task(self._route().endpoint, None)
+        primary = self.endpoints.route("inline").endpoint
+        config = in_affinity_order(getattr(self.settings, primary), None)[0]
+        self._discovery_task(Replica(primary, config))
 
-    async def reconfigure(self, settings: Settings) -> None:
-        endpoint_changed = (
-            settings.instruct,
-            settings.reasoning,
-            settings.routing,
-            settings.completion,
-            settings.index,
-        ) != (
-            self._settings.instruct,
-            self._settings.reasoning,
-            self._settings.routing,
-            self._settings.completion,
-            self._settings.index,
-        )
-        self._settings = settings
-        if endpoint_changed:
-            await self._drop_served_models()
-            self._discovery_task(self._route().endpoint, None)
+    async def reconfigure(self, before: Settings) -> None:
+        """The endpoints' settings changed from ``before``: rediscover if what discovery
+        depends on changed."""
+        settings = self.settings
+        fields = ("instruct", "reasoning", "routing", "completion", "index")
+        if any(getattr(settings, f) != getattr(before, f) for f in fields):
+            self._drop_served_models()
+            await self.start()
 
     async def aclose(self) -> None:
-        await self._drop_served_models()
+        self._drop_served_models()
 
     def forget_document(self, uri: str) -> None:
         self._latest.cancel(uri)
         self._memory.forget(uri)
-        for served in self._served.values():
-            served.context.forget(uri)
+        for context in self._contexts.values():
+            context.forget(uri)
 
     def in_flight(self) -> int:
         """Completions being made now (the editor plugins show the daemon busy)."""
@@ -164,7 +139,7 @@ class CompletionService:
     async def _complete_fresh(
         self, request: CompletionRequest, started: float
     ) -> Suggestion | None:
-        settings = self._settings.completion
+        settings = self.settings.completion
         # The daemon's own time is what it adds to the debounce it was asked for.
         overhead_from = started
         if not request.explicit and settings.debounce_ms > 0:
@@ -178,87 +153,65 @@ class CompletionService:
             except asyncio.CancelledError:
                 self.stats.superseded += 1
                 raise
-        names = self._endpoints_in_order()
-        for position, name in enumerate(names):
-            # The session's replica first; the others take over while it is down.
-            for endpoint in in_affinity_order(getattr(self._settings, name), request.session):
-                url = endpoint.base_url
-                if self._outages.should_skip(url):
-                    continue
-                try:
-                    waited = time.perf_counter()
-                    served = await self._served_model(name, endpoint)
-                    # Discovery (once per endpoint) is start-up, not per-request overhead.
-                    overhead_from += time.perf_counter() - waited
-                    suggestion = await self._generate(served, request, started, overhead_from)
-                except BackendError as error:
-                    self.stats.failures += 1
-                    self._outages.failed(error)
-                    key = (name, url)
-                    task = self._discovery.get(key)
-                    if task is not None and task.done() and key not in self._served:
-                        del self._discovery[key]  # retry discovery on the next request
-                    if worth_falling_back(error):
-                        continue  # the next replica, then the other endpoint
-                    return None
-                self._outages.succeeded(url)
-                if position == 0:
-                    self._fallback_told = False
-                return suggestion
-            if position + 1 < len(names):
-                self._tell_fallback(name, names[position + 1])
-        return None
+        route = self.endpoints.route("inline")
 
-    def _route(self) -> Route:
-        return Router(self._settings.routing).route("inline")
+        async def attempt(replica: Replica) -> Suggestion | None:
+            nonlocal overhead_from
+            key = (replica.endpoint, replica.url)
+            try:
+                waited = time.perf_counter()
+                served = await self._served_model(replica)
+                # Discovery (once per endpoint) is start-up, not per-request overhead.
+                overhead_from += time.perf_counter() - waited
+                return await self._generate(served, key, request, started, overhead_from)
+            except BackendError:
+                self.stats.failures += 1
+                task = self._discovery.get(key)
+                if task is not None and task.done() and key not in self._served:
+                    del self._discovery[key]  # retry discovery on the next request
+                raise
 
-    def _endpoints_in_order(self) -> list[EndpointName]:
-        return endpoints_in_order(self._route(), self._settings)
-
-    def _tell_fallback(self, failed: EndpointName, instead: EndpointName) -> None:
-        if not self._fallback_told:
-            self._fallback_told = True
-            self._notify(
-                Notice(
-                    "warning",
-                    f"iquest: inline completions use the {instead} model while the {failed} "
-                    f"model ({endpoint_label(self._settings, failed)}) is not answering.",
-                )
-            )
+        try:
+            return await self.endpoints.call(route, request.session, attempt, try_paused=False)
+        except (BackendError, NoEndpointAnswered):
+            return None  # the user heard of the outage from the endpoints
 
     async def _generate(
         self,
         served: ServedModel,
+        key: _ReplicaKey,
         request: CompletionRequest,
         started: float,
         overhead_from: float,
     ) -> Suggestion | None:
-        settings = self._settings.completion
-        context = served.context.build(request, settings.prompt_token_budget)
+        settings = self.settings.completion
+        context = self._contexts[key].build(request, settings.prompt_token_budget)
         if context is None:
             log.info("no completion in %s: it may hold secrets", request.document_uri)
             return None
         template = served.template
-        with self._share() as queued_ahead:
+        prompt = template.render(context, served.repo_headers)
+        line_mode = choose_line_mode(context, settings.multiline)
+        self.stats.backend_requests += 1
+        self.stats.overheads_ms.append(_ms_since(overhead_from))
+
+        async def send(fields: dict[str, object]) -> GenerationOutcome:
             params = GenerationParams(
-                prompt=template.render(context, served.repo_headers),
+                prompt=prompt,
                 max_tokens=settings.max_tokens,
                 temperature=settings.temperature,
                 top_p=settings.top_p,
                 stop=template.stop,
-                extra_body=vllm_request_fields(
-                    settings.priority, settings.cache_salt, queued_ahead
-                ),
+                extra_body=fields,
                 headers={SESSION_HEADER: request.session} if request.session else {},
             )
-            cutter = StreamCutter(
-                template.stop,
-                choose_line_mode(context, settings.multiline),
-                block_indent=block_indent(context),
-            )
-            self.stats.backend_requests += 1
-            self.stats.overheads_ms.append(_ms_since(overhead_from))
-            outcome = await generate(served.backend, params, cutter, settings.timeout_s)
+            cutter = StreamCutter(template.stop, line_mode, block_indent=block_indent(context))
+            return await generate(served.backend, params, cutter, settings.timeout_s)
+
+        with self._share() as queued_ahead:
+            fields = vllm_request_fields(settings.priority, settings.cache_salt, queued_ahead)
+            refused = self.endpoints.clients.refused(served.backend.url)
+            outcome = await send_without_refused(refused, fields, send)
         if outcome.usage is not None:
             self.stats.prompt_tokens += outcome.usage.prompt_tokens
             self.stats.cached_tokens += outcome.usage.cached_tokens or 0
@@ -279,54 +232,47 @@ class CompletionService:
             cached_tokens=outcome.usage.cached_tokens if outcome.usage else None,
         )
 
-    def _discovery_task(
-        self, name: EndpointName, endpoint: EndpointConfig | None
-    ) -> asyncio.Task[ServedModel]:
-        endpoint = endpoint or in_affinity_order(getattr(self._settings, name), None)[0]
-        key = (name, endpoint.base_url)
+    def _discovery_task(self, replica: Replica) -> asyncio.Task[ServedModel]:
+        key = (replica.endpoint, replica.url)
         if key not in self._discovery:
-            task = asyncio.create_task(self._discover(name, endpoint))
+            task = asyncio.create_task(self._discover(key, replica.config))
             # A failure is reported by the request that awaits it; don't warn it was unseen.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._discovery[key] = task
         return self._discovery[key]
 
-    async def _served_model(self, name: EndpointName, endpoint: EndpointConfig) -> ServedModel:
-        key = (name, endpoint.base_url)
-        if key in self._served:
-            return self._served[key]
+    async def _served_model(self, replica: Replica) -> ServedModel:
+        served = self._served.get((replica.endpoint, replica.url))
+        if served is not None:
+            return served
         # shield: one cancelled keystroke must not kill discovery for the others.
-        return await asyncio.shield(self._discovery_task(name, endpoint))
+        return await asyncio.shield(self._discovery_task(replica))
 
-    async def _discover(self, name: EndpointName, endpoint: EndpointConfig) -> ServedModel:
-        settings = self._settings
-        found = await self._models.get(
+    async def _discover(self, key: _ReplicaKey, endpoint: EndpointConfig) -> ServedModel:
+        settings = self.settings
+        served = await self._models.get(
             endpoint, settings.completion.template, settings.completion.timeout_s
         )
-        if found.choice.warning:
-            log.warning("%s", found.choice.warning)
-            self._notify(Notice("warning", f"iquest: {found.choice.warning}"))
-        context = ContextBuilder(
-            self.workspace,
-            found.counts,
+        if served.choice.warning:
+            log.warning("%s", served.choice.warning)
+            self.endpoints.notify(Notice("warning", f"iquest: {served.choice.warning}"))
+        self._contexts[key] = ContextBuilder(
+            self.repository,
+            served.counts,
             settings.completion.layout,
             settings.completion.cursor_line,
             settings.index.exclude,
         )
-        served = ServedModel(
-            found.name, found.choice, found.repo_headers, found.backend, found.info, context
-        )
-        self._served[(name, endpoint.base_url)] = served
+        self._served[key] = served
         return served
 
-    async def _drop_served_models(self) -> None:
+    def _drop_served_models(self) -> None:
         for task in self._discovery.values():
             if not task.done():
                 task.cancel()
         self._discovery = {}
         self._served = {}
-        if self._owns_models:
-            await self._models.aclose()
+        self._contexts = {}
 
 
 def _ms_since(started: float) -> float:

@@ -21,7 +21,7 @@ class CompletionRequest:
     workspace_name: str | None = None
     # The file on disk, when the document has one: locates it in the repository index.
     path: Path | None = None
-    # Keeps a session on one vLLM replica (engine/replicas.py); sent as X-Session-ID.
+    # Keeps a session on one vLLM replica (engine/endpoints/replicas.py); sent as X-Session-ID.
     session: str | None = None
 
 

@@ -14,6 +14,17 @@ from dataclasses import dataclass
 from tree_sitter import Node, Tree
 
 from engine.repository.languages import parser_for
+from engine.repository.node_types import (
+    BODY_FIELDS,
+    BODY_TYPES,
+    CONTAINERS,
+    IMPORTS,
+    MEMBER_SIGNATURES,
+    PYTHON_BLOCKS,
+    SHORT_DECLARATIONS,
+    SIGNATURES,
+    WRAPPERS,
+)
 from engine.repository.symbols import (
     Definition,
     ImportBinding,
@@ -31,112 +42,7 @@ MAX_DEFINITION_LINES = 40
 # Definitions per file: a generated module with thousands of constants stays bounded.
 MAX_DEFINITIONS = 2000
 # Python blocks whose declarations are top-level all the same (`if TYPE_CHECKING:`, `try:`).
-PYTHON_BLOCKS = {
-    "if_statement",
-    "try_statement",
-    "else_clause",
-    "except_clause",
-    "elif_clause",
-    "finally_clause",
-    "block",
-}
-
-# Per language: node types copied whole (imports and short declarations), node types shown by
-# signature (text up to the body), and containers whose members are listed by signature too.
-IMPORTS = {
-    "python": {"import_statement", "import_from_statement", "future_import_statement"},
-    "javascript": {"import_statement"},
-    "typescript": {"import_statement"},
-    "tsx": {"import_statement"},
-    "go": {"package_clause", "import_declaration"},
-    "rust": {"use_declaration", "mod_item", "extern_crate_declaration"},
-    "java": {"package_declaration", "import_declaration"},
-    "c": {"preproc_include"},
-    "cpp": {"preproc_include", "using_declaration"},
-}
-SIGNATURES = {
-    "python": {"function_definition"},
-    "javascript": {"function_declaration", "generator_function_declaration"},
-    "typescript": {"function_declaration", "function_signature", "generator_function_declaration"},
-    "tsx": {"function_declaration", "function_signature", "generator_function_declaration"},
-    "go": {"function_declaration", "method_declaration"},
-    "rust": {"function_item", "function_signature_item"},
-    "java": {"method_declaration", "constructor_declaration"},
-    "c": {"function_definition"},
-    "cpp": {"function_definition"},
-}
-CONTAINERS = {
-    "python": {"class_definition"},
-    "javascript": {"class_declaration"},
-    "typescript": {"class_declaration", "abstract_class_declaration", "interface_declaration"},
-    "tsx": {"class_declaration", "abstract_class_declaration", "interface_declaration"},
-    "go": set(),
-    "rust": {"impl_item", "trait_item"},
-    "java": {
-        "class_declaration",
-        "interface_declaration",
-        "enum_declaration",
-        "record_declaration",
-    },
-    "c": set(),
-    "cpp": {"class_specifier", "struct_specifier", "namespace_definition"},
-}
-SHORT_DECLARATIONS = {
-    "python": {"expression_statement"},
-    "javascript": {"lexical_declaration", "variable_declaration"},
-    "typescript": {"lexical_declaration", "type_alias_declaration", "enum_declaration"},
-    "tsx": {"lexical_declaration", "type_alias_declaration", "enum_declaration"},
-    "go": {"type_declaration", "const_declaration", "var_declaration"},
-    "rust": {"struct_item", "enum_item", "type_item", "const_item", "static_item"},
-    "java": {"field_declaration", "constant_declaration"},
-    "c": {
-        "declaration",
-        "type_definition",
-        "struct_specifier",
-        "enum_specifier",
-        "preproc_def",
-        "preproc_function_def",
-    },
-    "cpp": {"declaration", "type_definition", "alias_declaration", "enum_specifier", "preproc_def"},
-}
-WRAPPERS = {
-    "export_statement",
-    "decorated_definition",
-    "expression_statement",
-    "template_declaration",
-}
 _STRING_OPENING = re.compile(r"""^[rbfuRBFU]*("{3}|'{3}|"|')""")
-MEMBER_SIGNATURES = {
-    "function_definition",
-    "method_definition",
-    "method_signature",
-    "method_declaration",
-    "constructor_declaration",
-    "function_item",
-    "function_signature_item",
-    "abstract_method_signature",
-    "field_declaration",
-    "public_field_definition",
-    "property_signature",
-    "declaration",
-    "enum_constant",
-    "function_declaration",
-}
-BODY_FIELDS = ("body", "block")
-BODY_TYPES = {
-    "block",
-    "statement_block",
-    "class_body",
-    "compound_statement",
-    "declaration_list",
-    "field_declaration_list",
-    "interface_body",
-    "enum_body",
-    "object_type",
-    "class_declaration_body",
-    "constructor_body",
-}
-
 
 # A class member as the walk meets it: name, its lines, its line number, its return types.
 Member = tuple[str, list[str], int, tuple[str, ...]]

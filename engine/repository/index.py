@@ -18,72 +18,13 @@ from engine.repository.definitions import Located, NameTable, follow, module_of
 from engine.repository.files import FileFilter, FileStat, is_binary, walk
 from engine.repository.headers import FileHeader, extract_header
 from engine.repository.imports import ImportResolver
-from engine.repository.languages import language_for
+from engine.repository.languages import SOURCE_EXTENSIONS, language_for
 from engine.repository.secrets import mask_credentials
 
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
 HEADER_VERSION = 8
-SOURCE_EXTENSIONS = frozenset(
-    {
-        ".py",
-        ".pyi",
-        ".js",
-        ".mjs",
-        ".cjs",
-        ".jsx",
-        ".ts",
-        ".mts",
-        ".cts",
-        ".tsx",
-        ".go",
-        ".rs",
-        ".java",
-        ".c",
-        ".h",
-        ".cc",
-        ".cpp",
-        ".cxx",
-        ".hpp",
-        ".hh",
-        ".hxx",
-        ".rb",
-        ".php",
-        ".cs",
-        ".kt",
-        ".kts",
-        ".swift",
-        ".scala",
-        ".lua",
-        ".sh",
-        ".bash",
-        ".zsh",
-        ".sql",
-        ".m",
-        ".mm",
-        ".r",
-        ".jl",
-        ".ex",
-        ".exs",
-        ".erl",
-        ".hs",
-        ".ml",
-        ".mli",
-        ".dart",
-        ".zig",
-        ".vue",
-        ".svelte",
-        ".clj",
-        ".groovy",
-        ".pl",
-        ".pm",
-        ".nim",
-        ".v",
-        ".proto",
-        ".graphql",
-    }
-)
 
 
 # Given the resolver over every walked path: the files to parse first.

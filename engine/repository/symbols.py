@@ -1,4 +1,4 @@
-"""Names in source files: what a declaration defines, what an import binds, which identifiers a
+"""Names in source files: what a declaration defines, what an import binds, the identifiers a
 text uses. Read from tree-sitter nodes; the one regex here (identifiers) cannot backtrack."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 # An identifier: a greedy run with no alternatives, so matching is linear in the text.
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
+IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
 # Type-annotation words that name no declaration of the repository.
 _BUILTIN_TYPES = frozenset(
     {
@@ -108,7 +108,7 @@ class ImportBinding:
 
 def identifiers(text: str) -> list[str]:
     """Distinct identifiers in order of first appearance."""
-    return list(dict.fromkeys(_IDENTIFIER.findall(text)))
+    return list(dict.fromkeys(IDENTIFIER.findall(text)))
 
 
 def declared_names(node: Node, language: str, source: bytes) -> list[str]:
@@ -116,7 +116,7 @@ def declared_names(node: Node, language: str, source: bytes) -> list[str]:
     name = node.child_by_field_name("name")
     if name is not None and node.type != "expression_statement":
         text = _text(name, source)
-        return [text] if _IDENTIFIER.fullmatch(text) else []
+        return [text] if IDENTIFIER.fullmatch(text) else []
     kind = node.type
     if language == "python" and kind in ("expression_statement", "assignment"):
         children = node.named_children
@@ -287,78 +287,3 @@ def _last_identifier(node: Node, source: bytes) -> str | None:
 
 def _text(node: Node, source: bytes) -> str:
     return source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
-
-
-# Scanning stops here: a huge generated file's names past this point change nothing useful.
-MAX_SCANNED_CHARS = 400_000
-MAX_USES = 4000
-_CHAIN = 4
-# Uses are also grouped by blocks of this many lines: what the code around the cursor uses.
-BLOCK_LINES = 64
-
-
-@dataclass(frozen=True)
-class NameUsage:
-    """A file's uses of names, in order of first use: ``"name"`` or ``"object.attribute"``
-    (object possibly dotted: ``"a.b.attr"``). A name an import binds counts from its first use
-    after the import, so import order does not decide what comes first."""
-
-    uses: tuple[str, ...] = ()
-    # Per block of BLOCK_LINES lines, the uses in it.
-    blocks: tuple[frozenset[str], ...] = ()
-
-    def near(self, line: int) -> frozenset[str]:
-        """Uses in the cursor's block and the blocks on either side of it."""
-        block = line // BLOCK_LINES
-        found: set[str] = set()
-        for index in range(max(0, block - 1), min(len(self.blocks), block + 2)):
-            found |= self.blocks[index]
-        return frozenset(found)
-
-
-def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage:
-    imported = {b.local for b in bindings}
-    first: dict[str, int] = {}
-    late: dict[str, int] = {}  # imported names: their second sighting (the first is the import)
-    seen_once: set[str] = set()
-    chain: list[str] = []
-    chain_end = -1
-    position = 0
-    blocks: list[set[str]] = [set()]
-    line, counted_to = 0, 0
-    for match in _IDENTIFIER.finditer(text, 0, min(len(text), MAX_SCANNED_CHARS)):
-        name, start = match.group(), match.start()
-        line += text.count("\n", counted_to, start)
-        counted_to = start
-        while len(blocks) <= line // BLOCK_LINES:
-            blocks.append(set())
-        block = blocks[line // BLOCK_LINES]
-        if chain and start == chain_end + 1 and text[chain_end] == ".":
-            chain.append(name)
-            if len(chain) > _CHAIN:
-                chain.pop(0)
-            dotted = ".".join(chain[:-1]) + "." + name
-            first.setdefault(dotted, position)
-            if len(block) < MAX_USES:
-                block.add(dotted)
-        else:
-            if len(block) < MAX_USES:
-                block.add(name)
-            chain = [name]
-            if name in imported and name not in seen_once:
-                seen_once.add(name)
-            elif name in imported:
-                late.setdefault(name, position)
-            else:
-                first.setdefault(name, position)
-        chain_end = match.end()
-        position += 1
-        if len(first) + len(late) >= MAX_USES:
-            break
-    for name in imported:
-        if name not in late and name in seen_once:
-            late[name] = position  # imported, never used: after every use
-    order = sorted([*first.items(), *late.items()], key=lambda item: item[1])
-    return NameUsage(
-        tuple(dict.fromkeys(name for name, _ in order)), tuple(frozenset(b) for b in blocks)
-    )

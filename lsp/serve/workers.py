@@ -26,7 +26,8 @@ from types import FrameType
 
 from prometheus_client import multiprocess
 
-from lsp.serve.app import ServeOptions, run_serve
+from lsp.serve.options import ServeOptions
+from lsp.serve.run import run_serve
 
 log = logging.getLogger(__name__)
 

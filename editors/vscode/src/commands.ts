@@ -2,6 +2,7 @@
 // command (iquest.explain, iquest.fix, iquest.findBugs, iquest.ask) through
 // workspace/executeCommand. The daemon reports progress, applies fixes and publishes findings.
 import * as vscode from "vscode";
+import * as protocol from "./protocol";
 
 export interface Daemon {
   executeCommand(command: string, args: unknown[]): Promise<unknown>;
@@ -28,10 +29,10 @@ export function actionArguments(editor: vscode.TextEditor): ActionArguments {
 }
 
 export const ACTIONS: ReadonlyArray<[string, string]> = [
-  ["iquest.vscode.explain", "iquest.explain"],
-  ["iquest.vscode.fix", "iquest.fix"],
-  ["iquest.vscode.findBugs", "iquest.findBugs"],
-  ["iquest.vscode.ask", "iquest.ask"],
+  ["iquest.vscode.explain", protocol.EXPLAIN],
+  ["iquest.vscode.fix", protocol.FIX],
+  ["iquest.vscode.findBugs", protocol.FIND_BUGS],
+  ["iquest.vscode.ask", protocol.ASK],
 ];
 
 export function registerCommands(daemon: () => Daemon | undefined): vscode.Disposable[] {
@@ -44,7 +45,7 @@ export function registerCommands(daemon: () => Daemon | undefined): vscode.Dispo
         return undefined;
       }
       const args = actionArguments(editor);
-      if (serverCommand === "iquest.ask") {
+      if (serverCommand === protocol.ASK) {
         const question = await vscode.window.showInputBox({
           prompt: "Ask about the selection (or the file)",
           placeHolder: "What does this do with an empty list?",
@@ -69,10 +70,11 @@ export function registerCommands(daemon: () => Daemon | undefined): vscode.Dispo
       const taken = editor.document.getText().length - before;
       if (taken > 0) {
         // Partial accepts reach no LSP request: the daemon learns of them here.
-        await client.notify("iquest/didPartiallyAccept", {
+        const params: protocol.PartialAcceptParams = {
           uri: editor.document.uri.toString(),
           acceptedLength: taken,
-        });
+        };
+        await client.notify(protocol.PARTIAL_ACCEPT, params);
       }
     }),
   );

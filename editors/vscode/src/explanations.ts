@@ -1,14 +1,10 @@
 // Explanations arrive as an `iquest/explanation` notification (the daemon sends it instead of
 // opening a document when the client says it renders them) and open in a markdown preview.
 import * as vscode from "vscode";
+import type { ExplanationParams } from "./protocol";
 
-export interface ExplanationPayload {
-  uri: string;
-  range?: { start: { line: number; character: number }; end: { line: number; character: number } };
-  kind: "explain" | "ask" | string;
-  question?: string | null;
-  markdown: string;
-}
+// What the daemon sends (protocol.ExplanationParams); range is optional for older daemons.
+export type ExplanationPayload = Omit<ExplanationParams, "range"> & { range?: ExplanationParams["range"] };
 
 export function explanationMarkdown(payload: ExplanationPayload): string {
   const file = decodeURIComponent(payload.uri.split("/").pop() ?? payload.uri);

@@ -12,6 +12,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { type Daemon, registerCommands } from "./commands";
+import * as protocol from "./protocol";
 import { type ExplanationPayload, showExplanation } from "./explanations";
 import { launchCommand, toServerSettings } from "./settings";
 import { type DaemonStats, StatusModel } from "./status";
@@ -26,7 +27,7 @@ function readSetting(key: string): unknown {
 const explanationsFeature: StaticFeature = {
   fillClientCapabilities(capabilities) {
     const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
-    capabilities.experimental = { ...experimental, iquest: { explanations: true } };
+    capabilities.experimental = { ...experimental, [protocol.CAPABILITY]: { explanations: true } };
   },
   initialize() {},
   getState() {
@@ -47,7 +48,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }
     lastStats = now;
     try {
-      status.update((await client.sendRequest("iquest/stats", null)) as DaemonStats);
+      status.update((await client.sendRequest(protocol.STATS, null)) as DaemonStats);
     } catch (error) {
       output.appendLine(`iquest/stats failed: ${String(error)}`);
     }
@@ -95,7 +96,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     });
     await client.start();
-    client.onNotification("iquest/explanation", (payload: ExplanationPayload) => {
+    client.onNotification(protocol.EXPLANATION, (payload: ExplanationPayload) => {
       void showExplanation(payload);
     });
     lastStats = 0;

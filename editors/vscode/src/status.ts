@@ -9,15 +9,9 @@ export interface StatusItem {
   show(): void;
 }
 
-// The part of the daemon's iquest/stats answer the status shows.
-export interface DaemonStats {
-  model?: string | null;
-  last_latency_ms?: number | null;
-  backend_down?: boolean;
-  in_flight?: number;
-  suggestions?: number;
-  accepted?: number;
-}
+import type { DaemonStats } from "./protocol";
+
+export type { DaemonStats };
 
 const ICONS: Record<DaemonState, string> = {
   starting: "$(loading~spin)",

@@ -1,6 +1,7 @@
 -- The daemon's code actions as commands (:IquestExplain, :IquestFix, :IquestFindBugs,
 -- :IquestAsk), with a range or on the whole file; explanations in a floating window.
 -- They also appear in vim.lsp.buf.code_action() without this module.
+local protocol = require("iquest.protocol")
 local M = {}
 
 local function client_for(bufnr)
@@ -66,9 +67,9 @@ end
 
 function M.create_commands()
   local commands = {
-    IquestExplain = "iquest.explain",
-    IquestFix = "iquest.fix",
-    IquestFindBugs = "iquest.findBugs",
+    IquestExplain = protocol.EXPLAIN,
+    IquestFix = protocol.FIX,
+    IquestFindBugs = protocol.FIND_BUGS,
   }
   for name, command in pairs(commands) do
     vim.api.nvim_create_user_command(name, function(opts)
@@ -78,13 +79,13 @@ function M.create_commands()
   vim.api.nvim_create_user_command("IquestAsk", function(opts)
     local question = opts.args ~= "" and opts.args or vim.fn.input("iquest question: ")
     if question ~= "" then
-      M.run("iquest.ask", opts, { question = question })
+      M.run(protocol.ASK, opts, { question = question })
     end
   end, { range = true, nargs = "*", desc = "iquest: ask about the selection or file" })
   vim.api.nvim_create_user_command("IquestStats", function()
     local client = client_for(0)
     if client then
-      local answer = client:request_sync("iquest/stats", vim.NIL, 5000, 0)
+      local answer = client:request_sync(protocol.STATS, vim.NIL, 5000, 0)
       print(vim.inspect(answer and answer.result))
     end
   end, { desc = "iquest: the daemon's figures" })

@@ -1,6 +1,7 @@
 -- Ghost text for Neovim 0.10 and 0.11, which have no inline completion UI: asks the daemon for
 -- textDocument/inlineCompletion as you type and shows the answer as extmarks (the first line
 -- inline at the cursor, the rest as virtual lines). Accept, accept a word, dismiss.
+local protocol = require("iquest.protocol")
 local M = {}
 
 local ns = vim.api.nvim_create_namespace("iquest.ghost")
@@ -135,7 +136,7 @@ function M.accept_word(bufnr)
   local word = M.next_word(suggestion.text)
   local rest = suggestion.text:sub(#word + 1)
   insert(bufnr, word)
-  s.client:notify("iquest/didPartiallyAccept", {
+  s.client:notify(protocol.PARTIAL_ACCEPT, {
     uri = vim.uri_from_bufnr(bufnr),
     acceptedLength = vim.str_utfindex(word, "utf-16"),
   })

@@ -1,4 +1,5 @@
 -- :checkhealth iquest
+local protocol = require("iquest.protocol")
 local M = {}
 
 function M.check()
@@ -33,7 +34,7 @@ function M.check()
     return
   end
   health.ok("attached: client " .. client.id)
-  local answer = client:request_sync("iquest/stats", vim.NIL, 5000, 0)
+  local answer = client:request_sync(protocol.STATS, vim.NIL, 5000, 0)
   local stats = answer and answer.result
   if not stats then
     health.error("the daemon did not answer iquest/stats")

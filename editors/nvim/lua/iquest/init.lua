@@ -1,6 +1,7 @@
 -- iquest for Neovim: configures the daemon with vim.lsp.config / vim.lsp.enable (0.11+), shows
 -- inline suggestions (native on 0.12+, extmark ghost text on 0.10 and 0.11), and adds commands
 -- for the code actions. See editors/nvim/README.md.
+local protocol = require("iquest.protocol")
 local M = {}
 
 M.defaults = {
@@ -55,12 +56,12 @@ function M.setup(opts)
     capabilities = {
       textDocument = { inlineCompletion = { dynamicRegistration = false } },
       -- Explanations arrive as iquest/explanation and open in a float (no document opened).
-      experimental = { iquest = { explanations = true } },
+      experimental = { [protocol.CAPABILITY] = { explanations = true } },
     },
     -- The suggestion request must see the keystroke it follows.
     flags = { debounce_text_changes = 0 },
     handlers = {
-      ["iquest/explanation"] = function(_, payload)
+      [protocol.EXPLANATION] = function(_, payload)
         require("iquest.actions").show_explanation(payload)
       end,
     },

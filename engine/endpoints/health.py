@@ -1,24 +1,15 @@
-"""Outages: one message to the user when a backend goes down, one when it is back."""
+"""Outages: one message to the user when a server goes down, one when it is back; while it is
+down, requests skip it for a moment instead of waiting on it."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 from engine.backends.errors import BackendError
+from engine.notices import Notice, Notify
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the user should see in the editor (the LSP layer shows it)."""
-
-    level: Literal["error", "warning", "info"]
-    message: str
 
 
 class OutageTracker:
@@ -26,7 +17,7 @@ class OutageTracker:
     # gets its empty answer at once instead of waiting on a dead server.
     RETRY_AFTER_S = 2.0
 
-    def __init__(self, notify: Callable[[Notice], None]) -> None:
+    def __init__(self, notify: Notify) -> None:
         self._notify = notify
         self._down_since: dict[str, float] = {}
         self._last_failure: dict[str, float] = {}

@@ -13,7 +13,7 @@ import keyword
 from engine.repository.definitions import MAX_PLACES, Located
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
-from engine.repository.symbols import NameUsage
+from engine.repository.usage import NameUsage
 
 # Names too short or too common to look up by name alone.
 MIN_LOOKUP_LENGTH = 3

@@ -1,7 +1,8 @@
-"""What discovery learns about a served model, cached by endpoint.
+"""What discovery learns about the model a completion endpoint serves, cached by endpoint.
 
 One directory per daemon: in team mode every connection's completion service uses the same
-one, so they share HTTP connection pools, the template check and the token-count cache."""
+one, so they share the template check and the token-count cache (and, through
+``EndpointClients``, the connection pools)."""
 
 from __future__ import annotations
 
@@ -20,35 +21,41 @@ from engine.completion.templating.selection import (
     choose_template,
     repo_markers_usable,
 )
+from engine.completion.templating.templates import FimTemplate
 from engine.config import EndpointConfig
+from engine.endpoints.clients import EndpointClients
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DiscoveredModel:
+class ServedModel:
+    """The model behind one completion endpoint: its name, FIM template and token counts."""
+
     name: str
     choice: TemplateChoice
     repo_headers: bool
     backend: CompletionBackend
-    info: ServerInfo
     counts: TokenCounts
+
+    @property
+    def template(self) -> FimTemplate:
+        return self.choice.template
 
 
 _Key = tuple[EndpointConfig, str, float]
 
 
 class ModelDirectory:
-    def __init__(self) -> None:
-        self._entries: dict[_Key, asyncio.Task[DiscoveredModel]] = {}
+    def __init__(self, clients: EndpointClients) -> None:
+        self.clients = clients
+        self._entries: dict[_Key, asyncio.Task[ServedModel]] = {}
 
-    async def get(
-        self, endpoint: EndpointConfig, template: str, timeout_s: float
-    ) -> DiscoveredModel:
+    async def get(self, endpoint: EndpointConfig, template: str, timeout_s: float) -> ServedModel:
         key = (endpoint, template, timeout_s)
         task = self._entries.get(key)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.create_task(_discover(endpoint, template, timeout_s))
+            task = asyncio.create_task(self._discover(endpoint, template, timeout_s))
             # A failure is reported by the request that awaits it; don't warn it was unseen.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._entries[key] = task
@@ -56,38 +63,30 @@ class ModelDirectory:
         return await asyncio.shield(task)
 
     async def aclose(self) -> None:
+        """Stops discoveries under way (the clients are closed by their owner)."""
         entries, self._entries = self._entries, {}
         for task in entries.values():
-            if not task.done():
-                task.cancel()
-                continue
-            if not task.cancelled() and task.exception() is None:
-                found = task.result()
-                await found.backend.aclose()
-                await found.info.aclose()
+            task.cancel()
 
-
-async def _discover(endpoint: EndpointConfig, template: str, timeout_s: float) -> DiscoveredModel:
-    info = ServerInfo(endpoint)
-    try:
-        model = endpoint.model or await first_served_model(info)
+    async def _discover(
+        self, endpoint: EndpointConfig, template: str, timeout_s: float
+    ) -> ServedModel:
+        info = self.clients.info(endpoint)
+        model = await self.clients.model_name(endpoint)
         count_tokens = await _token_counter(info, model)
         choice = await choose_template(model, template, count_tokens)
         repo_headers = await repo_markers_usable(choice.template, count_tokens)
-    except BaseException:
-        await info.aclose()
-        raise
-    log.info(
-        "model %s at %s: template %s (%s)",
-        model,
-        endpoint.base_url,
-        choice.template.name,
-        choice.reason,
-    )
-    backend = CompletionBackend(endpoint, model, timeout_s=timeout_s)
-    local = await _local_tokenizer(info, model) if count_tokens is not None else None
-    counts = TokenCounts(count_tokens, local=local)
-    return DiscoveredModel(model, choice, repo_headers, backend, info, counts)
+        log.info(
+            "model %s at %s: template %s (%s)",
+            model,
+            endpoint.base_url,
+            choice.template.name,
+            choice.reason,
+        )
+        backend = self.clients.completions(endpoint, model, timeout_s)
+        local = await _local_tokenizer(info, model) if count_tokens is not None else None
+        counts = TokenCounts(count_tokens, local=local)
+        return ServedModel(model, choice, repo_headers, backend, counts)
 
 
 async def _local_tokenizer(info: ServerInfo, model: str) -> Callable[[str], int] | None:
@@ -118,14 +117,6 @@ async def _local_tokenizer(info: ServerInfo, model: str) -> Callable[[str], int]
         return None
     log.info("counting tokens locally with %s", path)
     return count
-
-
-async def first_served_model(info: ServerInfo) -> str:
-    """The first model the server lists (the model an unnamed endpoint means)."""
-    models = await info.served_models()
-    if not models:
-        raise BackendError(info.base_url, FailureKind.MALFORMED, "the server lists no models")
-    return models[0]
 
 
 async def _token_counter(info: ServerInfo, model: str) -> Callable[[str], Awaitable[int]] | None:

@@ -1,0 +1,247 @@
+"""The repository tier of a prompt: the declarations a file needs, from the index, shared by
+completions and actions (an action's prompt leads with the same entries, so it reuses the
+completions' cached prefix).
+
+One per connection: it holds the tier of each repository and the memos that make each
+keystroke cheap (the ranking changes only with the index or the file's header)."""
+
+from __future__ import annotations
+
+import posixpath
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from engine.context.needed import needed_definitions
+from engine.context.tier import ContextEntry, RepositoryTier, Snippet
+from engine.context.tokens import TokenCounts, upper_estimate
+from engine.documents import OpenDocument
+from engine.repository.headers import FileHeader
+from engine.repository.index import RepositoryIndex
+from engine.repository.usage import BLOCK_LINES, NameUsage, name_usage
+from engine.workspace import Workspace
+
+Layout = Literal["stable", "naive"]
+
+# The tier's share of a prompt's token budget: the same for completions and actions, so an
+# action's prompt starts with the tier the completions left in vLLM's cache.
+REPOSITORY_SHARE = 0.50
+# A whole-file summary gets at most this share of the tier.
+SUMMARY_SHARE = 1 / 3
+OPEN_FILES = 5
+SIBLINGS = 4
+# Tokens a snippet is charged beyond its text (its share of file markers and newlines).
+MARKER_TOKENS = 4
+# A declaration shows a line per this many tokens of budget (a class: 16 lines at 2,048).
+TOKENS_PER_SHOWN_LINE = 128
+
+
+@dataclass(frozen=True)
+class FileAt:
+    """A document and a place in it (a code-point offset), as the repository context needs
+    them: a completion's cursor, or the start of an action's selection."""
+
+    document_uri: str
+    text: str
+    offset: int
+    path: Path | None = None
+    relative_path: str | None = None
+    workspace_name: str | None = None
+
+
+class RepositoryContext:
+    def __init__(self, workspace: Workspace | None) -> None:
+        self.workspace = workspace
+        self._tiers: dict[Path, RepositoryTier] = {}
+        self._siblings: dict[tuple[Path, int, str], list[str]] = {}
+        # Per-keystroke work that only changes with a header or the index: memoized.
+        self._imports: dict[tuple[object, ...], list[str]] = {}
+        self._fits: dict[tuple[str, int], str] = {}
+        self._snippets: dict[tuple[object, ...], tuple[object, list[Snippet]]] = {}
+        self._usages: dict[str, tuple[str, FileHeader | None, NameUsage]] = {}
+        self._shuffle = random.Random(0)
+
+    def locate(self, file: FileAt) -> tuple[RepositoryIndex | None, str | None]:
+        """The index holding the file and its path there; else the path the editor gave."""
+        if self.workspace is None or file.path is None:
+            return None, file.relative_path
+        index, relative = self.workspace.locate(file.path)
+        return index, relative or file.relative_path
+
+    def entries(
+        self, file: FileAt, budget: int, counts: TokenCounts, layout: Layout = "stable"
+    ) -> tuple[str | None, tuple[ContextEntry, ...]]:
+        """The workspace's name and the tier for ``file``, within ``budget`` tokens."""
+        index, relative = self.locate(file)
+        if index is None or relative is None:
+            return file.workspace_name, ()
+        return index.name, tuple(self._tier(index, relative, file, budget, counts, layout))
+
+    def fit(self, header: str, budget: int) -> str:
+        """The header's first lines that fit ``budget`` by an upper bound of their tokens: a
+        cut that depends on the text alone, so it never moves when a real count arrives."""
+        key = (header, budget)
+        fit = self._fits.get(key)
+        if fit is None:
+            kept: list[str] = []
+            total = 0
+            for line in header.splitlines():
+                total += upper_estimate(line + "\n")
+                if total > budget:
+                    break
+                kept.append(line)
+            fit = "\n".join(kept) + "\n" if kept else ""
+            if len(self._fits) > 4096:
+                self._fits.clear()
+            self._fits[key] = fit
+        return fit
+
+    def _tier(
+        self,
+        index: RepositoryIndex,
+        relative: str,
+        file: FileAt,
+        budget: int,
+        counts: TokenCounts,
+        layout: Layout,
+    ) -> list[ContextEntry]:
+        assert self.workspace is not None
+        live = {
+            d.relative: d for d in self.workspace.documents.by_recency() if d.relative is not None
+        }
+        ranked = self._ranked_snippets(index, relative, file, live, budget)
+
+        def cost(snippet: Snippet) -> int:
+            # Declarations of one file appended together share its marker: a snippet is
+            # charged a marker's share; the prompt's total is checked against the budget.
+            return counts.upper(snippet.text) + MARKER_TOKENS
+
+        if layout == "naive":
+            entries, total = [], 0
+            for snippet in ranked:
+                if total + cost(snippet) <= budget:
+                    entries.append(ContextEntry(snippet.path, snippet.text))
+                    total += cost(snippet)
+            self._shuffle.shuffle(entries)
+            return entries
+        tier = self._tiers.setdefault(index.root, RepositoryTier())
+        return tier.entries(
+            ranked,
+            cost,
+            budget,
+            alive=lambda p: p in index or p in live,
+            version=(counts.version, index.generation),
+        )
+
+    def _ranked_snippets(
+        self,
+        index: RepositoryIndex,
+        relative: str,
+        file: FileAt,
+        live: Mapping[str, OpenDocument],
+        budget: int,
+    ) -> list[Snippet]:
+        """Declarations the file uses (in order of first use), then whole-file summaries of
+        the files it imports, open files and relevant siblings. Memoized: it changes only
+        with the index or the document's header (re-extracted after an idle pause)."""
+        header, usage = self._header_and_usage(index, relative, file)
+        # The code around the cursor, by blocks of lines: moving within it keeps the ranking.
+        block = file.text.count("\n", 0, file.offset) // BLOCK_LINES
+        key = (index.root, index.generation, relative, budget, len(live), block)
+        cached = self._snippets.get(key)
+        if cached is not None and cached[0] == (header, usage):
+            return cached[1]
+        snippets: list[Snippet] = []
+        declaring: list[str] = []  # files that declare what this one uses, in that order
+        if header is not None:
+            near = usage.near(block * BLOCK_LINES)
+            for located in needed_definitions(index, relative, header, usage, near):
+                text = _first_lines(located.definition.shown, budget // TOKENS_PER_SHOWN_LINE)
+                snippets.append(Snippet(located.key, located.path, text))
+                if located.path not in declaring:
+                    declaring.append(located.path)
+        summary_budget = int(budget * SUMMARY_SHARE)
+        files = self._ranked_files(index, relative, header, usage, live)
+        for path in [*files, *(p for p in declaring if p not in files)]:
+            document = live.get(path)
+            indexed = index.header(path)
+            source = indexed or (document.header if document is not None else None)
+            if source is not None and (text := self.fit(source.summary, summary_budget)):
+                snippets.append(Snippet(path, path, text.rstrip("\n")))
+        if len(self._snippets) > 256:
+            self._snippets.clear()
+        self._snippets[key] = ((header, usage), snippets)
+        return snippets
+
+    def _header_and_usage(
+        self, index: RepositoryIndex, relative: str, file: FileAt
+    ) -> tuple[FileHeader | None, NameUsage]:
+        assert self.workspace is not None
+        document = self.workspace.documents.get(file.document_uri)
+        if document is not None and document.header is not None:
+            return document.header, document.usage
+        # Not open here (a code action on a file the editor did not send): from its text.
+        header = index.header(relative)
+        cached = self._usages.get(relative)
+        if cached is None or cached[0] != file.text or cached[1] is not header:
+            cached = (file.text, header, name_usage(file.text, header.bindings if header else ()))
+            if len(self._usages) > 64:
+                self._usages.clear()
+            self._usages[relative] = cached
+        return header, cached[2]
+
+    def _ranked_files(
+        self,
+        index: RepositoryIndex,
+        relative: str,
+        header: FileHeader | None,
+        usage: NameUsage,
+        live: Mapping[str, OpenDocument],
+    ) -> list[str]:
+        """Imported files first, then open files by recency, then same-folder siblings."""
+        imports, bindings, language = (
+            (header.imports, header.bindings, header.language) if header else ((), (), None)
+        )
+        key = (index.root, index.generation, relative, language, imports, bindings)
+        if key not in self._imports:
+            if len(self._imports) > 256:
+                self._imports.clear()
+            self._imports[key] = index.resolver().resolve(relative, language, imports, bindings)
+        candidates = list(self._imports[key])
+        candidates += [path for path in live if path != relative and path in index][:OPEN_FILES]
+        candidates += self._siblings_of(index, relative, usage)
+        ranked: list[str] = []
+        for path in candidates:
+            if path != relative and path not in ranked:
+                ranked.append(path)
+        return ranked
+
+    def _siblings_of(self, index: RepositoryIndex, relative: str, usage: NameUsage) -> list[str]:
+        """Same-folder files that declare names this file uses, most such names first."""
+        folder = posixpath.dirname(relative)
+        key = (index.root, index.generation, folder)
+        if key not in self._siblings:
+            if len(self._siblings) > 256:
+                self._siblings.clear()
+            self._siblings[key] = sorted(
+                p for p in index.paths() if posixpath.dirname(p) == folder and p != relative
+            )
+        used = set(usage.uses)
+        scored = []
+        for path in self._siblings[key]:
+            header = index.header(path)
+            hits = sum(1 for d in header.definitions if d.name in used) if header else 0
+            if hits:
+                scored.append((-hits, path))
+        return [path for _, path in sorted(scored)[:SIBLINGS]]
+
+
+def _first_lines(text: str, count: int) -> str:
+    lines = text.split("\n")
+    if len(lines) <= count + 1:
+        return text
+    kept = lines[:count]
+    indent = kept[-1][: len(kept[-1]) - len(kept[-1].lstrip())]
+    return "\n".join([*kept, indent + "…"])

@@ -1,0 +1,24 @@
+"""The model servers as the engine sees them: routing rules, replicas, health, failover, the
+request fields each server refused, and one shared cache of clients."""
+
+from engine.endpoints.clients import EndpointClients
+from engine.endpoints.failover import Endpoints, NoEndpointAnswered, Replica
+from engine.endpoints.health import OutageTracker
+from engine.endpoints.refusals import RefusedFields, send_without_refused
+from engine.endpoints.replicas import SESSION_HEADER, session_id
+from engine.endpoints.routing import EndpointName, Route, Router
+
+__all__ = [
+    "SESSION_HEADER",
+    "EndpointClients",
+    "EndpointName",
+    "Endpoints",
+    "NoEndpointAnswered",
+    "OutageTracker",
+    "RefusedFields",
+    "Replica",
+    "Route",
+    "Router",
+    "send_without_refused",
+    "session_id",
+]

@@ -1,0 +1,146 @@
+"""One connection's way to its model servers: route, replica order, failover and notices.
+
+Completions and actions both call :meth:`Endpoints.call` with the work to do on one server;
+which servers are tried, in which order, what counts as a failure worth trying elsewhere and
+what the user is told all live here, once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from engine.backends.errors import BackendError
+from engine.config import EndpointConfig, Settings
+from engine.endpoints.clients import EndpointClients
+from engine.endpoints.health import OutageTracker
+from engine.endpoints.replicas import in_affinity_order
+from engine.endpoints.routing import (
+    EndpointName,
+    Route,
+    Router,
+    Task,
+    endpoint_config,
+    endpoint_label,
+    endpoints_in_order,
+    worth_falling_back,
+)
+from engine.notices import Notice, Notify
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One server of an endpoint (``config.base_url`` is that server's URL)."""
+
+    endpoint: EndpointName
+    config: EndpointConfig
+
+    @property
+    def url(self) -> str:
+        return self.config.base_url
+
+
+class NoEndpointAnswered(Exception):
+    """Every server the route allows failed, or failed a moment ago and was skipped."""
+
+    def __init__(self, route: Route, last_error: BackendError | None) -> None:
+        detail = (
+            str(last_error)
+            if last_error is not None
+            else "its servers failed a moment ago; trying again shortly"
+        )
+        super().__init__(detail)
+        self.route = route
+        self.last_error = last_error
+
+
+class Endpoints:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: EndpointClients,
+        notify: Notify,
+        outages: OutageTracker | None = None,
+    ) -> None:
+        self.settings = settings
+        # Shared: by completions and actions, and in team mode by every connection.
+        self.clients = clients
+        self.notify = notify
+        self.outages = outages or OutageTracker(notify)
+        self._router = Router(settings.routing)
+        # (failed endpoint, endpoint used instead) pairs the user was told about; forgotten
+        # when the failed one answers again.
+        self._fallbacks_told: set[tuple[EndpointName, EndpointName]] = set()
+
+    def reconfigure(self, settings: Settings) -> None:
+        self.settings = settings
+        self._router = Router(settings.routing)
+
+    def route(self, task: Task, selected_lines: int = 0) -> Route:
+        return self._router.route(task, selected_lines)
+
+    def replicas(self, route: Route, session: str | None, *, try_paused: bool) -> list[Replica]:
+        """The servers to try, in order: the route's endpoint, then its fallback; within each,
+        the session's replica first (its prefix cache). Servers that failed a moment ago go
+        last, and only with ``try_paused`` (a keystroke gets its empty answer at once instead
+        of waiting on a dead server; an action the user asked for tries them still)."""
+        everything = [
+            Replica(name, config)
+            for name in endpoints_in_order(route, self.settings)
+            for config in in_affinity_order(endpoint_config(self.settings, name), session)
+        ]
+        ready = [r for r in everything if not self.outages.should_skip(r.url)]
+        paused = [r for r in everything if r not in ready] if try_paused else []
+        return ready + paused
+
+    async def call(
+        self,
+        route: Route,
+        session: str | None,
+        attempt: Callable[[Replica], Awaitable[T]],
+        *,
+        try_paused: bool,
+    ) -> T:
+        """``attempt`` on each server in turn until one answers. A failure worth another try
+        (down, silent, 5xx) moves on; any other is raised as it is. Raises
+        :class:`NoEndpointAnswered` when none answered."""
+        last_error: BackendError | None = None
+        failed_endpoint: EndpointName | None = None
+        for replica in self.replicas(route, session, try_paused=try_paused):
+            if failed_endpoint is not None and replica.endpoint != failed_endpoint:
+                self._tell_fallback(route, failed_endpoint, replica.endpoint, last_error)
+            try:
+                result = await attempt(replica)
+            except BackendError as error:
+                self.outages.failed(error)
+                if not worth_falling_back(error):
+                    raise
+                last_error, failed_endpoint = error, replica.endpoint
+                continue
+            self.outages.succeeded(replica.url)
+            self._fallbacks_told = {t for t in self._fallbacks_told if t[0] != replica.endpoint}
+            return result
+        raise NoEndpointAnswered(route, last_error)
+
+    def _tell_fallback(
+        self,
+        route: Route,
+        failed: EndpointName,
+        instead: EndpointName,
+        error: BackendError | None,
+    ) -> None:
+        log.warning("%s endpoint failed (%s): using %s", failed, error, instead)
+        if (failed, instead) in self._fallbacks_told:
+            return
+        self._fallbacks_told.add((failed, instead))
+        self.notify(
+            Notice(
+                "warning",
+                f"iquest: {route.task} use the {instead} model meanwhile: the {failed} model "
+                f"({endpoint_label(self.settings, failed)}) is not answering.",
+            )
+        )

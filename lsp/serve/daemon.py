@@ -1,0 +1,119 @@
+"""``iquest-lsp --serve``: one daemon next to the team's vLLM, many editors.
+
+pygls's own TCP and WebSocket servers serve one client and exit with it, so connections are
+accepted here (``listeners``), each with its own language server and team session (its user's
+documents, settings and findings) sharing the engine: clients and model discovery, the
+server-side checkouts' indexes, and the fair share of the model server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from engine.completion.discovery import ModelDirectory
+from engine.endpoints import EndpointClients
+from engine.repository.index import RepositoryIndex
+from engine.team.fair_share import FairShare
+from engine.team.tokens import TokenStore
+from engine.workspace import Workspace, default_index_cache
+from lsp.language_server import IquestServer
+from lsp.serve.connections import Connection, Connections
+from lsp.serve.dispatch import Dispatcher
+from lsp.serve.listeners import Listeners
+from lsp.serve.metrics import DaemonMetrics
+from lsp.serve.options import ServeOptions
+from lsp.serve.session import team_session
+from lsp.server import build_server
+
+log = logging.getLogger(__name__)
+
+
+class TeamDaemon:
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.tokens = TokenStore(options.tokens)
+        self.models = ModelDirectory(EndpointClients())
+        self.checkouts = Workspace(default_index_cache())
+        self.metrics = DaemonMetrics()
+        self.fair_share = FairShare()
+        self.connections = Connections(options.limits, self.metrics)
+        self.dispatcher = Dispatcher(options.limits, self.metrics, self.connections)
+        self.listeners = Listeners(
+            options,
+            self.tokens,
+            self.metrics,
+            self.dispatcher,
+            self.open_connection,
+            self.close_connection,
+        )
+        self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def bound(self) -> dict[str, int]:
+        return self.listeners.bound
+
+    async def start(self) -> None:
+        for repo in self.options.repos:
+            self.checkouts.add_folder(repo.resolve())
+        await self.listeners.start()
+        self._reaper = asyncio.create_task(self._close_idle_connections())
+        log.info("serving %s", ", ".join(f"{k} port {v}" for k, v in self.bound.items()))
+        if self.options.announce:
+            host, tls = self.options.host, self.listeners.tls
+            print(
+                f"iquest-lsp serving: {'tls' if tls else 'tcp'}://{host}:{self.bound.get('tcp')} "
+                f"{'wss' if tls else 'ws'}://{host}:{self.bound.get('ws')}",
+                flush=True,
+            )
+
+    async def aclose(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        self.listeners.close()
+        for connection in self.connections.all():
+            await _close_session(connection.server)
+        await self.checkouts.aclose()
+        await self.models.aclose()
+        await self.models.clients.aclose()
+
+    def open_connection(self, user: str, close: Callable[[], None]) -> Connection:
+        salt = "team:team" if self.options.salt_per == "team" else f"user:{user}"
+        session = team_session(
+            user,
+            self.options.config,
+            salt,
+            self.models,
+            self._visible_checkouts(user),
+            self.fair_share,
+            close,
+        )
+        log.info("connection for user %s", user)
+        return self.connections.add(user, build_server(session))
+
+    async def close_connection(self, connection: Connection) -> None:
+        self.connections.remove(connection)
+        await _close_session(connection.server)
+
+    def _visible_checkouts(self, user: str) -> list[RepositoryIndex]:
+        """The server-side checkouts this user's tokens allow (all, unless restricted)."""
+        entries = [e for e in self.tokens.entries() if e.user == user and not e.revoked]
+        if any(e.repos is None for e in entries):
+            return list(self.checkouts.indexes)
+        allowed = {name for e in entries for name in e.repos or ()}
+        return [index for index in self.checkouts.indexes if index.name in allowed]
+
+    async def _close_idle_connections(self) -> None:
+        idle = self.options.limits.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(30.0, idle / 4))
+            for connection in self.connections.idle(idle):
+                log.info("closing an idle connection of %s", connection.user)
+                connection.server.close_connection()
+
+
+async def _close_session(server: IquestServer) -> None:
+    try:
+        await server.session.aclose()
+    except Exception:
+        log.exception("closing a session")

@@ -1,0 +1,117 @@
+"""A connection of the team daemon: what it shares with the others, and what is its own.
+
+Shared: model discovery with its clients (connection pools, token counts), the server-side
+checkouts' indexes, and the fair share of the model server. Its own: documents, settings
+(within what an editor may set), findings, and a ``cache_salt`` that keeps its user's prompts
+out of other users' cache."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from cattrs import Converter
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from engine.completion.discovery import ModelDirectory
+from engine.config import Settings
+from engine.repository.index import RepositoryIndex
+from engine.team.fair_share import FairShare
+from engine.workspace import Workspace
+from lsp.protocol import TeamProtocol
+from lsp.session import Session, shared_converter
+from lsp.settings import SettingsLayers
+
+
+class TeamSession(Session):
+    protocol_cls = TeamProtocol
+    # The file would be on the server, out of the editor's reach.
+    writes_explanation_files = False
+    # Logging is process-wide: it would carry other users' lines to this one.
+    forwards_logs = False
+
+    def __init__(
+        self,
+        user: str,
+        layers: SettingsLayers,
+        models: ModelDirectory,
+        repositories: list[RepositoryIndex],
+        fair_share: FairShare,
+        close: Callable[[], None],
+    ) -> None:
+        super().__init__(layers, models)
+        self.user = self.name = user
+        self.repositories = repositories
+        self.fair_share = fair_share
+        self._close = close
+        # The editor's folders (paths on its machine) -> server-side checkouts.
+        self.path_map: list[tuple[Path, Path]] = []
+
+    @staticmethod
+    def converter_factory() -> Converter:
+        return shared_converter()
+
+    def initialize(self, params: types.InitializeParams) -> None:
+        # Paths on the editor's machine: never read here. Folders named like a server-side
+        # checkout get its context.
+        by_name = {index.name: index.root for index in self.repositories}
+        self.path_map = [
+            (Path(path), by_name[folder.name])
+            for folder in params.workspace_folders or []
+            if folder.name in by_name and (path := to_fs_path(folder.uri))
+        ]
+
+    def server_path(self, uri: str) -> Path | None:
+        """The client's folder swapped for the server-side checkout of the same name."""
+        path = to_fs_path(uri)
+        if path is None:
+            return None
+        for client_root, server_root in self.path_map:
+            if Path(path).is_relative_to(client_root):
+                return server_root / Path(path).relative_to(client_root)
+        return Path(path)
+
+    def open_workspace(self, settings: Settings) -> Workspace | None:
+        workspace = Workspace(None, settings.index.exclude)
+        workspace.indexes.extend(self.repositories)
+        return workspace
+
+    def share(self) -> Callable[[], AbstractContextManager[int]] | None:
+        return functools.partial(self.fair_share.request, self.name)
+
+    def stats_extra(self) -> dict[str, Any]:
+        return {"worker_pid": os.getpid()}  # with --workers, which process serves this editor
+
+    def close_connection(self) -> None:
+        self._close()
+
+
+# Team mode: what a connected editor may set. Endpoints, logging, the index and the cache salt
+# belong to whoever runs the server (an editor pointing the daemon at another URL, or writing
+# its log file, or sharing another user's cache salt, must not be possible).
+EDITOR_KEYS = {
+    "completion": {"debounce_ms", "max_tokens", "temperature", "top_p", "multiline"},
+    "actions": {"show_thinking", "max_tokens"},
+}
+
+
+def team_session(
+    user: str,
+    config_path: Path | None,
+    cache_salt: str,
+    models: ModelDirectory,
+    repositories: list[RepositoryIndex],
+    fair_share: FairShare,
+    close: Callable[[], None],
+) -> TeamSession:
+    layers = SettingsLayers(
+        config_path,
+        forced={"completion": {"cache_salt": cache_salt}},
+        editor_keys=EDITOR_KEYS,
+    )
+    return TeamSession(user, layers, models, repositories, fair_share, close)
