@@ -141,7 +141,10 @@ class DaemonStats(Payload):
 
 
 def _plain(value: object) -> object:
-    """pygls hands unknown payloads over as namespace objects: back to dicts and lists."""
+    """pygls hands the payloads of methods it does not know over as namedtuples (nested): back
+    to dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

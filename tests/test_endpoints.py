@@ -238,5 +238,5 @@ async def test_the_action_service_runs_on_an_injected_endpoint_layer():
 
     clients._outcomes = {url: down(url) for url in (REASONING, *INSTRUCT)}
     endpoints.outages.RETRY_AFTER_S = 0.0  # type: ignore[misc]
-    with pytest.raises(ActionError, match="explain: .*unreachable"):
+    with pytest.raises(ActionError, match=r"explain: .*unreachable"):
         await service.explain(request, lambda message, share: None)

@@ -56,7 +56,7 @@ def test_action_arguments_are_validated_with_a_clear_message():
     assert parsed.range is not None and parsed.range.to_lsp().end.line == 2
     with pytest.raises(InvalidPayload, match="uri"):
         ActionArguments.parse({"range": None})
-    with pytest.raises(InvalidPayload, match="range.start.line"):
+    with pytest.raises(InvalidPayload, match=r"range\.start\.line"):
         ActionArguments.parse(
             {
                 "uri": "file:///a.py",
@@ -73,3 +73,26 @@ def test_action_arguments_are_validated_with_a_clear_message():
 def test_payloads_keep_the_wire_names():
     assert PartialAcceptParams.parse({"acceptedLength": 3}).accepted_length == 3
     assert PartialAcceptParams(accepted_length=2).to_json() == {"uri": None, "acceptedLength": 2}
+
+
+def test_payloads_arrive_as_pygls_hands_them_over():
+    """pygls turns the params of a method it does not know into nested namedtuples."""
+    from pygls.protocol import _dict_to_object
+
+    params = _dict_to_object({"uri": "file:///a.py", "acceptedLength": 4})
+    assert PartialAcceptParams.parse(params).accepted_length == 4
+    nested = _dict_to_object(
+        {
+            "uri": "file:///a.py",
+            "range": {"start": {"line": 0, "character": 1}, "end": {"line": 0, "character": 2}},
+        }
+    )
+    assert (
+        ActionArguments.parse(nested).range
+        == ActionArguments.parse(
+            {
+                "uri": "file:///a.py",
+                "range": {"start": {"line": 0, "character": 1}, "end": {"line": 0, "character": 2}},
+            }
+        ).range
+    )

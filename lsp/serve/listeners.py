@@ -52,6 +52,7 @@ class Listeners:
         self._close = close_connection
         self._servers: list[asyncio.Server | Server] = []
         self._ws_users: dict[int, str] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self.bound: dict[str, int] = {}
         self.tls = False
 
@@ -163,7 +164,9 @@ class Listeners:
             return
 
         def close() -> None:
-            asyncio.ensure_future(socket.close())
+            closing = asyncio.ensure_future(socket.close())
+            self._closing.add(closing)  # held until done: a task nobody holds may vanish
+            closing.add_done_callback(self._closing.discard)
 
         connection = self._open(user, close)
         connection.server.protocol.set_writer(WebSocketWriter(socket), include_headers=False)
