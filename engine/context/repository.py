@@ -71,10 +71,16 @@ class RepositoryContext:
         return index, relative or file.relative_path
 
     def entries(
-        self, file: FileAt, budget: int, counts: TokenCounts, layout: Layout = "stable"
+        self,
+        file: FileAt,
+        budget: int,
+        counts: TokenCounts,
+        layout: Layout = "stable",
+        located: tuple[RepositoryIndex | None, str | None] | None = None,
     ) -> tuple[str | None, tuple[ContextEntry, ...]]:
-        """The workspace's name and the tier for ``file``, within ``budget`` tokens."""
-        index, relative = self.locate(file)
+        """The workspace's name and the tier for ``file``, within ``budget`` tokens.
+        ``located``: what :meth:`locate` said of ``file``, when the caller asked already."""
+        index, relative = located or self.locate(file)
         if index is None or relative is None:
             return file.workspace_name, ()
         return index.name, tuple(self._tier(index, relative, file, budget, counts, layout))

@@ -68,7 +68,8 @@ class ContextBuilder:
     def build(self, request: CompletionRequest, budget: int) -> CursorContext | None:
         """None when the document must never reach a model (a secrets file)."""
         file = file_at(request)
-        _, relative = self.repository.locate(file)
+        located = self.repository.locate(file)
+        relative = located[1]
         name = relative or (request.path.name if request.path else None)
         if name is not None and is_denied(name, self._extra_deny):
             return None
@@ -95,7 +96,7 @@ class ContextBuilder:
                 )
             file_header = anchors.file_header
         workspace_name, repository = self.repository.entries(
-            file, int(budget * REPOSITORY_SHARE), self.counts, self._layout
+            file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located
         )
         # The text after the cursor's line changes only with the line, the cursor's line with
         # every keystroke: it is bounded without asking the tokenizer for a count each time.
