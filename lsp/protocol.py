@@ -6,16 +6,46 @@ command (a long model stream) keeps running. Awaiting it here lets cancellation 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Generator
 from typing import Any
 
+from cattrs.errors import ClassValidationError
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
-from pygls.protocol import LanguageServerProtocol
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol
+from pygls.protocol.json_rpc import JsonRPCResponseMessage, ResponseErrorMessage
 from pygls.protocol.language_server import lsp_method
+
+log = logging.getLogger(__name__)
 
 
 class IquestProtocol(LanguageServerProtocol):
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """pygls's own, less its log: pygls logged a whole traceback for each malformed message
+        (a request without params), so a client could fill the log at will. The error still
+        reaches the client; the log gets one short line."""
+        if "jsonrpc" not in data:
+            return data
+        try:
+            if "id" in data:
+                if "error" in data:
+                    return self._converter.structure(data, ResponseErrorMessage)
+                if "method" in data:
+                    kind = self.get_message_type(data["method"]) or JsonRPCRequestMessage
+                    return self._converter.structure(data, kind)
+                kind = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
+                return self._converter.structure(data, kind)
+            method = data.get("method", "")
+            kind = self.get_message_type(method) or JsonRPCNotification
+            return self._converter.structure(data, kind)
+        except ClassValidationError as error:
+            log.debug("a malformed message: %s", str(error)[:200])
+            raise JsonRpcInvalidParams() from error
+        except Exception as error:
+            log.debug("a message that cannot be read: %s", type(error).__name__)
+            raise JsonRpcInternalError() from error
+
     def _execute_handler(
         self, msg_id: Any, handler: Any, callback: Any, *args: Any, **kwargs: Any
     ) -> None:

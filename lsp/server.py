@@ -14,6 +14,7 @@ from engine.completion.types import CompletionRequest, Suggestion
 from lsp import actions, convert, extensions
 from lsp.documents import open_document
 from lsp.extensions import AcceptedArguments, DaemonStats, InvalidPayload, PartialAcceptParams
+from lsp.fast_positions import use_fast_positions
 from lsp.findings import clear_findings, publish_findings
 from lsp.language_server import IquestServer
 from lsp.logging_setup import attach_client_logging
@@ -55,6 +56,7 @@ def _register(ls: IquestServer) -> None:
 
 
 def on_initialize(ls: IquestServer, params: types.InitializeParams) -> None:
+    use_fast_positions(ls.workspace)  # before any document opens: each takes the codec
     ls.session.layers.set_initialization_options(params.initialization_options)
     ls.session.initialize(params)
 

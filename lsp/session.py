@@ -58,6 +58,8 @@ class DocumentPlace:
 class Session:
     # The user's name in team mode (their token's); None for the single user.
     user: str | None = None
+    # Keys the session ids (X-Session-ID) in team mode: the daemon's secret.
+    session_key = b""
     protocol_cls: type[IquestProtocol] = IquestProtocol
     # Explanations written as files and shown with window/showDocument: only where the
     # editor can open the daemon's files (the same machine).
@@ -172,7 +174,7 @@ class Session:
             indexed=indexed,
             relative=indexed or folder_relative or name,
             workspace_name=workspace_name,
-            session=session_id(self.user, workspace_name),
+            session=session_id(self.user, workspace_name, self.session_key),
         )
 
     async def aclose(self) -> None:

@@ -29,6 +29,7 @@ from lsp.serve.daemon import TeamDaemon
 from lsp.serve.framing import frame
 from lsp.serve.limits import UserLimits
 from lsp.serve.options import ServeOptions
+from lsp.serve.session import cache_salt
 from tests.conftest import VllmEndpoint
 from tests.support.certificates import self_signed
 from tests.support.fake_server import FakeServer, fake_server
@@ -138,9 +139,13 @@ async def test_two_editors_see_only_their_own_code_and_cache(tmp_path: Path):
     by_salt: dict[str, list[str]] = {}
     for body in fake.completion_requests:
         by_salt.setdefault(str(body.get("cache_salt")), []).append(str(body["prompt"]))
-    assert set(by_salt) == {"user:alice", "user:bob"}
-    assert all("ALPHA_ONLY" in p and "BRAVO_ONLY" not in p for p in by_salt["user:alice"])
-    assert all("BRAVO_ONLY" in p and "ALPHA_ONLY" not in p for p in by_salt["user:bob"])
+    secret = team["store"].server_secret()
+    alice_salt, bob_salt = (cache_salt(secret, "user", user) for user in ("alice", "bob"))
+    assert set(by_salt) == {alice_salt, bob_salt}
+    # Keyed with the daemon's secret: not computable from the user's name.
+    assert not any("alice" in salt or "bob" in salt for salt in by_salt)
+    assert all("ALPHA_ONLY" in p and "BRAVO_ONLY" not in p for p in by_salt[alice_salt])
+    assert all("BRAVO_ONLY" in p and "ALPHA_ONLY" not in p for p in by_salt[bob_salt])
 
 
 async def test_one_editor_leaving_leaves_the_others_served(tmp_path: Path):

@@ -86,6 +86,7 @@ methods = st.sampled_from(
     )
 )
 def test_any_json_message_gets_an_answer_or_nothing(raw: object):
+    from engine.team.tokens import TokenEntry
     from lsp.serve.daemon import TeamDaemon
     from lsp.serve.options import ServeOptions
 
@@ -100,7 +101,7 @@ def test_any_json_message_gets_an_answer_or_nothing(raw: object):
 
     async def run() -> None:
         daemon = TeamDaemon(ServeOptions(port=None, ws_port=None))
-        connection = daemon.open_connection("fuzz", lambda: None)
+        connection = daemon.open_connection(TokenEntry("id", "fuzz", "", "", 0.0), lambda: None)
         connection.server.protocol.set_writer(Collect())
         daemon.dispatcher.dispatch(connection, body=json.dumps(raw).encode())
         await asyncio.sleep(0)

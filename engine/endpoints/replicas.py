@@ -17,10 +17,11 @@ from engine.config import EndpointConfig
 SESSION_HEADER = "X-Session-ID"
 
 
-def session_id(user: str | None, workspace: str | None) -> str:
-    """Opaque and stable: routers see no user or folder names."""
-    key = f"{user or ''}\0{workspace or ''}".encode()
-    return hashlib.blake2b(key, digest_size=12).hexdigest()
+def session_id(user: str | None, workspace: str | None, key: bytes = b"") -> str:
+    """Opaque and stable: routers see no user or folder names. Keyed by the team daemon's
+    secret, so nobody can compute another user's id (or cache salt) from their name."""
+    text = f"{user or ''}\0{workspace or ''}".encode()
+    return hashlib.blake2b(text, key=key, digest_size=12).hexdigest()
 
 
 def replica_urls(endpoint: EndpointConfig) -> tuple[str, ...]:

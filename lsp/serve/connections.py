@@ -14,8 +14,11 @@ from lsp.serve.metrics import DaemonMetrics, StatsAccount
 @dataclass(eq=False)
 class Connection:
     user: str
+    # The token it was opened with: revoking it ends the connection.
+    token_id: str
     server: IquestServer
     account: StatsAccount
+    # Anything received counts, so a connection that never sends is closed as idle too.
     last_seen: float = field(default_factory=time.monotonic)
 
     def fold_stats(self) -> None:
@@ -32,8 +35,8 @@ class Connections:
         self._open: list[Connection] = []
         self._usage: dict[str, UserUsage] = {}
 
-    def add(self, user: str, server: IquestServer) -> Connection:
-        connection = Connection(user, server, StatsAccount(self._metrics))
+    def add(self, user: str, token_id: str, server: IquestServer) -> Connection:
+        connection = Connection(user, token_id, server, StatsAccount(self._metrics))
         self._open.append(connection)
         self._count()
         return connection

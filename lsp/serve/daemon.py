@@ -15,7 +15,7 @@ from engine.completion.discovery import ModelDirectory
 from engine.endpoints import EndpointClients
 from engine.repository.index import RepositoryIndex
 from engine.team.fair_share import FairShare
-from engine.team.tokens import TokenStore
+from engine.team.tokens import TokenEntry, TokenStore
 from engine.workspace import Workspace, default_index_cache
 from lsp.language_server import IquestServer
 from lsp.serve.connections import Connection, Connections
@@ -47,7 +47,8 @@ class TeamDaemon:
             self.open_connection,
             self.close_connection,
         )
-        self._reaper: asyncio.Task[None] | None = None
+        self._watchers: list[asyncio.Task[None]] = []
+        self._secret = b""
 
     @property
     def bound(self) -> dict[str, int]:
@@ -56,8 +57,12 @@ class TeamDaemon:
     async def start(self) -> None:
         for repo in self.options.repos:
             self.checkouts.add_folder(repo.resolve())
+        self._secret = self.tokens.server_secret()
         await self.listeners.start()
-        self._reaper = asyncio.create_task(self._close_idle_connections())
+        self._watchers = [
+            asyncio.create_task(self._close_idle_connections()),
+            asyncio.create_task(self._close_revoked_connections()),
+        ]
         log.info("serving %s", ", ".join(f"{k} port {v}" for k, v in self.bound.items()))
         if self.options.announce:
             host, tls = self.options.host, self.listeners.tls
@@ -68,8 +73,8 @@ class TeamDaemon:
             )
 
     async def aclose(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for watcher in self._watchers:
+            watcher.cancel()
         self.listeners.close()
         for connection in self.connections.all():
             await _close_session(connection.server)
@@ -77,31 +82,32 @@ class TeamDaemon:
         await self.models.aclose()
         await self.models.clients.aclose()
 
-    def open_connection(self, user: str, close: Callable[[], None]) -> Connection:
-        salt = "team:team" if self.options.salt_per == "team" else f"user:{user}"
+    def open_connection(self, entry: TokenEntry, close: Callable[[], None]) -> Connection:
+        if not self._secret:
+            self._secret = self.tokens.server_secret()
         session = team_session(
-            user,
+            entry.user,
             self.options.config,
-            salt,
+            self._secret,
+            self.options.salt_per,
             self.models,
-            self._visible_checkouts(user),
+            self._visible_checkouts(entry),
             self.fair_share,
             close,
         )
-        log.info("connection for user %s", user)
-        return self.connections.add(user, build_server(session))
+        log.info("connection for user %s", entry.user)
+        return self.connections.add(entry.user, entry.id, build_server(session))
 
     async def close_connection(self, connection: Connection) -> None:
         self.connections.remove(connection)
         await _close_session(connection.server)
 
-    def _visible_checkouts(self, user: str) -> list[RepositoryIndex]:
-        """The server-side checkouts this user's tokens allow (all, unless restricted)."""
-        entries = [e for e in self.tokens.entries() if e.user == user and not e.revoked]
-        if any(e.repos is None for e in entries):
+    def _visible_checkouts(self, entry: TokenEntry) -> list[RepositoryIndex]:
+        """The server-side checkouts this connection's token allows (all, unless restricted):
+        a user's other, unrestricted token does not widen a restricted one."""
+        if entry.repos is None:
             return list(self.checkouts.indexes)
-        allowed = {name for e in entries for name in e.repos or ()}
-        return [index for index in self.checkouts.indexes if index.name in allowed]
+        return [index for index in self.checkouts.indexes if index.name in entry.repos]
 
     async def _close_idle_connections(self) -> None:
         idle = self.options.limits.idle_timeout_s
@@ -110,6 +116,20 @@ class TeamDaemon:
             for connection in self.connections.idle(idle):
                 log.info("closing an idle connection of %s", connection.user)
                 connection.server.close_connection()
+
+    async def _close_revoked_connections(self) -> None:
+        """A revoked (or deleted) token ends its live connections within token_check_s."""
+        while True:
+            await asyncio.sleep(self.options.token_check_s)
+            try:
+                live = {e.id for e in self.tokens.entries() if not e.revoked}
+            except (OSError, ValueError) as error:  # a store being edited by hand: next round
+                log.warning("cannot read the token store: %s", error)
+                continue
+            for connection in self.connections.all():
+                if connection.token_id not in live:
+                    log.info("closing a connection of %s: its token was revoked", connection.user)
+                    connection.server.close_connection()
 
 
 async def _close_session(server: IquestServer) -> None:

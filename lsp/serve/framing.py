@@ -16,8 +16,12 @@ class FramingError(ValueError):
     """The stream is not LSP framing (or breaks a limit): the connection must close."""
 
 
-async def read_bodies(reader: asyncio.StreamReader, max_bytes: int) -> AsyncIterator[bytes]:
-    """Each message body; ends at a clean end of stream, raises FramingError otherwise."""
+async def read_bodies(
+    reader: asyncio.StreamReader, max_bytes: int, first_max_bytes: int | None = None
+) -> AsyncIterator[bytes]:
+    """Each message body; ends at a clean end of stream, raises FramingError otherwise.
+    ``first_max_bytes``: a smaller limit for the first message (before authentication)."""
+    limit = first_max_bytes if first_max_bytes is not None else max_bytes
     while True:
         length: int | None = None
         for count in range(MAX_HEADERS + 1):
@@ -45,12 +49,14 @@ async def read_bodies(reader: asyncio.StreamReader, max_bytes: int) -> AsyncIter
             raise FramingError("too many header lines")
         if length is None or length < 0:
             raise FramingError("a message without Content-Length")
-        if length > max_bytes:
-            raise FramingError(f"a message of {length} bytes (the limit is {max_bytes})")
+        if length > limit:
+            raise FramingError(f"a message of {length} bytes (the limit is {limit})")
         try:
-            yield await reader.readexactly(length)
+            body = await reader.readexactly(length)
         except asyncio.IncompleteReadError as error:
             raise FramingError("the stream ended inside a message") from error
+        limit = max_bytes
+        yield body
 
 
 def frame(body: bytes) -> bytes:

@@ -3,8 +3,11 @@
 
 Authentication: on WebSocket, ``Authorization: Bearer`` at the handshake; on TCP, the first
 message must be ``initialize`` with ``initializationOptions.token`` (``iquest-lsp connect``
-adds it), within ``auth_timeout_s``. Anything else closes the connection; tokens never reach
-a log or the language server."""
+adds it), within ``auth_timeout_s`` and ``max_unauthenticated_bytes``. Anything else closes the
+connection; tokens never reach a log or the language server.
+
+Before that, a stranger costs little: the TLS handshake has ``tls_handshake_timeout_s``, open
+sockets are capped in all and per address, and refusals are logged at a bounded rate."""
 
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from engine.team.tokens import TokenStore
+from engine.team.tokens import TokenEntry, TokenStore
 from lsp.serve.connections import Connection
 from lsp.serve.dispatch import Dispatcher
 from lsp.serve.framing import FramingError, frame, read_bodies
+from lsp.serve.guards import GuardedWriter, RateLimitedLog, transport_buffer
 from lsp.serve.metrics import DaemonMetrics
 from lsp.serve.options import ServeOptions
 
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 
 UNAUTHORIZED = -32001  # in the server-defined error range
 
-OpenConnection = Callable[[str, Callable[[], None]], Connection]
+OpenConnection = Callable[[TokenEntry, Callable[[], None]], Connection]
 CloseConnection = Callable[[Connection], Awaitable[None]]
 
 
@@ -51,21 +55,26 @@ class Listeners:
         self._open = open_connection
         self._close = close_connection
         self._servers: list[asyncio.Server | Server] = []
-        self._ws_users: dict[int, str] = {}
+        self._ws_users: dict[int, TokenEntry] = {}
+        self._refusals = RateLimitedLog(log)
+        # Open sockets by peer address (TCP and WebSocket together).
+        self._sockets: dict[str, int] = {}
+        self._context: ssl.SSLContext | None = None
         self._closing: set[asyncio.Future[None]] = set()
         self.bound: dict[str, int] = {}
         self.tls = False
 
     async def start(self) -> None:
         options = self._options
-        context = self._tls_context()
+        context = self._context = self._tls_context()
         self.tls = context is not None
         if options.port is not None:
+            # TLS is started by the handler (``_on_tcp``), after the socket is counted: a
+            # socket that never says hello counts against the caps and waits 1 s at most.
             tcp = await asyncio.start_server(
                 self._on_tcp,
                 options.host,
                 options.port,
-                ssl=context,
                 limit=64 * 1024,
                 reuse_port=options.reuse_port,
             )
@@ -80,6 +89,8 @@ class Listeners:
                 process_request=self._on_http,
                 max_size=options.max_message_bytes,
                 reuse_port=options.reuse_port,
+                ssl_handshake_timeout=options.tls_handshake_timeout_s if context else None,
+                open_timeout=max(2.0, options.auth_timeout_s * 2),
             )
             self._servers.append(ws)
             self.bound["ws"] = next(iter(ws.sockets)).getsockname()[1]
@@ -98,44 +109,102 @@ class Listeners:
 
     # --- TCP ---------------------------------------------------------------------------------
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        bodies = read_bodies(reader, self._options.max_message_bytes)
+        address = _address(writer.get_extra_info("peername"))
+        if not self._admit(address):
+            writer.close()
+            return
+        try:
+            await self._serve_tcp(reader, writer)
+        finally:
+            self._leave(address)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        options = self._options
         connection: Connection | None = None
         try:
+            if self._context is not None:
+                await writer.start_tls(
+                    self._context, ssl_handshake_timeout=options.tls_handshake_timeout_s
+                )
+            bodies = read_bodies(
+                reader, options.max_message_bytes, options.max_unauthenticated_bytes
+            )
             try:
-                first = await asyncio.wait_for(anext(bodies), self._options.auth_timeout_s)
+                first = await asyncio.wait_for(anext(bodies), options.auth_timeout_s)
                 message = json.loads(first)
-            except (TimeoutError, StopAsyncIteration, FramingError, ValueError):
+            except (
+                TimeoutError,
+                StopAsyncIteration,
+                FramingError,
+                ValueError,
+                RecursionError,
+            ) as error:
                 self._metrics.refused.labels("no initialize with a token").inc()
+                self._refusals.info(
+                    "refused a connection: no initialize with a token (%s)", _kind(error)
+                )
                 return
-            user = self._authenticate_initialize(message)
-            if user is None:
+            entry = self._authenticate_initialize(message)
+            if entry is None:
                 self._metrics.refused.labels("bad token").inc()
-                error = {"code": UNAUTHORIZED, "message": "unauthorized"}
-                answer = {"jsonrpc": "2.0", "id": message.get("id"), "error": error}
+                self._refusals.info("refused a connection: bad token")
+                refusal = {"code": UNAUTHORIZED, "message": "unauthorized"}
+                msg_id = message.get("id") if isinstance(message, dict) else None
+                answer = {
+                    "jsonrpc": "2.0",
+                    "id": msg_id if isinstance(msg_id, int | str) else None,
+                    "error": refusal,
+                }
                 writer.write(frame(json.dumps(answer).encode()))
                 await writer.drain()
                 return
-            connection = self._open(user, writer.close)
-            connection.server.protocol.set_writer(writer)
+            connection = self._open(entry, writer.close)
+            connection.server.protocol.set_writer(
+                GuardedWriter(
+                    writer, transport_buffer(writer), options.max_unsent_bytes, writer.close
+                )
+            )
             self._dispatcher.dispatch(connection, first_message=message)
             async for body in bodies:
+                await self._dispatcher.pace(connection, body)
                 self._dispatcher.dispatch(connection, body=body)
         except FramingError as error:
             log.warning("closing a connection: %s", error)
-        except (ConnectionError, ssl.SSLError) as error:
-            log.info("connection lost: %s", error)
+        except (ConnectionError, ssl.SSLError, TimeoutError) as error:
+            log.info("connection lost: %s", _kind(error))
         finally:
             if connection is not None:
                 await self._close(connection)
             writer.close()
 
-    def _authenticate_initialize(self, message: object) -> str | None:
+    def _admit(self, address: str) -> bool:
+        """Counts a new socket from ``address``, unless a cap is reached."""
+        options = self._options
+        if sum(self._sockets.values()) >= options.max_connections:
+            reason = "too many connections"
+        elif self._sockets.get(address, 0) >= options.max_connections_per_address:
+            reason = "too many connections from one address"
+        else:
+            self._sockets[address] = self._sockets.get(address, 0) + 1
+            return True
+        self._metrics.refused.labels(reason).inc()
+        self._refusals.info("refused a connection: %s", reason)
+        return False
+
+    def _leave(self, address: str) -> None:
+        left = self._sockets.get(address, 1) - 1
+        if left > 0:
+            self._sockets[address] = left
+        else:
+            self._sockets.pop(address, None)
+
+    def _authenticate_initialize(self, message: object) -> TokenEntry | None:
         if not isinstance(message, dict) or message.get("method") != "initialize":
             return None
         params = message.get("params")
         options = params.get("initializationOptions") if isinstance(params, dict) else None
         token = options.pop("token", None) if isinstance(options, dict) else None
-        return self._tokens.user_for(token if isinstance(token, str) else None)
+        return self._tokens.entry_for(token if isinstance(token, str) else None)
 
     # --- WebSocket and HTTP --------------------------------------------------------------------
     def _on_http(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -144,37 +213,65 @@ class Listeners:
         if request.path == "/metrics":
             headers = Headers([("Content-Type", "text/plain; version=0.0.4")])
             return Response(200, "OK", headers, self._metrics.scrape())
-        authorization = request.headers.get("Authorization", "")
+        # One Authorization header, or none accepted (several made the lookup fail: a 500).
+        values = request.headers.get_all("Authorization")
+        authorization = values[0] if len(values) == 1 else ""
         token = (
             authorization.removeprefix("Bearer ").strip()
             if authorization.startswith("Bearer ")
             else None
         )
-        user = self._tokens.user_for(token)
-        if user is None:
+        entry = self._tokens.entry_for(token)
+        if entry is None:
             self._metrics.refused.labels("bad token").inc()
+            self._refusals.info("refused a WebSocket connection: bad token")
             return connection.respond(401, "unauthorized\n")
-        self._ws_users[id(connection)] = user
+        if not self._admit(_address(connection.remote_address)):
+            return connection.respond(503, "too many connections\n")
+        self._ws_users[id(connection)] = entry
         return None
 
     async def _on_websocket(self, socket: ServerConnection) -> None:
-        user = self._ws_users.pop(id(socket), None)
-        if user is None:
+        entry = self._ws_users.pop(id(socket), None)
+        if entry is None:
             await socket.close(code=1008)
             return
+        try:
+            await self._serve_websocket(socket, entry)
+        finally:
+            self._leave(_address(socket.remote_address))
 
+    async def _serve_websocket(self, socket: ServerConnection, entry: TokenEntry) -> None:
         def close() -> None:
             closing = asyncio.ensure_future(socket.close())
             self._closing.add(closing)  # held until done: a task nobody holds may vanish
             closing.add_done_callback(self._closing.discard)
 
-        connection = self._open(user, close)
-        connection.server.protocol.set_writer(WebSocketWriter(socket), include_headers=False)
+        def unsent() -> int:
+            transport = socket.transport
+            return 0 if transport.is_closing() else transport.get_write_buffer_size()
+
+        connection = self._open(entry, close)
+        writer = GuardedWriter(
+            WebSocketWriter(socket), unsent, self._options.max_unsent_bytes, close
+        )
+        connection.server.protocol.set_writer(writer, include_headers=False)
         try:
             async for data in socket:
                 body = data.encode() if isinstance(data, str) else data
+                await self._dispatcher.pace(connection, body)
                 self._dispatcher.dispatch(connection, body=body)
         except Exception as error:  # a broken socket ends this connection only
-            log.info("websocket closed: %s", error)
+            log.info("websocket closed: %s", _kind(error))
         finally:
             await self._close(connection)
+
+
+def _address(peer: object) -> str:
+    """The peer's IP address (a socket's peername is a tuple; anything else is one bucket)."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+
+def _kind(error: BaseException) -> str:
+    """An error's kind and a short reason, never a client's bytes at length."""
+    return f"{type(error).__name__}: {str(error)[:120]}"

@@ -21,7 +21,17 @@ class ServeOptions:
     # One cache salt per user (isolation), or one for the whole team (more cache sharing).
     salt_per: str = "user"
     max_message_bytes: int = 8 * 1024 * 1024
+    # Before a token is proven: the first message (``initialize``) may be at most this big.
+    max_unauthenticated_bytes: int = 64 * 1024
     auth_timeout_s: float = 1.0
+    tls_handshake_timeout_s: float = 1.0
+    # Open sockets, authenticated or not, in all and from one address.
+    max_connections: int = 1024
+    max_connections_per_address: int = 64
+    # Bytes waiting to be sent to an editor that does not read: past this, it is closed.
+    max_unsent_bytes: int = 16 * 1024 * 1024
+    # How often live sessions are checked against the token store (revocations end them).
+    token_check_s: float = 2.0
     limits: UserLimits = field(default_factory=UserLimits)
     # Worker processes (lsp.serve.workers) each bind the same ports with SO_REUSEPORT; the
     # parent prints the banner.

@@ -8,6 +8,8 @@ out of other users' cache."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -43,9 +45,11 @@ class TeamSession(Session):
         repositories: list[RepositoryIndex],
         fair_share: FairShare,
         close: Callable[[], None],
+        session_key: bytes = b"",
     ) -> None:
         super().__init__(layers, models)
         self.user = self.name = user
+        self.session_key = session_key
         self.repositories = repositories
         self.fair_share = fair_share
         self._close = close
@@ -103,7 +107,8 @@ EDITOR_KEYS = {
 def team_session(
     user: str,
     config_path: Path | None,
-    cache_salt: str,
+    secret: bytes,
+    salt_per: str,
     models: ModelDirectory,
     repositories: list[RepositoryIndex],
     fair_share: FairShare,
@@ -111,7 +116,15 @@ def team_session(
 ) -> TeamSession:
     layers = SettingsLayers(
         config_path,
-        forced={"completion": {"cache_salt": cache_salt}},
+        forced={"completion": {"cache_salt": cache_salt(secret, salt_per, user)}},
         editor_keys=EDITOR_KEYS,
     )
-    return TeamSession(user, layers, models, repositories, fair_share, close)
+    return TeamSession(user, layers, models, repositories, fair_share, close, secret)
+
+
+def cache_salt(secret: bytes, salt_per: str, user: str) -> str:
+    """vLLM's cache_salt for a user's requests: keyed with the daemon's secret, so whoever can
+    reach vLLM cannot compute it from a user name and probe that user's cached prompts. With
+    ``--salt-per team`` every user shares one (more cache hits, no isolation)."""
+    scope = "team" if salt_per == "team" else f"user:{user}"
+    return hmac.new(secret, scope.encode(), hashlib.sha256).hexdigest()[:32]
