@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         return _token_command(args)
     if args.command == "connect":
-        from lsp.serve.bridge import BridgeError, read_token, run_bridge
+        from lsp.serve.bridge import BridgeError, cleartext_warning, read_token, run_bridge
+
+        if warning := cleartext_warning(args.url):
+            print(f"iquest-lsp connect: {warning}", file=sys.stderr)
 
         try:
             return asyncio.run(run_bridge(args.url, read_token(args.token_file), args.ca_file))
@@ -132,6 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         from lsp.serve.run import run_serve
 
         _console_logging(logging.INFO)
+        from lsp.serve.bridge import is_loopback
+
+        if args.tls_cert is None and not is_loopback(args.host):
+            # Loud, on the console: tokens and code would cross the network in clear.
+            print(
+                f"iquest-lsp --serve: WARNING: no --tls-cert, yet listening on {args.host}: "
+                "editors' tokens and code cross the network unencrypted. Give --tls-cert and "
+                "--tls-key, or listen on 127.0.0.1 behind a TLS proxy.",
+                file=sys.stderr,
+                flush=True,
+            )
         options = ServeOptions(
             host=args.host,
             port=args.port,
@@ -161,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
     from lsp.server import build_stdio_server
+    from lsp.stdio import serve_stdio
 
-    build_stdio_server(args.config).start_io()
+    serve_stdio(build_stdio_server(args.config))
     return 0
 
 

@@ -17,6 +17,10 @@ from engine.config import (
 
 SECTION = "iquest"
 
+# Team mode: an editor key and the range its value is held to; None as the upper end: at most
+# what the server's own settings say (an editor may ask for fewer tokens, never for more).
+Bounds = tuple[float | None, float | None] | None
+
 
 class SettingsLayers:
     """Holds each layer so that a change to one can be re-merged with the others."""
@@ -25,14 +29,14 @@ class SettingsLayers:
         self,
         config_path: Path | None = None,
         forced: Mapping[str, Any] | None = None,
-        editor_keys: Mapping[str, set[str]] | None = None,
+        editor_keys: Mapping[str, Mapping[str, Bounds]] | None = None,
     ) -> None:
         self.config_path = config_path or config_path_from_environment()
         self.initialization_options: dict[str, Any] = {}
         self.editor: dict[str, Any] = {}
         # Set over everything else (team mode: the user's cache salt).
         self.forced = dict(forced) if forced is not None else None
-        # When given, the only keys an editor may set, per table (team mode).
+        # When given, the only keys an editor may set, per table, and their bounds (team mode).
         self.editor_keys = editor_keys
 
     def set_initialization_options(self, options: object) -> None:
@@ -42,15 +46,11 @@ class SettingsLayers:
         self.editor = self._editor_layer(_section(settings))
 
     def build(self) -> Settings:
-        return build_settings(
-            merge_layers(
-                read_config_file(self.config_path),
-                environment_layer(),
-                self.initialization_options,
-                self.editor,
-                self.forced,
-            )
-        )
+        server = merge_layers(read_config_file(self.config_path), environment_layer())
+        editor = merge_layers(self.initialization_options, self.editor)
+        if self.editor_keys is not None:
+            editor = self._bounded(editor, build_settings(merge_layers(server, self.forced)))
+        return build_settings(merge_layers(server, editor, self.forced))
 
     def _editor_layer(self, layer: dict[str, Any]) -> dict[str, Any]:
         if self.editor_keys is None:
@@ -61,6 +61,25 @@ class SettingsLayers:
             if isinstance(layer.get(table), Mapping)
             and (kept := {k: v for k, v in layer[table].items() if k in allowed})
         }
+
+    def _bounded(self, layer: dict[str, Any], server: Settings) -> dict[str, Any]:
+        """Numbers an editor set, held to their bounds (the server's value as the ceiling
+        where no fixed one is given); anything else is left to validation."""
+        assert self.editor_keys is not None
+        bounded: dict[str, Any] = {}
+        for table, values in layer.items():
+            rules = self.editor_keys.get(table, {})
+            kept = dict(values) if isinstance(values, Mapping) else values
+            for key, value in list(kept.items()) if isinstance(kept, dict) else []:
+                bounds = rules.get(key)
+                if bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                low, high = bounds
+                if high is None:
+                    high = getattr(getattr(server, table), key)
+                kept[key] = type(value)(min(max(value, low if low is not None else value), high))
+            bounded[table] = kept
+        return bounded
 
 
 def _section(value: object) -> dict[str, Any]:

@@ -67,7 +67,12 @@ class RepositoryIndex:
         self._cache: diskcache.Cache | None = None
         if cache_dir is not None:
             key = hashlib.blake2b(str(self.root).encode(), digest_size=8).hexdigest()
-            self._cache = diskcache.Cache(str(cache_dir / f"v{HEADER_VERSION}-{key}"))
+            # It holds the code's headers: a private folder, whatever the umask.
+            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            cache_dir.chmod(0o700)
+            folder = cache_dir / f"v{HEADER_VERSION}-{key}"
+            folder.mkdir(exist_ok=True, mode=0o700)
+            self._cache = diskcache.Cache(str(folder))
         self._watcher: asyncio.Task[None] | None = None
         self._stop_watching = asyncio.Event() if _has_loop() else None
         # Bumped whenever a header changes: context built from the index can tell it is stale.

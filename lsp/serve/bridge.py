@@ -7,6 +7,7 @@ sent as ``Authorization: Bearer`` at the handshake."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import ssl
@@ -35,6 +36,26 @@ def read_token(token_file: Path | None) -> str:
     if not token:
         raise BridgeError("no token: set IQUEST_TOKEN or pass --token-file")
     return token
+
+
+def cleartext_warning(url: str) -> str | None:
+    """What to tell the user when their token would cross the network unencrypted."""
+    target = urlparse(url)
+    if target.scheme in ("tcp", "ws") and not is_loopback(target.hostname or ""):
+        return (
+            f"warning: {url} is not encrypted: your token and your code cross the network in "
+            f"clear. Use {'tls' if target.scheme == 'tcp' else 'wss'}:// instead."
+        )
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def run_bridge(url: str, token: str, ca_file: Path | None = None) -> int:

@@ -10,8 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.completion.discovery import ModelDirectory
+from engine.config import (
+    SettingsError,
+    build_settings,
+    config_path_from_environment,
+    read_config_file,
+)
 from engine.endpoints import EndpointClients
 from engine.repository.index import RepositoryIndex
 from engine.team.fair_share import FairShare
@@ -34,7 +41,7 @@ class TeamDaemon:
         self.options = options
         self.tokens = TokenStore(options.tokens)
         self.models = ModelDirectory(EndpointClients())
-        self.checkouts = Workspace(default_index_cache())
+        self.checkouts = Workspace(_index_cache(options))
         self.metrics = DaemonMetrics()
         self.fair_share = FairShare()
         self.connections = Connections(options.limits, self.metrics)
@@ -137,3 +144,15 @@ async def _close_session(server: IquestServer) -> None:
         await server.session.aclose()
     except Exception:
         log.exception("closing a session")
+
+
+def _index_cache(options: ServeOptions) -> Path:
+    """The checkouts' index cache: ``[index] cache_dir`` of the daemon's config, if set."""
+    try:
+        settings = build_settings(
+            read_config_file(options.config or config_path_from_environment())
+        )
+    except SettingsError as error:
+        log.warning("the config's index settings cannot be read (%s): default cache", error)
+        return default_index_cache()
+    return Path(settings.index.cache_dir) if settings.index.cache_dir else default_index_cache()

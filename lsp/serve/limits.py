@@ -21,6 +21,13 @@ class UserLimits:
     open_documents: int = 300
     document_bytes: int = 64 * 1024 * 1024
     idle_timeout_s: float = 3600.0
+    # Every message, notifications included, costs work: its bytes, at least message_cost,
+    # and for an edit the size of the document it edits (applying it copies the text). A
+    # user spending more than work_per_s (after a burst of work_burst) is read more slowly:
+    # their editors wait, nobody else does.
+    message_cost: int = 64 * 1024
+    work_per_s: float = 16 * 1024 * 1024
+    work_burst: float = 64 * 1024 * 1024
 
 
 @dataclass
@@ -34,8 +41,28 @@ class UserUsage:
     # connection's `initialized` still discovering the model, are not requests).
     in_flight: int = 0
 
+    # Work allowance (bytes, see UserLimits): negative while the user is being slowed down.
+    work: float = 0.0
+    work_refilled: float = field(default_factory=time.monotonic)
+
     def __post_init__(self) -> None:
         self.tokens = float(self.limits.burst)
+        self.work = float(self.limits.work_burst)
+
+    def charge(self, work: int) -> None:
+        now = time.monotonic()
+        limits = self.limits
+        self.work = min(
+            float(limits.work_burst), self.work + (now - self.work_refilled) * limits.work_per_s
+        )
+        self.work_refilled = now
+        self.work -= work
+
+    async def paced(self, work: int) -> None:
+        """Charges ``work``; returns once the user's allowance is no longer overdrawn."""
+        self.charge(work)
+        if self.work < 0:
+            await asyncio.sleep(-self.work / self.limits.work_per_s)
 
     def take_request(self) -> str | None:
         """None when the request may run; otherwise why not."""

@@ -6,8 +6,10 @@ message must be ``initialize`` with ``initializationOptions.token`` (``iquest-ls
 adds it), within ``auth_timeout_s`` and ``max_unauthenticated_bytes``. Anything else closes the
 connection; tokens never reach a log or the language server.
 
-Before that, a stranger costs little: the TLS handshake has ``tls_handshake_timeout_s``, open
-sockets are capped in all and per address, and refusals are logged at a bounded rate."""
+Before that, a stranger costs little: the TLS handshake has ``tls_handshake_timeout_s``, the
+first message ``max_unauthenticated_bytes``, connections are capped in all and per address,
+the daemon raises its open-file limit to the hard limit at start, and refusals are logged at a
+bounded rate."""
 
 from __future__ import annotations
 
@@ -59,22 +61,24 @@ class Listeners:
         self._refusals = RateLimitedLog(log)
         # Open sockets by peer address (TCP and WebSocket together).
         self._sockets: dict[str, int] = {}
-        self._context: ssl.SSLContext | None = None
+
         self._closing: set[asyncio.Future[None]] = set()
         self.bound: dict[str, int] = {}
         self.tls = False
 
     async def start(self) -> None:
         options = self._options
-        context = self._context = self._tls_context()
+        context = self._tls_context()
         self.tls = context is not None
         if options.port is not None:
-            # TLS is started by the handler (``_on_tcp``), after the socket is counted: a
-            # socket that never says hello counts against the caps and waits 1 s at most.
+            # A socket that never says hello waits tls_handshake_timeout_s at most (asyncio's
+            # default, 60 s, let a few hundred of them exhaust the file descriptors).
             tcp = await asyncio.start_server(
                 self._on_tcp,
                 options.host,
                 options.port,
+                ssl=context,
+                ssl_handshake_timeout=options.tls_handshake_timeout_s if context else None,
                 limit=64 * 1024,
                 reuse_port=options.reuse_port,
             )
@@ -122,10 +126,6 @@ class Listeners:
         options = self._options
         connection: Connection | None = None
         try:
-            if self._context is not None:
-                await writer.start_tls(
-                    self._context, ssl_handshake_timeout=options.tls_handshake_timeout_s
-                )
             bodies = read_bodies(
                 reader, options.max_message_bytes, options.max_unauthenticated_bytes
             )

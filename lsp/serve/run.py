@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import resource
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from lsp.serve.options import ServeOptions
 
 
 async def run_serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int:
+    _raise_open_file_limit()
     daemon = TeamDaemon(options)
     await daemon.start()
     if ready is not None:
@@ -46,3 +48,15 @@ def _write_growth(target: Path, now: tracemalloc.Snapshot, then: tracemalloc.Sna
         lines.append(f"{stat.size_diff / 1e6:+.2f} MB in {stat.count_diff:+d} blocks")
         lines.extend(f"    {frame}" for frame in stat.traceback.format()[-12:])
     target.write_text("\n".join(lines) + "\n")  # at exit, nothing else runs
+
+
+def _raise_open_file_limit() -> None:
+    """Sockets are files: the soft limit (often 1,024) is what a flood of half-open TLS
+    connections exhausted. The hard limit is the daemon's to take."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass

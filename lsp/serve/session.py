@@ -27,7 +27,7 @@ from engine.team.fair_share import FairShare
 from engine.workspace import Workspace
 from lsp.protocol import TeamProtocol
 from lsp.session import Session, shared_converter
-from lsp.settings import SettingsLayers
+from lsp.settings import Bounds, SettingsLayers
 
 
 class TeamSession(Session):
@@ -98,9 +98,15 @@ class TeamSession(Session):
 # Team mode: what a connected editor may set. Endpoints, logging, the index and the cache salt
 # belong to whoever runs the server (an editor pointing the daemon at another URL, or writing
 # its log file, or sharing another user's cache salt, must not be possible).
-EDITOR_KEYS = {
-    "completion": {"debounce_ms", "max_tokens", "temperature", "top_p", "multiline"},
-    "actions": {"show_thinking", "max_tokens"},
+EDITOR_KEYS: dict[str, dict[str, Bounds]] = {
+    "completion": {
+        "debounce_ms": (0, 2000),
+        "max_tokens": (1, None),
+        "temperature": (0.0, 2.0),
+        "top_p": (0.01, 1.0),
+        "multiline": None,
+    },
+    "actions": {"show_thinking": None, "max_tokens": (1, None)},
 }
 
 
