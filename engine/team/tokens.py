@@ -167,7 +167,7 @@ class TokenStore:
 
 def _private_folder(folder: Path) -> None:
     if not folder.exists():
-        folder.mkdir(parents=True, mode=0o700)
+        folder.mkdir(parents=True, mode=0o700, exist_ok=True)
 
 
 def _write_private(path: Path, text: str) -> None:
