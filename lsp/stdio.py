@@ -57,7 +57,7 @@ def serve_stdio(
     """pygls's ``start_io``, with the bounded reader."""
     server._stop_event = threading.Event()
     server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-    reader = BoundedStdinReader(stdin or sys.stdin.buffer)
+    reader = BoundedStdinReader(stdin or sys.stdin.buffer, MAX_MESSAGE_BYTES)
     try:
         asyncio.run(
             run_async(
