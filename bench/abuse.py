@@ -97,8 +97,11 @@ async def _edit_flood(port: int, token: str, until: float, text: str) -> None:
                 "contentChanges": [{"range": {"start": at, "end": at}, "text": "y"}],
             },
         )
-        await writer.drain()  # as fast as the daemon reads
-    writer.close()
+        try:  # as fast as the daemon reads
+            await asyncio.wait_for(writer.drain(), max(0.01, until - time.monotonic()))
+        except TimeoutError:
+            break
+    writer.transport.abort()  # what is still queued is dropped, as a vanished client's
 
 
 async def change_flood(port: int, token: str, until: float) -> None:
@@ -115,8 +118,11 @@ async def no_params(port: int, token: str, until: float) -> None:
         for _ in range(50):
             rpc.next_id += 1
             rpc.send({"jsonrpc": "2.0", "id": rpc.next_id, "method": "textDocument/hover"})
-        await writer.drain()
-    writer.close()
+        try:
+            await asyncio.wait_for(writer.drain(), max(0.01, until - time.monotonic()))
+        except TimeoutError:
+            break
+    writer.transport.abort()
 
 
 async def not_reading(port: int, token: str, until: float) -> None:
