@@ -73,7 +73,9 @@ class RawEditor:
         self.seen: list[dict[str, Any]] = []
 
     @classmethod
-    async def connect(cls, port: int, cert: Path, token: str, folder: Path) -> RawEditor:
+    async def connect(
+        cls, port: int, cert: Path, token: str, folder: Path, settings: Any = None
+    ) -> RawEditor:
         context = ssl.create_default_context(cafile=str(cert))
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
         editor = cls(reader, writer)
@@ -84,7 +86,7 @@ class RawEditor:
                 "method": "initialize",
                 "params": {
                     "capabilities": {},
-                    "initializationOptions": {"token": token},
+                    "initializationOptions": {"token": token, "iquest": settings or {}},
                     "workspaceFolders": [{"uri": folder.as_uri(), "name": folder.name}],
                 },
             }
@@ -373,6 +375,9 @@ async def test_a_restricted_token_stays_restricted_beside_an_unrestricted_one(tm
         editor.close()
     assert fake.prompts
     assert not any("def helper_from_the_server" in p for p in fake.prompts)
+    # The checkout's index cache: under the config's [index] cache_dir, private.
+    cache = tmp_path / "index-cache"
+    assert any(cache.iterdir()) and cache.stat().st_mode & 0o077 == 0
 
 
 async def test_a_websocket_that_never_speaks_is_closed_as_idle(tmp_path: Path):
@@ -411,28 +416,14 @@ async def test_one_editor_not_yet_initialized_leaves_the_users_other_editor_work
 async def test_editor_settings_cannot_ask_for_unbounded_work(tmp_path: Path):
     """An editor set actions.max_tokens to 10^9 and it was forwarded."""
     async with fake_server() as fake, daemon_with(tmp_path, fake) as (daemon, team):
-        context = ssl.create_default_context(cafile=str(team["cert"]))
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", daemon.bound["tcp"], ssl=context
-        )
-        editor = RawEditor(reader, writer)
         huge = {"max_tokens": 10**9, "temperature": 99}
-        editor.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "capabilities": {},
-                    "initializationOptions": {
-                        "token": team["tokens"]["alice"],
-                        "iquest": {"completion": huge, "actions": {"max_tokens": 10**9}},
-                    },
-                },
-            }
+        editor = await RawEditor.connect(
+            daemon.bound["tcp"],
+            team["cert"],
+            team["tokens"]["alice"],
+            tmp_path / "proj",
+            {"completion": huge, "actions": {"max_tokens": 10**9}},
         )
-        await editor.answer(1)
-        editor.notify("initialized", {})
         uri = (tmp_path / "proj" / "a.py").as_uri()
         editor.open(uri, SOURCE)
         await editor.answer(editor.complete(uri, 1, 11))
