@@ -84,10 +84,9 @@ class Session:
     def initialize(self, params: types.InitializeParams) -> None:
         """The editor's folders, from ``initialize``."""
 
-    def server_path(self, uri: str) -> Path | None:
-        """The document's file on this machine."""
-        path = to_fs_path(uri)
-        return Path(path) if path is not None else None
+    def on_this_machine(self, client_path: Path) -> Path:
+        """Where a file of the editor's machine is on this one (the same path here)."""
+        return client_path
 
     def open_workspace(self, settings: Settings) -> Workspace | None:
         return None
@@ -109,10 +108,6 @@ class Session:
         return Path(platformdirs.user_cache_dir(APP_NAME)) / "explanations"
 
     # --- the engine ----------------------------------------------------------------------------
-    @property
-    def started(self) -> bool:
-        return self._started is not None
-
     @property
     def endpoints(self) -> Endpoints:
         return self._services()[0]
@@ -154,8 +149,8 @@ class Session:
         await completions.reconfigure(before)
 
     def locate(self, uri: str, folders: Iterable[types.WorkspaceFolder]) -> DocumentPlace:
-        path = self.server_path(uri)
         client_path = to_fs_path(uri)
+        path = self.on_this_machine(Path(client_path)) if client_path is not None else None
         folder_relative = workspace_name = None
         if client_path is not None:
             for folder in folders:

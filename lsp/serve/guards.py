@@ -82,6 +82,6 @@ class RateLimitedLog:
             self._dropped += 1
 
 
-def transport_buffer(writer: asyncio.StreamWriter) -> Callable[[], int]:
-    transport = writer.transport
+def transport_buffer(transport: asyncio.WriteTransport) -> Callable[[], int]:
+    """The bytes a transport holds unsent (none once it is closing)."""
     return lambda: 0 if transport.is_closing() else transport.get_write_buffer_size()

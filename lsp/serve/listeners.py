@@ -161,7 +161,10 @@ class Listeners:
             connection = self._open(entry, writer.close)
             connection.server.protocol.set_writer(
                 GuardedWriter(
-                    writer, transport_buffer(writer), options.max_unsent_bytes, writer.close
+                    writer,
+                    transport_buffer(writer.transport),
+                    options.max_unsent_bytes,
+                    writer.close,
                 )
             )
             self._dispatcher.dispatch(connection, first_message=message)
@@ -247,13 +250,12 @@ class Listeners:
             self._closing.add(closing)  # held until done: a task nobody holds may vanish
             closing.add_done_callback(self._closing.discard)
 
-        def unsent() -> int:
-            transport = socket.transport
-            return 0 if transport.is_closing() else transport.get_write_buffer_size()
-
         connection = self._open(entry, close)
         writer = GuardedWriter(
-            WebSocketWriter(socket), unsent, self._options.max_unsent_bytes, close
+            WebSocketWriter(socket),
+            transport_buffer(socket.transport),
+            self._options.max_unsent_bytes,
+            close,
         )
         connection.server.protocol.set_writer(writer, include_headers=False)
         try:

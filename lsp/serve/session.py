@@ -70,15 +70,12 @@ class TeamSession(Session):
             if folder.name in by_name and (path := to_fs_path(folder.uri))
         ]
 
-    def server_path(self, uri: str) -> Path | None:
+    def on_this_machine(self, client_path: Path) -> Path:
         """The client's folder swapped for the server-side checkout of the same name."""
-        path = to_fs_path(uri)
-        if path is None:
-            return None
         for client_root, server_root in self.path_map:
-            if Path(path).is_relative_to(client_root):
-                return server_root / Path(path).relative_to(client_root)
-        return Path(path)
+            if client_path.is_relative_to(client_root):
+                return server_root / client_path.relative_to(client_root)
+        return client_path
 
     def open_workspace(self, settings: Settings) -> Workspace | None:
         workspace = Workspace(None, settings.index.exclude)
