@@ -19,7 +19,7 @@ echo "vLLM up after ${SECONDS}s"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader | tee "$OUT/gpu.txt"
 if [ "$WHICH" = priority ]; then
   python3 -m bench.priority --vllm-root http://127.0.0.1:8000 --actions "$ACTIONS" \
-    --max-num-seqs "$SEQS" --inline 20 2>&1 | tee "$OUT/priority.txt"
+    --max-num-seqs "$SEQS" --seconds 45 2>&1 | tee "$OUT/priority.txt"
 elif [ "$WHICH" = team ]; then
   for workers in ${WORKERS:-1}; do
     python3 -m bench.team_load --vllm-root http://127.0.0.1:8000 --editors 100 --seconds 60 \

@@ -3,26 +3,32 @@
 One vLLM (CPU build, tiny model) runs ``--scheduling-policy priority`` with few sequence slots
 (``--max-num-seqs``), so long action streams fill them and queue, as on a busy shared GPU.
 The real language server runs ``--actions`` explain loops on the reasoning endpoint while the
-client asks for inline completions one after another and times each answer. Three rows, in
+client asks for inline completions one after another and times each answer. Four rows, in
 one run: no actions (the floor), actions at the inline priority (0: first come, first served),
-and actions at a lower priority (10, the default). Each row has its own cache_salt.
+actions at a lower priority (10, the default) with no budget, and the same with the daemon's
+budget of running actions (issue 13: completions always find a free slot). Each row has its
+own cache_salt and measures for ``--seconds``; actions/min counts those finished inside it.
 
-    .venv/bin/python -m bench.priority [--actions 8] [--inline 40] [--max-num-seqs 4]
+    .venv/bin/python -m bench.priority [--actions 8] [--seconds 60] [--max-num-seqs 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import math
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from bench.common import lsp_client, percentile, tiny_vllm
+from engine.endpoints import budget_for
 
 SOURCE = '''def moving_average(values, window):
     """Average of each run of `window` values."""
@@ -32,22 +38,51 @@ SOURCE = '''def moving_average(values, window):
 '''
 
 
-async def action_loop(client: LanguageClient, uri: str, stop: asyncio.Event) -> int:
-    done = 0
-    while not stop.is_set():
-        try:
-            await client.workspace_execute_command_async(
-                types.ExecuteCommandParams(command="iquest.explain", arguments=[{"uri": uri}])
-            )
-            done += 1
-        except Exception as error:  # a failed action is counted out, not fatal to the bench
-            print(f"action failed: {error}", flush=True)
-    return done
+@dataclass
+class ActionLoops:
+    """Explain actions run back to back by ``count`` loops; ends of actions are timed."""
+
+    client: LanguageClient
+    uri: str
+    finished_at: list[float] = field(default_factory=list)
+    in_flight: set[str] = field(default_factory=set)
+    stopping: bool = False
+
+    async def loop(self, name: str) -> None:
+        for n in itertools.count():
+            if self.stopping:
+                return
+            request_id = f"{name}-{n}"
+            self.in_flight.add(request_id)
+            try:
+                await self.client.protocol.send_request_async(
+                    types.WORKSPACE_EXECUTE_COMMAND,
+                    types.ExecuteCommandParams(
+                        command="iquest.explain", arguments=[{"uri": self.uri}]
+                    ),
+                    msg_id=request_id,
+                )
+                self.finished_at.append(time.perf_counter())
+            except Exception as error:  # a failed or cancelled action is counted out
+                if not self.stopping:
+                    print(f"action failed: {error}", flush=True)
+            finally:
+                self.in_flight.discard(request_id)
+
+    def stop(self) -> None:
+        """Cancels what runs or waits: the next row starts on an idle server."""
+        self.stopping = True
+        for request_id in list(self.in_flight):
+            self.client.protocol.notify("$/cancelRequest", types.CancelParams(id=request_id))
 
 
-async def inline_latencies(client: LanguageClient, uri: str, count: int) -> list[float]:
+async def inline_latencies(
+    client: LanguageClient, uri: str, count: int, until: float = math.inf
+) -> list[float]:
     text, version, samples = SOURCE, 1, []
     for n in range(count):
+        if time.perf_counter() >= until:
+            break
         # A new line each time: no answer can come from the typing-through memory.
         addition = f"        total_{n} = sum(chunk)\n"
         lines = text.split("\n")
@@ -81,10 +116,29 @@ async def inline_latencies(client: LanguageClient, uri: str, count: int) -> list
     return samples
 
 
+@dataclass(frozen=True)
+class Row:
+    label: str
+    loops: int
+    priority: int
+    budgeted: bool
+
+
+@dataclass(frozen=True)
+class RowResult:
+    row: Row
+    latencies_ms: list[float]
+    actions_per_minute: float
+
+
 async def run_row(
-    root: str, model: str, work: Path, name: str, actions: int, action_priority: int, inline: int
-) -> tuple[list[float], int]:
+    root: str, model: str, work: Path, index: int, row: Row, max_num_seqs: int, seconds: float
+) -> RowResult:
+    # The budgeted row is told the server's sequence limit, as `iquest-lsp vllm` writes it;
+    # the others lift the budget out of the way (the daemon before issue 13).
     endpoint = {"base_url": f"{root}/v1", "model": model}
+    if row.budgeted:
+        endpoint["max_num_seqs"] = max_num_seqs
     options = {
         "instruct": endpoint,
         "reasoning": endpoint,
@@ -93,17 +147,18 @@ async def run_row(
             "max_tokens": 24,
             "temperature": 0.0,
             "timeout_s": 120,
-            "cache_salt": f"bench-{name}",
+            "cache_salt": f"bench-{index}",
         },
         "actions": {
             "max_tokens": 400,
             "temperature": 0.0,  # greedy: a random model would otherwise stop at random
-            "priority": action_priority,
+            "priority": row.priority,
             "timeout_s": 600,
+            "max_running": 0 if row.budgeted else 100_000,
         },
         "index": {"enabled": False},
     }
-    folder = work / name
+    folder = work / f"row{index}"
     folder.mkdir()
     uri = (folder / "stats.py").as_uri()
     async with lsp_client(folder, options) as client:
@@ -115,53 +170,66 @@ async def run_row(
             )
         )
         await inline_latencies(client, uri, 2)  # discovery and warm-up, not measured
-        stop = asyncio.Event()
-        loops = [asyncio.create_task(action_loop(client, uri, stop)) for _ in range(actions)]
-        await asyncio.sleep(3.0 if actions else 0)  # the action streams fill the slots
-        samples = await inline_latencies(client, uri, inline)
-        stop.set()
-        finished = sum(await asyncio.gather(*loops))
-    return samples, finished
+        actions = ActionLoops(client, uri)
+        loops = [asyncio.create_task(actions.loop(f"loop{n}")) for n in range(row.loops)]
+        await asyncio.sleep(3.0 if row.loops else 0)  # the action streams fill the slots
+        started = time.perf_counter()
+        samples = await inline_latencies(client, uri, 1_000_000, until=started + seconds)
+        ended = time.perf_counter()
+        actions.stop()
+        await asyncio.gather(*loops)
+    finished = sum(started <= t <= ended for t in actions.finished_at)
+    return RowResult(row, samples, finished * 60 / (ended - started))
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--actions", type=int, default=8)
-    parser.add_argument("--inline", type=int, default=40)
+    parser.add_argument("--actions", type=int, default=8, help="explain loops")
+    parser.add_argument("--seconds", type=float, default=60, help="measured time per row")
     parser.add_argument("--max-num-seqs", type=int, default=4)
     parser.add_argument("--vllm-root", help="reuse a running tiny-model vLLM (priority policy)")
     args = parser.parse_args()
     extra = ("--scheduling-policy", "priority", "--max-num-seqs", str(args.max_num_seqs))
+    rows = [
+        Row("no actions running", 0, 0, False),
+        Row("actions at priority 0 (FCFS)", args.actions, 0, False),
+        Row("actions at priority 10", args.actions, 10, False),
+        Row("actions budgeted", args.actions, 10, True),
+    ]
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         async with tiny_vllm(work, args.vllm_root, extra_args=extra) as (root, model):
-            rows = [
-                ("no actions running", 0, 0),
-                ("actions at priority 0 (FCFS)", args.actions, 0),
-                ("actions at priority 10", args.actions, 10),
-            ]
             results = []
-            for index, (label, actions, priority) in enumerate(rows):
-                print(f"row: {label} ...", flush=True)
-                samples, finished = await run_row(
-                    root, model, work, f"row{index}", actions, priority, args.inline
+            for index, row in enumerate(rows):
+                print(f"row: {row.label} ...", flush=True)
+                results.append(
+                    await run_row(root, model, work, index, row, args.max_num_seqs, args.seconds)
                 )
-                results.append((label, samples, finished))
     print(
         f"\n{args.actions} explain loops (400 tokens each) against --max-num-seqs "
-        f"{args.max_num_seqs}; {args.inline} inline completions (24 tokens) per row"
+        f"{args.max_num_seqs}; inline completions (24 tokens) for {args.seconds:.0f} s per row; "
+        f"budget {budget_for(args.max_num_seqs)} running actions"
     )
-    print(f"{'':32} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'actions done':>13}")
-    for label, samples, finished in results:
+    print(f"{'':30} {'inline n':>9} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'actions/min':>12}")
+    for result in results:
+        samples = result.latencies_ms
         print(
-            f"{label:32} {percentile(samples, 0.5):9.0f} {percentile(samples, 0.95):9.0f} "
-            f"{statistics.mean(samples):9.0f} {finished:13d}"
+            f"{result.row.label:30} {len(samples):9d} {percentile(samples, 0.5):8.0f} "
+            f"{percentile(samples, 0.95):8.0f} {statistics.mean(samples):8.0f} "
+            f"{result.actions_per_minute:12.1f}"
         )
-    fcfs, prioritized = results[1][1], results[2][1]
+    idle, _, prioritized, budgeted = results
     print(
-        f"\npriority cuts inline p50 by {percentile(fcfs, 0.5) / percentile(prioritized, 0.5):.1f}x"
-        f" and p95 by {percentile(fcfs, 0.95) / percentile(prioritized, 0.95):.1f}x"
+        f"\nbudgeted inline p95 / idle p95: "
+        f"{percentile(budgeted.latencies_ms, 0.95) / percentile(idle.latencies_ms, 0.95):.2f}x "
+        f"(target <= 1.5x); priority-only: "
+        f"{percentile(prioritized.latencies_ms, 0.95) / percentile(idle.latencies_ms, 0.95):.2f}x"
     )
+    if prioritized.actions_per_minute:
+        print(
+            f"budgeted action throughput / priority-only: "
+            f"{budgeted.actions_per_minute / prioritized.actions_per_minute:.2f} (target >= 0.90)"
+        )
 
 
 if __name__ == "__main__":

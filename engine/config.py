@@ -17,10 +17,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ class EndpointConfig:
     # Equivalent replicas of this endpoint (replacing base_url when set): each session sticks
     # to one by rendezvous hashing and fails over to the next (engine/endpoints/replicas.py).
     replicas: tuple[str, ...] = ()
+    # The server's --max-num-seqs (each replica's), when known: the actions' budget leaves
+    # completions a free slot under it. Unset: asked of the server where it says (vLLM in
+    # dev mode), else a conservative budget (engine/endpoints/action_slots.py).
+    max_num_seqs: Annotated[int, Field(ge=1)] | None = None
 
     def api_key(self) -> str:
         # The openai client insists on a key; vLLM without --api-key accepts any.
@@ -97,6 +101,10 @@ class ActionsConfig:
     # to parse, at some cost in quality; useful for small models that wander off the format.
     structured_fix: bool = False
     timeout_s: float = 300.0
+    # Actions running at once on one server, for the whole daemon (split over --workers);
+    # more wait in the daemon, round robin by user. 0: derived from the server's sequence
+    # limit, leaving completions a free slot.
+    max_running: Annotated[int, Field(ge=0)] = 0
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from engine.completion.discovery import ModelDirectory
 from engine.completion.pipeline import CompletionService
 from engine.config import APP_NAME, Settings, SettingsError, default_log_path
 from engine.context import RepositoryContext
-from engine.endpoints import EndpointClients, Endpoints, session_id
+from engine.endpoints import ActionSlots, EndpointClients, Endpoints, session_id
 from engine.metrics import CompletionStats
 from engine.notices import Notice, Notify
 from engine.workspace import Workspace, default_index_cache
@@ -67,10 +67,19 @@ class Session:
     # The daemon's log lines sent to the editor (window/logMessage).
     forwards_logs = True
 
-    def __init__(self, layers: SettingsLayers, models: ModelDirectory) -> None:
+    def __init__(
+        self,
+        layers: SettingsLayers,
+        models: ModelDirectory,
+        action_slots: ActionSlots | None = None,
+        processes: int = 1,
+    ) -> None:
         self.layers = layers
-        # Shared by every connection in team mode: clients, discovered models.
+        # Shared by every connection in team mode: clients, discovered models, the budget of
+        # running actions per server (and this process's share of it: ``processes``).
         self.models = models
+        self.action_slots = action_slots or ActionSlots()
+        self.processes = processes
         self.findings = FindingsStore()
         self.notify: Notify = lambda notice: None
         self.workspace: Workspace | None = None
@@ -187,11 +196,21 @@ class Session:
         if self.workspace is None:
             self.workspace = self.open_workspace(settings)
         repository = RepositoryContext(self.workspace)
-        endpoints = Endpoints(settings, self.models.clients, self.notify)
+        endpoints = Endpoints(
+            settings,
+            self.models.clients,
+            self.notify,
+            action_slots=self.action_slots,
+            processes=self.processes,
+        )
         share = self.share()
         completions = CompletionService(endpoints, self.models, repository, share=share)
         actions = ActionService(
-            endpoints, repository, counts=lambda: completions.counts, share=share
+            endpoints,
+            repository,
+            counts=lambda: completions.counts,
+            share=share,
+            user=self.user or "local",
         )
         self._started = (endpoints, completions, actions)
         return completions

@@ -55,7 +55,11 @@ async def vllm(
                 # Random weights under a JSON grammar emit whitespace forever otherwise.
                 "--structured-outputs-config",
                 '{"backend": "xgrammar", "disable_any_whitespace": true}',
+                # Said at /server_info (dev mode): the actions' budget is derived from it.
+                "--max-num-seqs",
+                "64",
             ),
+            extra_env=(("VLLM_SERVER_DEV_MODE", "1"),),
         )
     )
     await server.start(timeout_s=300)

@@ -13,98 +13,32 @@ import re
 import signal
 import ssl
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
 
 from engine.team.tokens import TokenStore
-from lsp.serve.daemon import TeamDaemon
 from lsp.serve.framing import frame
 from lsp.serve.limits import UserLimits
-from lsp.serve.options import ServeOptions
 from lsp.serve.session import cache_salt
 from tests.conftest import VllmEndpoint
 from tests.support.certificates import self_signed
-from tests.support.fake_server import FakeServer, fake_server
+from tests.support.fake_server import fake_server
 from tests.support.lsp_session import (
     REPO,
-    editor_capabilities,
     end_position,
     inline_completion,
     items_of,
     open_document,
     stats,
 )
+from tests.support.team import editor, team_daemon
 
 SOURCE = "def total(values):\n    return "
-
-
-@asynccontextmanager
-async def team_daemon(
-    tmp_path: Path,
-    fake: FakeServer,
-    limits: UserLimits | None = None,
-    repos: tuple[Path, ...] = (),
-) -> AsyncIterator[tuple[TeamDaemon, dict]]:
-    cert, key = self_signed(tmp_path)
-    config = tmp_path / "server.toml"
-    config.write_text(
-        f'[instruct]\nbase_url = "{fake.base_url}"\n'
-        "[completion]\ndebounce_ms = 0\ntimeout_s = 5.0\n"
-        f'[index]\ncache_dir = "{tmp_path / "index-cache"}"\n'
-    )
-    store = TokenStore(tmp_path / "tokens.json")
-    tokens = {user: store.add(user) for user in ("alice", "bob")}
-    tokens["carol"] = store.add("carol", ("some-other-checkout",))
-    daemon = TeamDaemon(
-        ServeOptions(
-            port=0,
-            ws_port=0,
-            tls_cert=cert,
-            tls_key=key,
-            tokens=store.path,
-            config=config,
-            limits=limits or UserLimits(),
-            repos=repos,
-        )
-    )
-    await daemon.start()
-    try:
-        yield daemon, {"tokens": tokens, "cert": cert, "store": store}
-    finally:
-        await daemon.aclose()
-
-
-@asynccontextmanager
-async def editor(
-    url: str, token: str, tmp_path: Path, cert: Path, folder: str = "proj"
-) -> AsyncIterator[LanguageClient]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "IQUEST_TOKEN": token}
-    config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "lsp", "connect", url, "--ca-file", str(cert)],
-        server_env=env,
-    )
-    client = await config.start()
-    assert isinstance(client, LanguageClient)
-    root = tmp_path / folder
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=editor_capabilities(),
-            initialization_options={"iquest": {"completion": {"max_tokens": 16}}},
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=folder)],
-        )
-    )
-    try:
-        yield client
-    finally:
-        await client.shutdown_session()
 
 
 def test_tokens_are_stored_hashed_checked_and_revoked(tmp_path: Path):

@@ -55,8 +55,11 @@ class ActionService:
         repository: RepositoryContext,
         counts: Callable[[], TokenCounts] = lambda: TokenCounts(None),
         share: Callable[[], AbstractContextManager[int]] | None = None,
+        user: str = "local",
     ) -> None:
         self.endpoints = endpoints
+        # Whose turn it is in the action queue (engine.endpoints.action_slots).
+        self.user = user
         self.repository = repository
         # The completion model's token counts: the tier is sized as the completions size it.
         self._counts = counts
@@ -187,13 +190,18 @@ class ActionService:
             )
             return await self._collect(backend, params, progress)
 
-        with self._share() as queued_ahead:
-            fields = vllm_request_fields(
-                settings.priority, self.settings.completion.cache_salt, queued_ahead
-            )
-            if schema is not None:
-                fields["response_format"] = schema
-            return await send_without_refused(clients.refused(replica.url), fields, send)
+        def queued(ahead: int) -> None:
+            progress(f"queued, {ahead} ahead" if ahead else "queued, next", None)
+
+        budget = await self.endpoints.action_budget(replica)
+        async with self.endpoints.action_slots.hold(replica.url, budget, self.user, queued):
+            with self._share() as queued_ahead:
+                fields = vllm_request_fields(
+                    settings.priority, self.settings.completion.cache_salt, queued_ahead
+                )
+                if schema is not None:
+                    fields["response_format"] = schema
+                return await send_without_refused(clients.refused(replica.url), fields, send)
 
     async def _collect(
         self, backend: ChatBackend, params: ChatParams, progress: Progress

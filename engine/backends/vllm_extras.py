@@ -14,6 +14,10 @@ from engine.config import EndpointConfig
 log = logging.getLogger(__name__)
 
 
+# vLLM's /server_info collects the host's environment on its first call (4 s on two cores).
+SERVER_INFO_TIMEOUT_S = 20.0
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     prefix_caching: bool | None
@@ -108,6 +112,30 @@ class ServerInfo:
                         block_size=int(block) if block and block.isdigit() else None,
                     )
         return CacheConfig(prefix_caching=None, block_size=None)
+
+    async def max_num_seqs(self) -> int | None:
+        """``--max-num-seqs`` from vLLM's ``/server_info``, which only a server in dev mode
+        (``VLLM_SERVER_DEV_MODE=1``) has: None where it is missing. Raises BackendError when
+        the server does not answer at all."""
+        url = f"{self.root}/server_info"
+        try:
+            # Its first answer gathers the host's environment: seconds, once.
+            response = await self._client.get(
+                url, params={"config_format": "json"}, timeout=SERVER_INFO_TIMEOUT_S
+            )
+        except httpx.TimeoutException as exc:
+            raise BackendError(url, FailureKind.TIMEOUT, "no answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise BackendError(url, FailureKind.UNREACHABLE, str(exc) or "no answer") from exc
+        if response.status_code != 200:
+            return None
+        try:
+            data = response.json()
+            value = data["vllm_config"]["scheduler_config"]["max_num_seqs"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return value if ok else None
 
     async def _get_json(self, url: str) -> object:
         response = await self._request("GET", url)

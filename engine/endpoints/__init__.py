@@ -1,6 +1,7 @@
 """The model servers as the engine sees them: routing rules, replicas, health, failover, the
 request fields each server refused, and one shared cache of clients."""
 
+from engine.endpoints.action_slots import ActionSlots, budget_for
 from engine.endpoints.clients import EndpointClients
 from engine.endpoints.failover import Endpoints, NoEndpointAnswered, Replica
 from engine.endpoints.health import OutageTracker
@@ -10,6 +11,7 @@ from engine.endpoints.routing import EndpointName, Route, Router
 
 __all__ = [
     "SESSION_HEADER",
+    "ActionSlots",
     "EndpointClients",
     "EndpointName",
     "Endpoints",
@@ -19,6 +21,7 @@ __all__ = [
     "Replica",
     "Route",
     "Router",
+    "budget_for",
     "send_without_refused",
     "session_id",
 ]

@@ -27,6 +27,8 @@ class EndpointClients:
         self._info: dict[EndpointConfig, ServerInfo] = {}
         self._model_names: dict[EndpointConfig, asyncio.Task[str]] = {}
         self._refused: dict[str, RefusedFields] = {}
+        # Each server's sequence limit as it said it (None: it doesn't say).
+        self._max_num_seqs: dict[str, asyncio.Task[int | None]] = {}
 
     def completions(
         self, endpoint: EndpointConfig, model: str, timeout_s: float
@@ -49,6 +51,21 @@ class EndpointClients:
     def refused(self, url: str) -> RefusedFields:
         return self._refused.setdefault(url, RefusedFields())
 
+    async def max_num_seqs(self, endpoint: EndpointConfig) -> int | None:
+        """The server's ``--max-num-seqs`` where it says: asked once per server (concurrent
+        callers share the question); a server that did not answer is asked again next time."""
+        url = endpoint.base_url
+        task = self._max_num_seqs.get(url)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.create_task(self.info(endpoint).max_num_seqs())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._max_num_seqs[url] = task
+        try:
+            return await asyncio.shield(task)
+        except BackendError as error:
+            log.info("cannot ask %s for its sequence limit: %s", url, error)
+            return None
+
     async def model_name(self, endpoint: EndpointConfig) -> str:
         """The endpoint's configured model, else the first the server lists (asked once; a
         failure is asked again next time)."""
@@ -66,9 +83,9 @@ class EndpointClients:
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         infos, self._info = self._info, {}
-        for task in self._model_names.values():
+        for task in [*self._model_names.values(), *self._max_num_seqs.values()]:
             task.cancel()
-        self._model_names = {}
+        self._model_names, self._max_num_seqs = {}, {}
         for client in clients.values():
             await client.aclose()
         for info in infos.values():

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from engine.backends.errors import BackendError
 from engine.config import EndpointConfig, Settings
+from engine.endpoints.action_slots import ActionSlots, budget_for
 from engine.endpoints.clients import EndpointClients
 from engine.endpoints.health import OutageTracker
 from engine.endpoints.replicas import in_affinity_order
@@ -65,10 +66,15 @@ class Endpoints:
         clients: EndpointClients,
         notify: Notify,
         outages: OutageTracker | None = None,
+        action_slots: ActionSlots | None = None,
+        processes: int = 1,
     ) -> None:
         self.settings = settings
         # Shared: by completions and actions, and in team mode by every connection.
         self.clients = clients
+        self.action_slots = action_slots or ActionSlots()
+        # The daemon's worker processes: each keeps its share of a server's action budget.
+        self.processes = processes
         self.notify = notify
         self.outages = outages or OutageTracker(notify)
         self._router = Router(settings.routing)
@@ -96,6 +102,14 @@ class Endpoints:
         ready = [r for r in everything if not self.outages.should_skip(r.url)]
         paused = [r for r in everything if r not in ready] if try_paused else []
         return ready + paused
+
+    async def action_budget(self, replica: Replica) -> int:
+        """How many actions this process lets run at once on ``replica``."""
+        configured = self.settings.actions.max_running
+        if configured:
+            return max(1, configured // max(1, self.processes))
+        seqs = replica.config.max_num_seqs or await self.clients.max_num_seqs(replica.config)
+        return budget_for(seqs, self.processes)
 
     async def call(
         self,

@@ -30,6 +30,8 @@ class LocalVllmSpec:
     block_size: int | None = None
     dtype: str = "auto"
     extra_args: tuple[str, ...] = ()
+    # More environment for the server (e.g. VLLM_SERVER_DEV_MODE for /server_info).
+    extra_env: tuple[tuple[str, str], ...] = ()
     python: str = field(default=sys.executable)
 
 
@@ -96,6 +98,7 @@ class LocalVllmServer:
             "VLLM_HOST_IP": "127.0.0.1",
             # vLLM leaves vllm_dist_* files in TMPDIR.
             "TMPDIR": str(tmp),
+            **dict(self.spec.extra_env),
         }
 
     async def start(self, timeout_s: float = 300.0) -> None:

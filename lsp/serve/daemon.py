@@ -19,7 +19,7 @@ from engine.config import (
     config_path_from_environment,
     read_config_file,
 )
-from engine.endpoints import EndpointClients
+from engine.endpoints import ActionSlots, EndpointClients
 from engine.repository.index import RepositoryIndex
 from engine.team.fair_share import FairShare
 from engine.team.tokens import TokenEntry, TokenStore
@@ -44,6 +44,8 @@ class TeamDaemon:
         self.checkouts = Workspace(_index_cache(options))
         self.metrics = DaemonMetrics()
         self.fair_share = FairShare()
+        # One budget of running actions per model server for every connection of this process.
+        self.action_slots = ActionSlots(self.metrics)
         self.connections = Connections(options.limits, self.metrics)
         self.dispatcher = Dispatcher(options.limits, self.metrics, self.connections)
         self.listeners = Listeners(
@@ -101,6 +103,8 @@ class TeamDaemon:
             self._visible_checkouts(entry),
             self.fair_share,
             close,
+            self.action_slots,
+            self.options.workers,
         )
         log.info("connection for user %s", entry.user)
         return self.connections.add(entry.user, entry.id, build_server(session))

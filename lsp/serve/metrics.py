@@ -73,6 +73,34 @@ class DaemonMetrics:
             registry=r,
         )
 
+        # Actions held back by the budget that leaves completions a free slot (all servers).
+        self.actions_running = Gauge(
+            "iquest_actions_running",
+            "actions running at the model servers",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.actions_queued = Gauge(
+            "iquest_actions_queued",
+            "actions waiting in the daemon for a slot",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.action_queue_wait = Histogram(
+            "iquest_action_queue_wait_seconds",
+            "time an action waited in the daemon before it was sent",
+            buckets=(0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0),
+            registry=r,
+        )
+
+    # engine.endpoints.action_slots.SlotObserver
+    def slots_changed(self, running: int, queued: int) -> None:
+        self.actions_running.set(running)
+        self.actions_queued.set(queued)
+
+    def waited(self, seconds: float) -> None:
+        self.action_queue_wait.observe(seconds)
+
     def scrape(self) -> bytes:
         return generate_latest(_scrape_registry(self.registry))
 

@@ -36,4 +36,6 @@ class ServeOptions:
     # Worker processes (lsp.serve.workers) each bind the same ports with SO_REUSEPORT; the
     # parent prints the banner.
     reuse_port: bool = False
+    # How many worker processes share the ports: each keeps this share of an action budget.
+    workers: int = 1
     announce: bool = True

@@ -22,6 +22,7 @@ from pygls.uris import to_fs_path
 
 from engine.completion.discovery import ModelDirectory
 from engine.config import Settings
+from engine.endpoints import ActionSlots
 from engine.repository.index import RepositoryIndex
 from engine.team.fair_share import FairShare
 from engine.workspace import Workspace
@@ -46,8 +47,10 @@ class TeamSession(Session):
         fair_share: FairShare,
         close: Callable[[], None],
         session_key: bytes = b"",
+        action_slots: ActionSlots | None = None,
+        processes: int = 1,
     ) -> None:
-        super().__init__(layers, models)
+        super().__init__(layers, models, action_slots, processes)
         self.user = self.name = user
         self.session_key = session_key
         self.repositories = repositories
@@ -116,13 +119,17 @@ def team_session(
     repositories: list[RepositoryIndex],
     fair_share: FairShare,
     close: Callable[[], None],
+    action_slots: ActionSlots | None = None,
+    processes: int = 1,
 ) -> TeamSession:
     layers = SettingsLayers(
         config_path,
         forced={"completion": {"cache_salt": cache_salt(secret, salt_per, user)}},
         editor_keys=EDITOR_KEYS,
     )
-    return TeamSession(user, layers, models, repositories, fair_share, close, secret)
+    return TeamSession(
+        user, layers, models, repositories, fair_share, close, secret, action_slots, processes
+    )
 
 
 def cache_salt(secret: bytes, salt_per: str, user: str) -> str:

@@ -57,7 +57,12 @@ def run_workers(
     }
     ports = {name: sock.getsockname()[1] for name, sock in reserved.items()}
     worker_options = replace(
-        options, port=ports.get("tcp"), ws_port=ports.get("ws"), reuse_port=True, announce=False
+        options,
+        port=ports.get("tcp"),
+        ws_port=ports.get("ws"),
+        reuse_port=True,
+        announce=False,
+        workers=count,
     )
     children: dict[int, float] = {}
 
