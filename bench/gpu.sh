@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks on a lent GPU, once vLLM 0.26.0 is staged into /tmp/site (../shared/gpu):
-# a 7B-shaped model with dummy weights, priority scheduling, GPU block size (16).
+# a 7B-shaped model with dummy weights, started by `iquest-lsp vllm` (priority scheduling,
+# prefix caching, GPU block size 16; its planned KV size printed beside vLLM's).
 #   bash bench/gpu.sh priority|prefix|team [MAX_NUM_SEQS] [ACTIONS]
 # team: WORKERS="1 4" runs the team load once per daemon worker count.
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
@@ -8,15 +9,20 @@ set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix or team}; SEQS=${2:-16}; ACTIONS=${3:-32}
 mkdir -p "$OUT"
-python3 -m bench.gpu_model /tmp/model7b
-python3 -m vllm.entrypoints.openai.api_server --model /tmp/model7b --load-format dummy \
-  --served-model-name iquest-7b-shaped --max-model-len 8192 --port 8000 \
-  --enable-prefix-caching --enable-prompt-tokens-details --scheduling-policy priority \
-  --max-num-seqs "$SEQS" > "$OUT/vllm.log" 2>&1 &
-for _ in $(seq 300); do curl -sf localhost:8000/health >/dev/null && break; sleep 1; done
-curl -sf localhost:8000/health >/dev/null || { tail -30 "$OUT/vllm.log"; exit 1; }
+python3 -m bench.gpu_model /tmp/iquest-7b-shaped
+# Started the way users start it (iquest-lsp vllm), with a profile of SEQS sequence slots.
+printf '[profiles.bench]\nmax_model_len = 8192\nmax_num_seqs = %s\nmin_num_seqs = %s\n' \
+  "$SEQS" "$SEQS" > /tmp/bench-profiles.toml
+IQUEST_CONFIG=/tmp/bench-profiles.toml python3 -m lsp vllm --model /tmp/iquest-7b-shaped \
+  --profile bench --port 8000 --log-dir "$OUT" -- --load-format dummy > "$OUT/launch.txt" 2>&1 &
+LAUNCHER=$!
+trap 'kill -INT $LAUNCHER 2>/dev/null; wait $LAUNCHER' EXIT
+for _ in $(seq 400); do grep -q '^ready' "$OUT/launch.txt" && break; sleep 1; done
+grep -q '^ready' "$OUT/launch.txt" || { tail -40 "$OUT/launch.txt"; tail -30 "$OUT"/vllm-*.log; exit 1; }
+grep -E "KV cache|vLLM's KV" "$OUT/launch.txt"
+grep -hE "GPU KV cache size|Available KV cache memory|Model loading took" "$OUT"/vllm-*.log || true
 echo "vLLM up after ${SECONDS}s"
-nvidia-smi --query-gpu=name,memory.used --format=csv,noheader | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 if [ "$WHICH" = priority ]; then
   python3 -m bench.priority --vllm-root http://127.0.0.1:8000 --actions "$ACTIONS" \
     --max-num-seqs "$SEQS" --seconds 45 2>&1 | tee "$OUT/priority.txt"

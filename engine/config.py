@@ -108,6 +108,22 @@ class ActionsConfig:
 
 
 @dataclass(frozen=True)
+class LaunchProfile:
+    """How ``iquest-lsp vllm`` sizes a server (``prompts/vllm/profiles.toml``; a config file
+    adds its own under ``[profiles.NAME]``)."""
+
+    __pydantic_config__ = _STRICT
+
+    description: str = ""
+    max_model_len: Annotated[int, Field(ge=256)] = 8192
+    max_num_seqs: Annotated[int, Field(ge=1)] = 32
+    # The least the plan may lower max_num_seqs to (KV room) before it takes more GPUs.
+    min_num_seqs: Annotated[int, Field(ge=1)] = 1
+    max_num_batched_tokens: Annotated[int, Field(ge=256)] = 8192
+    gpu_memory_utilization: Annotated[float, Field(gt=0.05, le=0.99)] = 0.90
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
     """Which endpoint serves what. Defaults: inline -> instruct, actions -> reasoning."""
 
@@ -146,6 +162,8 @@ class Settings:
     index: IndexConfig = field(default_factory=IndexConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # Launch profiles beside the built-in ones (``iquest-lsp vllm --profile NAME``).
+    profiles: dict[str, LaunchProfile] = field(default_factory=dict)
     log_file: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from engine.backends.errors import BackendError
 from engine.backends.vllm_extras import ServerInfo
 from engine.completion.templating.selection import choose_template, split_markers
-from engine.config import EndpointConfig, Settings
+from engine.config import EndpointConfig, LaunchProfile, Settings
+from engine.context.repository import REPOSITORY_SHARE
 
 
 @dataclass(frozen=True)
@@ -28,22 +29,39 @@ class EndpointReport:
         return all(check.ok is not False for check in self.checks)
 
 
-async def diagnose(settings: Settings) -> list[EndpointReport]:
-    reports = [await _diagnose_endpoint("instruct", settings.instruct, settings, fim=True)]
+async def diagnose(
+    settings: Settings, profile: tuple[str, LaunchProfile] | None = None
+) -> list[EndpointReport]:
+    """Each endpoint's checks; with ``profile`` (name, profile), also how the running server
+    compares with what that launch profile sets up."""
+    reports = [await _diagnose_endpoint("instruct", settings.instruct, settings, profile, fim=True)]
     if settings.reasoning != settings.instruct:
         reports.append(
-            await _diagnose_endpoint("reasoning", settings.reasoning, settings, fim=False)
+            await _diagnose_endpoint("reasoning", settings.reasoning, settings, profile, fim=False)
         )
     return reports
 
 
 async def _diagnose_endpoint(
-    role: str, endpoint: EndpointConfig, settings: Settings, fim: bool
+    role: str,
+    endpoint: EndpointConfig,
+    settings: Settings,
+    profile: tuple[str, LaunchProfile] | None,
+    fim: bool,
 ) -> EndpointReport:
     report = EndpointReport(role, endpoint.base_url)
     info = ServerInfo(endpoint)
     try:
-        await _run_checks(report, info, endpoint, settings, fim)
+        model = await _run_checks(report, info, endpoint, settings, fim)
+        if model is not None:
+            needed = (
+                settings.completion.prompt_token_budget + settings.completion.max_tokens
+                if fim
+                else settings.actions.prompt_token_budget
+                + int(settings.completion.prompt_token_budget * REPOSITORY_SHARE)
+                + settings.actions.max_tokens
+            )
+            await _server_checks(report, info, endpoint, model, needed, profile)
     finally:
         await info.aclose()
     return report
@@ -55,7 +73,8 @@ async def _run_checks(
     endpoint: EndpointConfig,
     settings: Settings,
     fim: bool,
-) -> None:
+) -> str | None:
+    """The basic checks; the served model's name when it is served."""
     add = report.checks.append
     healthy = await info.healthy()
     add(
@@ -69,12 +88,12 @@ async def _run_checks(
         models = await info.served_models()
     except BackendError as error:
         add(Check("model list", False, str(error)))
-        return
+        return None
     model = endpoint.model or (models[0] if models else None)
     served = model is not None and model in models
     add(Check("model served", served, f"{model} (served: {', '.join(models) or 'none'})"))
     if not served or model is None:
-        return
+        return None
     try:
         await info.token_count(model, "x")
         can_tokenize = True
@@ -128,3 +147,96 @@ async def _run_checks(
         )
     except BackendError as error:
         add(Check("prefix caching", None, f"metrics unavailable: {error}"))
+    return model
+
+
+async def _server_checks(
+    report: EndpointReport,
+    info: ServerInfo,
+    endpoint: EndpointConfig,
+    model: str,
+    needed: int,
+    profile: tuple[str, LaunchProfile] | None,
+) -> None:
+    """What the server runs with, beside the daemon's prompts and the launch profile."""
+    add = report.checks.append
+    wanted = profile[1] if profile else None
+    named = f"profile {profile[0]}" if profile else ""
+    try:
+        context = await info.max_model_len(model)
+    except BackendError:
+        context = None
+    if context is not None:
+        short = [f"the daemon's prompts need {needed:,}"] if context < needed else []
+        if wanted and context < wanted.max_model_len:
+            short.append(f"{named} wants {wanted.max_model_len:,}")
+        add(
+            Check(
+                "context length",
+                not short,
+                f"{context:,} tokens"
+                + (f": {'; '.join(short)} (--max-model-len)" if short else ""),
+            )
+        )
+    try:
+        scheduler = await info.scheduler_config()
+    except BackendError:
+        scheduler = None
+    if scheduler is None or scheduler.policy is None:
+        add(
+            Check(
+                "priority scheduling",
+                None,
+                "unknown: the server does not say (vLLM shows it at /server_info in dev mode); "
+                "start it with --scheduling-policy priority",
+            )
+        )
+    else:
+        add(
+            Check(
+                "priority scheduling",
+                scheduler.policy == "priority",
+                scheduler.policy
+                + (
+                    ""
+                    if scheduler.policy == "priority"
+                    else ": start vLLM with --scheduling-policy priority, or completions wait "
+                    "behind actions"
+                ),
+            )
+        )
+    if scheduler is not None and scheduler.max_num_seqs is not None:
+        told = endpoint.max_num_seqs
+        mismatch = told is not None and told != scheduler.max_num_seqs
+        add(
+            Check(
+                "sequence limit",
+                not mismatch,
+                f"--max-num-seqs {scheduler.max_num_seqs}"
+                + (f" ({named}: {wanted.max_num_seqs})" if wanted else "")
+                + (
+                    f"; the daemon's max_num_seqs says {told}: set it to {scheduler.max_num_seqs}"
+                    if mismatch
+                    else ""
+                ),
+            )
+        )
+    try:
+        cache = await info.cache_config()
+    except BackendError:
+        return
+    if cache.kv_tokens is not None:
+        detail = f"{cache.kv_tokens:,} tokens ({cache.num_blocks:,} blocks of {cache.block_size})"
+        enough: bool | None = True
+        if wanted:
+            full = cache.kv_tokens // wanted.max_model_len
+            detail += f" = {full} full {wanted.max_model_len:,}-token requests"
+            if full < wanted.max_num_seqs:
+                enough = None
+                detail += (
+                    f", fewer than {named}'s {wanted.max_num_seqs}: long requests will be "
+                    "preempted (more GPU memory, TP or --kv-cache-dtype fp8)"
+                )
+        add(Check("KV cache", enough, detail))
+    if cache.cache_dtype is not None:
+        add(Check("KV cache dtype", True, cache.cache_dtype))

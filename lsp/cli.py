@@ -1,4 +1,4 @@
-"""``iquest-lsp``: the language server on stdio, plus ``demo`` and ``doctor``."""
+"""``iquest-lsp``: the language server on stdio, plus ``demo``, ``doctor`` and ``vllm``."""
 
 from __future__ import annotations
 
@@ -86,7 +86,15 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--port", type=int, default=0, help="port for the embedded vLLM (default: free)"
     )
-    commands.add_parser("doctor", help="check the endpoints, models, FIM tokens and prefix caching")
+    doctor = commands.add_parser(
+        "doctor", help="check the endpoints, models, FIM tokens and prefix caching"
+    )
+    doctor.add_argument(
+        "--profile", help="also compare each server with this launch profile (iquest-lsp vllm)"
+    )
+    from lsp.vllm_args import add_parser as add_vllm_parser
+
+    add_vllm_parser(commands)
     return root
 
 
@@ -101,7 +109,19 @@ def _run_fast(main: Coroutine[Any, Any, int]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    from lsp.vllm_args import split_extra
+
+    # `iquest-lsp vllm ... -- --load-format dummy`: what follows -- is vLLM's own.
+    ours, vllm_extra = split_extra(list(sys.argv[1:] if argv is None else argv))
+    args = parser().parse_args(ours)
+    if args.command == "vllm":
+        from lsp.vllm_cli import run_vllm
+
+        _console_logging()
+        return run_vllm(args, vllm_extra)
+    if vllm_extra:
+        print("iquest-lsp: arguments after -- are only for `iquest-lsp vllm`", file=sys.stderr)
+        return 2
     if args.command == "demo":
         from lsp.demo import run_demo
 
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         from lsp.doctor_cli import run_doctor
 
         _console_logging()
-        return asyncio.run(run_doctor(args.config))
+        return asyncio.run(run_doctor(args.config, args.profile))
     if args.command == "token":
         return _token_command(args)
     if args.command == "connect":

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import SettingsError, default_log_path
+from engine.deploy.profiles import UnknownProfile, profile_named
 from engine.doctor import diagnose
 from lsp.settings import SettingsLayers
 
 _MARKS = {True: "ok  ", False: "FAIL", None: "??  "}
 
 
-async def run_doctor(config_path: Path | None) -> int:
+async def run_doctor(config_path: Path | None, profile_name: str | None = None) -> int:
     layers = SettingsLayers(config_path)
     print(
         f"config file: {layers.config_path}"
@@ -23,7 +24,14 @@ async def run_doctor(config_path: Path | None) -> int:
         print(f"FAIL settings: {error}")
         return 1
     print(f"log file:    {settings.log_file or default_log_path()}")
-    reports = await diagnose(settings)
+    profile = None
+    if profile_name is not None:
+        try:
+            profile = (profile_name, profile_named(profile_name, settings.profiles))
+        except UnknownProfile as error:
+            print(f"FAIL {error}")
+            return 1
+    reports = await diagnose(settings, profile)
     for report in reports:
         print(f"\n{report.role} endpoint {report.url}")
         for check in report.checks:

@@ -1,7 +1,9 @@
+import os
 import subprocess
 import sys
 
 from engine import __version__
+from tests.support.lsp_session import REPO
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,3 +34,24 @@ def test_doctor_reports_an_unreachable_endpoint_and_fails(tmp_path):
     report = run_cli("--config", str(config), "doctor")
     assert report.returncode == 1
     assert "FAIL" in report.stdout and "http://127.0.0.1:9" in report.stdout
+
+
+def test_the_cli_parser_imports_no_metrics_library():
+    """prometheus_client picks its value store once, at import: ``--serve --workers`` sets
+    PROMETHEUS_MULTIPROC_DIR after parsing, so parsing must not import it (it did through
+    ``iquest-lsp vllm``'s parser once, and /metrics of a multi-worker daemon came back empty)."""
+    import subprocess
+
+    probe = (
+        "import sys, lsp.cli; lsp.cli.parser().parse_args(['--serve']); "
+        "print('prometheus_client' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "False", done.stderr

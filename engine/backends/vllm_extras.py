@@ -22,6 +22,15 @@ SERVER_INFO_TIMEOUT_S = 20.0
 class CacheConfig:
     prefix_caching: bool | None
     block_size: int | None
+    # The KV cache's size in blocks, and the KV dtype ("auto" = the model's).
+    num_blocks: int | None = None
+    cache_dtype: str | None = None
+
+    @property
+    def kv_tokens(self) -> int | None:
+        if self.num_blocks is None or self.block_size is None:
+            return None
+        return self.num_blocks * self.block_size
 
 
 def vllm_request_fields(
@@ -35,6 +44,22 @@ def vllm_request_fields(
     if cache_salt:
         fields["cache_salt"] = cache_salt
     return fields
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
+    policy: str | None  # "fcfs" or "priority"
+
+
+def _positive(value: object) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else None  # type: ignore[return-value]
+
+
+def _integer(label: str | None) -> int | None:
+    return int(label) if label and label.isdigit() else None
 
 
 def server_root(base_url: str) -> str:
@@ -105,18 +130,19 @@ class ServerInfo:
             for sample in family.samples:
                 if sample.name.startswith("vllm:cache_config_info"):
                     labels = sample.labels
-                    block = labels.get("block_size")
                     prefix = labels.get("enable_prefix_caching")
                     return CacheConfig(
                         prefix_caching=None if prefix is None else prefix.lower() == "true",
-                        block_size=int(block) if block and block.isdigit() else None,
+                        block_size=_integer(labels.get("block_size")),
+                        num_blocks=_integer(labels.get("num_gpu_blocks")),
+                        cache_dtype=labels.get("cache_dtype"),
                     )
         return CacheConfig(prefix_caching=None, block_size=None)
 
-    async def max_num_seqs(self) -> int | None:
-        """``--max-num-seqs`` from vLLM's ``/server_info``, which only a server in dev mode
-        (``VLLM_SERVER_DEV_MODE=1``) has: None where it is missing. Raises BackendError when
-        the server does not answer at all."""
+    async def scheduler_config(self) -> SchedulerConfig | None:
+        """The scheduler's settings from vLLM's ``/server_info``, which only a server in dev
+        mode (``VLLM_SERVER_DEV_MODE=1``) has: None where it is missing. Raises BackendError
+        when the server does not answer at all."""
         url = f"{self.root}/server_info"
         try:
             # Its first answer gathers the host's environment: seconds, once.
@@ -130,12 +156,30 @@ class ServerInfo:
         if response.status_code != 200:
             return None
         try:
-            data = response.json()
-            value = data["vllm_config"]["scheduler_config"]["max_num_seqs"]
+            scheduler = response.json()["vllm_config"]["scheduler_config"]
         except (ValueError, KeyError, TypeError):
             return None
-        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-        return value if ok else None
+        if not isinstance(scheduler, dict):
+            return None
+        policy = scheduler.get("policy")
+        return SchedulerConfig(
+            max_num_seqs=_positive(scheduler.get("max_num_seqs")),
+            max_num_batched_tokens=_positive(scheduler.get("max_num_batched_tokens")),
+            policy=policy if isinstance(policy, str) else None,
+        )
+
+    async def max_num_seqs(self) -> int | None:
+        config = await self.scheduler_config()
+        return config.max_num_seqs if config is not None else None
+
+    async def max_model_len(self, model: str) -> int | None:
+        """The context the server allows ``model`` (vLLM's model list says it)."""
+        data = await self._get_json(f"{self.base_url.rstrip('/')}/models")
+        items = data.get("data") if isinstance(data, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("id") == model:
+                return _positive(item.get("max_model_len"))
+        return None
 
     async def _get_json(self, url: str) -> object:
         response = await self._request("GET", url)

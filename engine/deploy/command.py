@@ -1,0 +1,117 @@
+"""A planned server as a command line, an environment and the daemon settings that use it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+
+from engine.deploy.hardware import Hardware
+from engine.deploy.model_shape import LocalModel, ModelShape
+from engine.deploy.sizing import Plan
+
+# The Thinking models' <think>...</think>: vLLM's qwen3 parser splits it out.
+REASONING_PARSER = "qwen3"
+
+
+@dataclass(frozen=True)
+class ServerLaunch:
+    role: str  # "instruct" or "reasoning"
+    model: LocalModel
+    shape: ModelShape
+    hardware: Hardware
+    plan: Plan
+    host: str
+    port: int
+    extra_args: tuple[str, ...] = ()
+    python: str = sys.executable
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def argv(self) -> list[str]:
+        plan = self.plan
+        argv = [
+            self.python,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.model.folder),
+            "--served-model-name",
+            self.model.name,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--max-model-len",
+            str(plan.max_model_len),
+            "--max-num-seqs",
+            str(plan.max_num_seqs),
+            "--max-num-batched-tokens",
+            str(plan.max_num_batched_tokens),
+            # Always: the daemon's prompts are built for the prefix cache, it reads cached
+            # tokens per request, and it sends inline completions ahead of actions.
+            "--enable-prefix-caching",
+            "--enable-prompt-tokens-details",
+            "--scheduling-policy",
+            "priority",
+        ]
+        if plan.cpu:
+            argv += ["--kv-cache-memory-bytes", str(self.hardware.kv_space_bytes)]
+        else:
+            argv += [
+                "--tensor-parallel-size",
+                str(plan.tp),
+                "--gpu-memory-utilization",
+                str(plan.gpu_memory_utilization),
+            ]
+        if plan.quantization == "fp8":
+            argv += ["--quantization", "fp8"]
+        if plan.kv_cache_dtype != "auto":
+            argv += ["--kv-cache-dtype", plan.kv_cache_dtype]
+        if self.role == "reasoning":
+            argv += ["--reasoning-parser", REASONING_PARSER]
+        if self.shape.remote_code:
+            argv.append("--trust-remote-code")
+        return argv + list(self.extra_args)
+
+    @property
+    def visible_devices(self) -> str:
+        """The GPUs this server's ranks use: the first ``tp`` of those it was given."""
+        return ",".join(str(g.index) for g in self.hardware.gpus[: self.plan.tp])
+
+    def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        # The model is a local folder: nothing may come from a hub.
+        env["HF_HUB_OFFLINE"] = "1"
+        env["TRANSFORMERS_OFFLINE"] = "1"
+        if not self.plan.cpu:
+            # This server's GPUs only (with --role both, each server has its own).
+            env["CUDA_VISIBLE_DEVICES"] = self.visible_devices
+        return env
+
+    def shell_line(self) -> str:
+        visible = "" if self.plan.cpu else f"CUDA_VISIBLE_DEVICES={self.visible_devices} "
+        return visible + shlex.join(self.argv())
+
+
+def daemon_settings(servers: list[ServerLaunch]) -> str:
+    """The daemon's config for these servers (TOML), with the sequence limit it budgets by."""
+    by_role = {s.role: s for s in servers}
+    lines: list[str] = []
+    for role in ("instruct", "reasoning"):
+        server = by_role.get(role) or by_role.get("instruct") or servers[0]
+        if role not in by_role and role == "reasoning" and len(by_role) == 1:
+            # One server for both: the reasoning endpoint defaults to it already.
+            break
+        lines += [
+            f"[{role}]",
+            f'base_url = "{server.base_url}"',
+            f'model = "{server.model.name}"',
+            f"max_num_seqs = {server.plan.max_num_seqs}",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"

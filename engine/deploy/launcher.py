@@ -1,0 +1,167 @@
+"""Start the planned vLLM servers, wait until they are healthy, and stop them cleanly.
+
+Each server runs in its own process group (tensor parallel workers included), so a stop
+reaches every process it started; a server that fails to come up stops the others, and
+nothing is left half-started."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from engine.backends.errors import BackendError
+from engine.backends.vllm_extras import ServerInfo
+from engine.config import EndpointConfig
+from engine.deploy.command import ServerLaunch
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 30.0
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunningServer:
+    launch: ServerLaunch
+    log_path: Path
+    process: asyncio.subprocess.Process
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+async def start_servers(
+    launches: list[ServerLaunch], log_dir: Path, timeout_s: float
+) -> list[RunningServer]:
+    """All healthy, or none left running (LaunchError says which failed and why).
+    ``log_dir`` exists: each server's output goes to a file there."""
+    running: list[RunningServer] = []
+    try:
+        for launch in launches:
+            log_path = log_dir / f"vllm-{launch.role}-{launch.port}.log"
+            with log_path.open("wb") as out:
+                process = await asyncio.create_subprocess_exec(
+                    *launch.argv(),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=launch.environment(),
+                    start_new_session=True,  # its own process group: stopped as one
+                )
+            running.append(RunningServer(launch, log_path, process))
+        await asyncio.gather(*(_wait_healthy(server, timeout_s) for server in running))
+    except BaseException:
+        await stop_servers(running)
+        raise
+    return running
+
+
+async def _wait_healthy(server: RunningServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    url = server.launch.base_url.removesuffix("/v1") + "/health"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            if server.process.returncode is not None:
+                raise LaunchError(
+                    f"vLLM ({server.launch.role}) exited with {server.process.returncode} "
+                    f"before it was healthy; the end of {server.log_path}:\n{server.log_tail()}"
+                )
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise LaunchError(
+                    f"vLLM ({server.launch.role}) not healthy after {timeout_s:.0f} s; the end "
+                    f"of {server.log_path}:\n{server.log_tail()}"
+                )
+            await asyncio.sleep(1.0)
+
+
+async def stop_servers(servers: list[RunningServer]) -> None:
+    """SIGTERM to each server's process group, SIGKILL to what is left after a grace."""
+    for server in servers:
+        _signal_group(server.pid, signal.SIGTERM)
+    for server in servers:
+        try:
+            await asyncio.wait_for(server.process.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            log.warning("vLLM (%s) ignored SIGTERM: killing it", server.launch.role)
+        # Workers (tensor parallel ranks, helpers) may outlive the API process: the group
+        # goes too, and the launcher returns only once it is gone.
+        _signal_group(server.pid, signal.SIGKILL)
+        if server.process.returncode is None:
+            await server.process.wait()
+        await _group_gone(server.pid)
+
+
+async def _group_gone(pgid: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        await asyncio.sleep(0.05)
+    log.warning("processes of vLLM's group %d are still there after SIGKILL", pgid)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass(frozen=True)
+class KvCheck:
+    planned_tokens: int
+    reported_tokens: int | None
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.reported_tokens:
+            return None
+        return self.planned_tokens / self.reported_tokens
+
+    def describe(self) -> str:
+        if self.reported_tokens is None:
+            return "vLLM's KV cache size: not reported (no vllm:cache_config_info)"
+        ratio = self.ratio or 0.0
+        return (
+            f"vLLM's KV cache: {self.reported_tokens:,} tokens; planned {self.planned_tokens:,} "
+            f"({(ratio - 1) * 100:+.1f}%)"
+        )
+
+
+async def check_kv(server: RunningServer) -> KvCheck:
+    """The KV cache vLLM allocated (its metrics: blocks x block size) beside the plan's."""
+    info = ServerInfo(EndpointConfig(base_url=server.launch.base_url))
+    try:
+        cache = await info.cache_config()
+    except BackendError:
+        cache = None
+    finally:
+        await info.aclose()
+    tokens = cache.kv_tokens if cache is not None else None
+    return KvCheck(server.launch.plan.kv_tokens, tokens)
