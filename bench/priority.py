@@ -27,7 +27,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from bench.common import lsp_client, percentile, tiny_vllm
+from bench.common import daemon_stats, lsp_client, percentile, tiny_vllm
 from engine.endpoints import budget_for
 
 SOURCE = '''def moving_average(values, window):
@@ -129,6 +129,9 @@ class RowResult:
     row: Row
     latencies_ms: list[float]
     actions_per_minute: float
+    # The daemon's own time per completion (request in -> HTTP request out, debounce timer
+    # lateness included): how busy the action streams kept its event loop.
+    overhead_p95_ms: float
 
 
 async def run_row(
@@ -176,10 +179,14 @@ async def run_row(
         started = time.perf_counter()
         samples = await inline_latencies(client, uri, 1_000_000, until=started + seconds)
         ended = time.perf_counter()
+        stats = await daemon_stats(client)
         actions.stop()
         await asyncio.gather(*loops)
     finished = sum(started <= t <= ended for t in actions.finished_at)
-    return RowResult(row, samples, finished * 60 / (ended - started))
+    overheads = [float(v) for v in stats.get("overheads_ms") or []][-len(samples) :]
+    return RowResult(
+        row, samples, finished * 60 / (ended - started), percentile(overheads or [0.0], 0.95)
+    )
 
 
 async def main() -> None:
@@ -216,7 +223,7 @@ async def main() -> None:
         print(
             f"{result.row.label:30} {len(samples):9d} {percentile(samples, 0.5):8.0f} "
             f"{percentile(samples, 0.95):8.0f} {statistics.mean(samples):8.0f} "
-            f"{result.actions_per_minute:12.1f}"
+            f"{result.actions_per_minute:12.1f} {result.overhead_p95_ms:14.1f}"
         )
     idle, _, prioritized, budgeted = results
     print(

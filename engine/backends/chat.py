@@ -1,4 +1,5 @@
-"""Streaming ``/v1/chat/completions`` through the ``openai`` package's async client."""
+"""Streaming ``/v1/chat/completions`` through the ``openai`` package's async client (its raw
+event stream: see ``stream_events``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from engine.backends.openai_compatible import (
     EndpointClient,
     Usage,
     parse_usage,
-    translate_error,
+    stream_events,
 )
 
 log = logging.getLogger(__name__)
@@ -66,36 +67,29 @@ class ChatBackend(EndpointClient):
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": params.json_schema},
             }
-        try:
-            response = await self._client.chat.completions.create(**request)
-        except Exception as exc:
-            raise translate_error(self.url, exc) from exc
-        async with response:
-            try:
-                async for chunk in response:
-                    yield self._parse_chunk(chunk)
-            except BackendError:
-                raise
-            except Exception as exc:
-                raise translate_error(self.url, exc) from exc
+        raw = self._client.chat.completions.with_streaming_response.create(**request)
+        async for chunk in stream_events(self.url, raw):
+            yield self._parse_chunk(chunk)
 
-    def _parse_chunk(self, chunk: object) -> ChatDelta:
-        choices = getattr(chunk, "choices", None)
-        usage = parse_usage(getattr(chunk, "usage", None))
-        if choices is None or not isinstance(choices, list):
+    def _parse_chunk(self, chunk: dict[str, Any]) -> ChatDelta:
+        choices = chunk.get("choices")
+        usage = parse_usage(chunk.get("usage"))
+        if not isinstance(choices, list):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'choices'")
         if not choices:
             return ChatDelta(usage=usage)
-        delta = getattr(choices[0], "delta", None)
-        if delta is None:
+        first = choices[0] if isinstance(choices[0], dict) else {}
+        delta = first.get("delta")
+        if not isinstance(delta, dict):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'delta'")
-        reasoning = getattr(delta, "reasoning", None) or getattr(delta, "reasoning_content", None)
-        content = getattr(delta, "content", None)
+        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+        content = delta.get("content")
         if not isinstance(reasoning, str | None) or not isinstance(content, str | None):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk with non-text delta")
+        finish = first.get("finish_reason")
         return ChatDelta(
             reasoning=reasoning or "",
             content=content or "",
-            finish_reason=getattr(choices[0], "finish_reason", None),
+            finish_reason=finish if isinstance(finish, str) else None,
             usage=usage,
         )

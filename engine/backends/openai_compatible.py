@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from openai import AsyncAPIResponse
 
 from engine.backends.errors import BackendError, FailureKind
 from engine.config import EndpointConfig
@@ -93,36 +95,10 @@ class CompletionBackend(EndpointClient):
             extra_body=params.extra_body or None,
             extra_headers=params.headers or None,
         )
-        try:
-            async with request as response:
-                done = False
-                async for line in response.iter_lines():
-                    # Read on past [DONE] to the end of the body (the chunked encoding's last
-                    # few bytes): a response left unfinished closes its connection, and a new
-                    # one per request cost the team daemon two syscall-heavy connects each.
-                    if done or not line.startswith("data:"):
-                        continue  # blank separators, comments, event names
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        continue
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError as exc:
-                        detail = f"not JSON: {_short(data)}"
-                        raise BackendError(self.url, FailureKind.MALFORMED, detail) from exc
-                    yield self._parse_chunk(chunk)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise translate_error(self.url, exc) from exc
+        async for chunk in stream_events(self.url, request):
+            yield self._parse_chunk(chunk)
 
-    def _parse_chunk(self, chunk: object) -> StreamChunk:
-        if not isinstance(chunk, dict):
-            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk is not an object")
-        if isinstance(chunk.get("error"), dict):
-            message = _short(str(chunk["error"].get("message", "an error")))
-            raise BackendError(self.url, FailureKind.MALFORMED, f"the server reported: {message}")
+    def _parse_chunk(self, chunk: dict[str, Any]) -> StreamChunk:
         choices = chunk.get("choices")
         usage = parse_usage(chunk.get("usage"))
         if not isinstance(choices, list):
@@ -137,6 +113,45 @@ class CompletionBackend(EndpointClient):
         return StreamChunk(
             text=text, finish_reason=finish if isinstance(finish, str) else None, usage=usage
         )
+
+
+async def stream_events(
+    url: str, request: AbstractAsyncContextManager[AsyncAPIResponse[Any]]
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON objects of a streamed response, read raw through the client (its HTTP pool,
+    auth, timeouts and errors) with json.loads: building the client's models for every chunk
+    cost a fifth of the daemon's CPU with a hundred editors typing, and 0.2 ms a token of an
+    action's stream (a busy event loop slowed the completions beside it)."""
+    try:
+        async with request as response:
+            done = False
+            async for line in response.iter_lines():
+                # Read on past [DONE] to the end of the body (the chunked encoding's last few
+                # bytes): a response left unfinished closes its connection, and a new one per
+                # request cost the team daemon two syscall-heavy connects each.
+                if done or not line.startswith("data:"):
+                    continue  # blank separators, comments, event names
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    continue
+                try:
+                    chunk = json.loads(data)
+                except ValueError as exc:
+                    detail = f"not JSON: {_short(data)}"
+                    raise BackendError(url, FailureKind.MALFORMED, detail) from exc
+                if not isinstance(chunk, dict):
+                    raise BackendError(url, FailureKind.MALFORMED, "stream chunk is not an object")
+                if isinstance(chunk.get("error"), dict):
+                    message = _short(str(chunk["error"].get("message", "an error")))
+                    raise BackendError(
+                        url, FailureKind.MALFORMED, f"the server reported: {message}"
+                    )
+                yield chunk
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise translate_error(url, exc) from exc
 
 
 # A stream that ended before its end, as aiohttp's transport and as httpx name it.
