@@ -217,7 +217,10 @@ async def main() -> None:
         f"{args.max_num_seqs}; inline completions (24 tokens) for {args.seconds:.0f} s per row; "
         f"budget {budget_for(args.max_num_seqs)} running actions"
     )
-    print(f"{'':30} {'inline n':>9} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'actions/min':>12}")
+    print(
+        f"{'':30} {'inline n':>9} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'actions/min':>12}"
+        f" {'daemon p95 ms':>14}"
+    )
     for result in results:
         samples = result.latencies_ms
         print(
