@@ -58,6 +58,9 @@ class CompletionConfig:
 
     debounce_ms: int = 75
     max_tokens: int = 128
+    # A single-line suggestion stops at the line's end anyway; this caps a runaway line (a long
+    # string, a minified blob) so it cannot hold a sequence slot for the whole max_tokens.
+    max_tokens_single_line: Annotated[int, Field(ge=1)] = 64
     temperature: float = 0.2
     top_p: float = 0.95
     # Tokens of prompt; the context stage trims the window to fit.

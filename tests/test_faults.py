@@ -185,3 +185,20 @@ async def test_finished_streams_leave_their_connection_for_the_next_request():
             await backend.aclose()
     assert len(fake.peers) == 3
     assert len(set(fake.peers)) == 1, fake.peers
+
+
+async def test_a_single_line_request_asks_for_fewer_tokens(tmp_path: Path):
+    """A runaway line (a long string, a minified blob) cannot hold a sequence slot for the
+    whole max_tokens: single-line requests ask for max_tokens_single_line."""
+    uri = (tmp_path / "a.py").as_uri()
+    async with fake_server() as fake:
+        settings = options(fake.base_url, max_tokens=128, max_tokens_single_line=20)
+        async with lsp_session(settings, tmp_path) as client:
+            single = "total = price * "  # code on the line: a single-line suggestion
+            open_document(client, uri, single)
+            await inline_completion(client, uri, end_position(single))
+            block = "def answer():\n"  # a block opener: several lines may come
+            uri2 = (tmp_path / "b.py").as_uri()
+            open_document(client, uri2, block)
+            await inline_completion(client, uri2, end_position(block))
+    assert [r["max_tokens"] for r in fake.completion_requests] == [20, 128]

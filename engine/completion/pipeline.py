@@ -16,6 +16,7 @@ from engine.completion.discovery import ModelDirectory, ServedModel
 from engine.completion.generation import LatestWins, generate
 from engine.completion.generation.stream import GenerationOutcome
 from engine.completion.postprocessing import (
+    LineMode,
     StreamCutter,
     block_indent,
     choose_line_mode,
@@ -198,7 +199,11 @@ class CompletionService:
         async def send(fields: dict[str, object]) -> GenerationOutcome:
             params = GenerationParams(
                 prompt=prompt,
-                max_tokens=settings.max_tokens,
+                max_tokens=(
+                    settings.max_tokens
+                    if line_mode is LineMode.MULTI
+                    else min(settings.max_tokens, settings.max_tokens_single_line)
+                ),
                 temperature=settings.temperature,
                 top_p=settings.top_p,
                 stop=template.stop,
