@@ -2,12 +2,12 @@
 # The benchmarks on a lent GPU, once vLLM 0.26.0 is staged into /tmp/site (../shared/gpu):
 # a 7B-shaped model with dummy weights, started by `iquest-lsp vllm` (priority scheduling,
 # prefix caching, GPU block size 16; its planned KV size printed beside vLLM's).
-#   bash bench/gpu.sh priority|prefix|team [MAX_NUM_SEQS] [ACTIONS]
+#   bash bench/gpu.sh priority|prefix|team|capacity [MAX_NUM_SEQS] [ACTIONS]
 # team: WORKERS="1 4" runs the team load once per daemon worker count.
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
 set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
-OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix or team}; SEQS=${2:-16}; ACTIONS=${3:-32}
+OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix, team or capacity}; SEQS=${2:-16}; ACTIONS=${3:-32}
 mkdir -p "$OUT"
 python3 -m bench.gpu_model /tmp/iquest-7b-shaped
 # Started the way users start it (iquest-lsp vllm), with a profile of SEQS sequence slots.
@@ -31,6 +31,16 @@ elif [ "$WHICH" = team ]; then
     python3 -m bench.team_load --vllm-root http://127.0.0.1:8000 --editors 100 --seconds 60 \
       --workers "$workers" 2>&1 | tee "$OUT/team_load_workers$workers.txt"
   done
+elif [ "$WHICH" = capacity ]; then
+  # Editors per H200 (ours vs plain), then the guide's engine table on the same model: vLLM
+  # rows against this server, transformers generate() once vLLM has given the GPU back.
+  python3 -m bench.capacity --vllm-root http://127.0.0.1:8000 --editors "${EDITORS:-16,32,64,128}" \
+    --seconds "${STEP:-25}" --workers 4 2>&1 | tee "$OUT/capacity.txt"
+  python3 -m bench.engines --model /tmp/iquest-7b-shaped --vllm "vLLM=http://127.0.0.1:8000" \
+    --concurrency 1,8,16,64 2>&1 | tee "$OUT/engines_vllm.txt"
+  kill -INT $LAUNCHER; wait $LAUNCHER || true; trap - EXIT
+  python3 -m bench.engines --model /tmp/iquest-7b-shaped --hf --concurrency 1,8,16,64 2>&1 \
+    | tee "$OUT/engines_hf.txt"
 else
   python3 -m bench.prefix_cache --vllm-root http://127.0.0.1:8000 2>&1 | tee "$OUT/prefix_cache.txt"
 fi

@@ -1,0 +1,48 @@
+"""The GPU benchmarks run on CPU against the tiny model, small and short, so a change that
+breaks them shows here and not on a lent GPU (where the device time is counted)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import VllmEndpoint
+from tests.support.lsp_session import REPO
+
+
+def bench(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_capacity_benchmark_runs_both_configurations(vllm: VllmEndpoint):
+    out = bench("bench.capacity", "--vllm-root", vllm.root_url, "--editors", "1", "--seconds", "6")
+    rows = [line for line in out.splitlines() if re.match(r"\s+1 +(ours|plain) ", line)]
+    assert len(rows) == 2, out
+    assert all(line.split()[-1] == "0" for line in rows), out  # no errors
+    assert re.search(r"suggestion lengths .*: \d+% single-line", out), out
+    assert "capacity, ours:" in out and "capacity, plain:" in out
+
+
+def test_the_engines_benchmark_measures_vllm_and_transformers(
+    vllm: VllmEndpoint, tiny_model_dir: Path
+):
+    out = bench(
+        *("bench.engines", "--vllm", f"vLLM={vllm.root_url}", "--model", str(tiny_model_dir)),
+        *("--hf", "--prompt", "32", "--generate", "8", "--concurrency", "1,2"),
+    )
+    for row in ("vLLM, cold", "vLLM, prefix cache warm", "transformers generate()"):
+        found = re.search(rf"^{re.escape(row)} +(\d+) \(", out, re.M)
+        assert found and int(found.group(1)) > 0, out
+    assert "the guide (2 x A100, 40B" in out
