@@ -36,6 +36,7 @@ elif [ "$WHICH" = capacity ]; then
   # rows against this server, transformers generate() once vLLM has given the GPU back.
   python3 -m bench.capacity --vllm-root http://127.0.0.1:8000 --editors "${EDITORS:-16,32,64,128}" \
     --seconds "${STEP:-25}" --workers 4 2>&1 | tee "$OUT/capacity.txt"
+  [ "${ENGINES:-1}" = 1 ] || exit 0
   python3 -m bench.engines --model /tmp/iquest-7b-shaped --vllm "vLLM=http://127.0.0.1:8000" \
     --concurrency 1,8,16,64 2>&1 | tee "$OUT/engines_vllm.txt"
   kill -INT $LAUNCHER; wait $LAUNCHER || true; trap - EXIT

@@ -86,8 +86,8 @@ async def length_proxy(
                     if k.lower() not in _HOP_HEADERS and k.lower() != "content-encoding"
                 },
             )
-            await response.prepare(request)
             try:
+                await response.prepare(request)
                 if rewrite is None:
                     async for piece in upstream_response.content.iter_any():
                         await response.write(piece)
