@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import REPO, percentile, tiny_vllm
 from bench.length_proxy import proxy_process
-from bench.team_load import SOURCES, Rpc, cpu_seconds
+from bench.team_load import Rpc, cpu_seconds, open_editor
 from engine.team.tokens import TokenStore
 
 TARGET_MS = 300.0
@@ -138,34 +138,12 @@ async def open_loop_editor(
     rpc = Rpc(reader, writer)
     pending: set[asyncio.Task[None]] = set()
     try:
-        await rpc.request(
-            "initialize",
-            {
-                "processId": None,
-                "capabilities": {
-                    "textDocument": {"inlineCompletion": {}},
-                    "window": {"workDoneProgress": False},
-                },
-                "initializationOptions": {"token": token},
-                "workspaceFolders": [{"uri": f"file:///editor{n}/proj", "name": "proj"}],
-            },
-        )
-        rpc.notify("initialized", {})
-        source = rng.choice(SOURCES)
-        lines = source.read_text(errors="replace").splitlines()[:600] or [""]
-        uri = f"file:///editor{n}/proj/{source.name}"
+        capabilities = {
+            "textDocument": {"inlineCompletion": {}},
+            "window": {"workDoneProgress": False},
+        }
+        uri, lines = await open_editor(rpc, token, n, rng, 600, capabilities)
         text_version = 1
-        rpc.notify(
-            "textDocument/didOpen",
-            {
-                "textDocument": {
-                    "uri": uri,
-                    "languageId": "python",
-                    "version": 1,
-                    "text": "\n".join(lines),
-                }
-            },
-        )
         # Type new code in the middle of the file, after a real line.
         line = rng.randrange(len(lines) // 3, max(len(lines) // 3 + 1, len(lines) - 1))
         column = len(lines[line])

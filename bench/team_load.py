@@ -77,36 +77,50 @@ class Rpc:
         return await asyncio.wait_for(future, timeout_s)
 
 
+async def open_editor(
+    rpc: Rpc,
+    token: str,
+    n: int,
+    rng: random.Random,
+    max_lines: int,
+    capabilities: dict[str, Any] | None = None,
+) -> tuple[str, list[str]]:
+    """Editor ``n`` initializes with its token and opens a random real source file: its URI
+    and lines."""
+    await rpc.request(
+        "initialize",
+        {
+            "processId": None,
+            "capabilities": capabilities or {"textDocument": {"inlineCompletion": {}}},
+            "initializationOptions": {"token": token},
+            "workspaceFolders": [{"uri": f"file:///editor{n}/proj", "name": "proj"}],
+        },
+    )
+    rpc.notify("initialized", {})
+    source = rng.choice(SOURCES)
+    lines = source.read_text(errors="replace").splitlines()[:max_lines] or [""]
+    uri = f"file:///editor{n}/proj/{source.name}"
+    rpc.notify(
+        "textDocument/didOpen",
+        {
+            "textDocument": {
+                "uri": uri,
+                "languageId": "python",
+                "version": 1,
+                "text": "\n".join(lines),
+            }
+        },
+    )
+    return uri, lines
+
+
 async def editor(port: int, token: str, n: int, until: float, seed: int) -> EditorResult:
     rng = random.Random(seed)
     result = EditorResult()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     rpc = Rpc(reader, writer)
     try:
-        await rpc.request(
-            "initialize",
-            {
-                "processId": None,
-                "capabilities": {"textDocument": {"inlineCompletion": {}}},
-                "initializationOptions": {"token": token},
-                "workspaceFolders": [{"uri": f"file:///editor{n}/proj", "name": "proj"}],
-            },
-        )
-        rpc.notify("initialized", {})
-        source = rng.choice(SOURCES)
-        lines = source.read_text(errors="replace").splitlines()[:400]
-        uri = f"file:///editor{n}/proj/{source.name}"
-        rpc.notify(
-            "textDocument/didOpen",
-            {
-                "textDocument": {
-                    "uri": uri,
-                    "languageId": "python",
-                    "version": 1,
-                    "text": "\n".join(lines),
-                }
-            },
-        )
+        uri, lines = await open_editor(rpc, token, n, rng, max_lines=400)
         line = rng.randrange(len(lines) // 3, max(len(lines) // 3 + 1, len(lines) - 1))
         column, version = len(lines[line]), 1
         typed = "    value = compute(items, key=lambda item: item.size) + offset\n" * 50

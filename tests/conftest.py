@@ -58,6 +58,9 @@ async def vllm(
                 # Said at /server_info (dev mode): the actions' budget is derived from it.
                 "--max-num-seqs",
                 "64",
+                # No graph compilation: healthy in half the time (36 s instead of 71 on two
+                # cores), for a model this small no slower to serve.
+                "--enforce-eager",
             ),
             extra_env=(("VLLM_SERVER_DEV_MODE", "1"),),
         )

@@ -79,7 +79,7 @@ async def test_a_burst_of_actions_never_runs_more_than_the_budget_at_vllm(
     vllm: VllmEndpoint, tmp_path: Path
 ):
     uri = (tmp_path / "steps.py").as_uri()
-    async with lsp_session(options(vllm, max_running=2), tmp_path) as client:
+    async with lsp_session(options(vllm, max_running=2, max_tokens=200), tmp_path) as client:
         open_document(client, uri, CODE)
         burst = asyncio.gather(*(execute(client, "iquest.explain", {"uri": uri}) for _ in range(6)))
         peak_running = peak_waiting = 0

@@ -278,7 +278,7 @@ async def test_a_launch_serves_the_daemon_doctor_checks_it_and_ctrl_c_stops_it(
         *("--device", "cpu", "--gpu-memory", "0.25", "--profile", "completion"),
         *("--port", str(port), "--log-dir", str(tmp_path / "logs")),
         # Passed through to vLLM: a server that forgot prefix caching, for doctor to find.
-        *("--", "--block-size", "32", "--no-enable-prefix-caching"),
+        *("--", "--block-size", "32", "--no-enable-prefix-caching", "--enforce-eager"),
         cwd=REPO,
         env={
             **os.environ,
