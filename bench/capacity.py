@@ -328,7 +328,10 @@ def daemon_files(
         f'log_file = "{folder / "daemon.log"}"\nlog_level = "{log_level}"\n'
         f'[instruct]\nbase_url = "{root}/v1"\nmodel = "{model}"\n'
         "[completion]\nmax_tokens = 128\n"
-        f"max_tokens_single_line = {SINGLE_LINE_CAP}\ntemperature = 0.0\ntimeout_s = 20.0\n"
+        # Sampled, not greedy: on dummy weights a greedy model repeats one token after a bare
+        # FIM middle marker (plain's prompts all end there), and when that token is a special
+        # one every suggestion decodes to nothing (the first GPU run's plain rows).
+        f"max_tokens_single_line = {SINGLE_LINE_CAP}\ntemperature = 1.0\ntimeout_s = 20.0\n"
         f'layout = "{config.layout}"\ncursor_line = "{config.cursor_line}"\n'
         f"[actions]\nmax_tokens = 256\ntemperature = 0.0\npriority = {config.action_priority}\n"
         "[index]\nenabled = false\n"
