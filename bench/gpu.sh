@@ -5,6 +5,12 @@
 #   bash bench/gpu.sh priority|prefix|team|capacity [MAX_NUM_SEQS] [ACTIONS]
 # team: WORKERS="1 4" runs the team load once per daemon worker count.
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
+# Staging (2026-11-30): ../shared/gpu/vllm-0.26.0-deps.txt pins llguidance==1.7.6, which this
+# package index lacks; a copy of the bundle script with llguidance==1.6.1 built it (only the
+# llguidance structured-output backend uses it). Our own wheels ride along as extra packages:
+# pygls lsprotocol cattrs attrs tree-sitter (+ its 8 grammars) pathspec whatthepatch uvloop
+# platformdirs httpx httpcore h11 anyio aiohttp (+ its deps) prometheus_client, pinned as in
+# .venv. One chunk per call: two 41 MB chunks exceed the 64 MiB carry limit.
 set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix, team or capacity}; SEQS=${2:-16}; ACTIONS=${3:-32}
