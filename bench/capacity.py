@@ -316,16 +316,13 @@ class DaemonFiles:
     settings: Path
 
 
-def daemon_files(
-    work: Path, config: Config, root: str, model: str, editors: int, log_level: str
-) -> DaemonFiles:
+def daemon_files(work: Path, config: Config, root: str, model: str, editors: int) -> DaemonFiles:
     folder = work / config.name
     folder.mkdir(exist_ok=True)
     store = TokenStore(folder / "tokens.json")
     tokens = [store.add(f"user{n}") for n in range(editors)]
     settings = folder / "server.toml"
     settings.write_text(
-        f'log_file = "{folder / "daemon.log"}"\nlog_level = "{log_level}"\n'
         f'[instruct]\nbase_url = "{root}/v1"\nmodel = "{model}"\n'
         "[completion]\nmax_tokens = 128\n"
         # Sampled, not greedy: on dummy weights a greedy model repeats one token after a bare
@@ -390,8 +387,6 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="per step")
     parser.add_argument("--workers", type=int, default=1, help="daemon worker processes")
     parser.add_argument("--vllm-root", help="reuse a running vLLM")
-    parser.add_argument("--logs", type=Path, help="keep each daemon's log in this folder")
-    parser.add_argument("--log-level", default="WARNING", help="the daemons' log level")
     args = parser.parse_args()
     sweep = [int(n) for n in args.editors.split(",")]
     steps: list[Step] = []
@@ -404,7 +399,7 @@ async def main() -> None:
             daemons: dict[str, tuple[asyncio.subprocess.Process, int, list[str]]] = {}
             try:
                 for config in CONFIGS:
-                    files = daemon_files(work, config, proxy, model, max(sweep), args.log_level)
+                    files = daemon_files(work, config, proxy, model, max(sweep))
                     daemon, port = await start_daemon(files, args.workers)
                     daemons[config.name] = (daemon, port, files.tokens)
                 print(HEADER, flush=True)
@@ -423,12 +418,6 @@ async def main() -> None:
                     daemon.send_signal(signal.SIGINT)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(daemon.wait(), 20)
-                if args.logs:
-                    args.logs.mkdir(parents=True, exist_ok=True)
-                    for config in CONFIGS:
-                        log_file = work / config.name / "daemon.log"
-                        if log_file.exists():
-                            shutil.copy(log_file, args.logs / f"daemon-{config.name}.log")
     print(LEGEND)
     single = lengths.single_line / max(1, lengths.single_line + lengths.multi_line)
     print(
