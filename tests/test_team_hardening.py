@@ -467,3 +467,28 @@ def test_the_token_store_is_private_and_survives_concurrent_changes(tmp_path: Pa
     assert (store.path.parent / "server.key").stat().st_mode & 0o077 == 0
     assert store.server_secret() == secret and len(secret) == 32
     assert not [p for p in store.path.parent.iterdir() if p.name.startswith(".tokens.json.")]
+
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+async def test_an_editor_slower_than_the_auth_timeout_to_initialize_still_connects(
+    tmp_path: Path, scheme: str
+):
+    """The daemon gives a connection a second to present its token; the bridge connects only
+    once the editor has sent its first message, so an editor that takes longer than that to
+    send `initialize` after starting the bridge is not cut off (CI's busy cores found it)."""
+    from lsprotocol import types as lsp_types
+
+    from tests.support.lsp_session import end_position, inline_completion, open_document
+    from tests.support.team import editor, team_daemon
+
+    async with fake_server() as fake, team_daemon(tmp_path, fake) as (daemon, team):
+        port = daemon.bound["tcp" if scheme == "tls" else "ws"]
+        url = f"{scheme}://127.0.0.1:{port}"
+        async with editor(
+            url, team["tokens"]["alice"], tmp_path, team["cert"], before_initialize_s=1.6
+        ) as client:
+            uri = (tmp_path / "proj" / "slow.py").as_uri()
+            open_document(client, uri, "value = ")
+            answer = await inline_completion(client, uri, end_position("value = "))
+    assert isinstance(answer, lsp_types.InlineCompletionList | list)
+    assert fake.prompts  # the request reached the model server through the daemon

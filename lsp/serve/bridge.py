@@ -64,17 +64,26 @@ async def run_bridge(url: str, token: str, ca_file: Path | None = None) -> int:
     context = (
         ssl.create_default_context(cafile=str(ca_file) if ca_file else None) if secure else None
     )
+    if target.scheme not in ("tcp", "tls", "ws", "wss"):
+        raise BridgeError(f"{url}: the scheme must be tcp, tls, ws or wss")
+    if target.scheme in ("tcp", "tls") and (not target.hostname or not target.port):
+        raise BridgeError(f"{url}: expected tcp://HOST:PORT or tls://HOST:PORT")
     stdin = await _stdin_reader()
+    bodies = aiter(read_bodies(stdin, MAX_FROM_EDITOR))
+    # Connect once the editor has spoken: the daemon gives a connection a second to present
+    # its token, and an editor may take longer than that to send `initialize` after starting
+    # the bridge (a busy machine, a slow plugin host).
+    first = await anext(bodies, None)
+    if first is None:
+        return 0
     if target.scheme in ("tcp", "tls"):
-        if not target.hostname or not target.port:
-            raise BridgeError(f"{url}: expected tcp://HOST:PORT or tls://HOST:PORT")
+        assert target.hostname and target.port
         reader, writer = await asyncio.open_connection(target.hostname, target.port, ssl=context)
 
         async def upstream() -> None:
-            first = True
-            async for body in read_bodies(stdin, MAX_FROM_EDITOR):
-                if first:
-                    body, first = _with_token(body, token), False
+            writer.write(frame(_with_token(first, token)))
+            await writer.drain()
+            async for body in bodies:
                 writer.write(frame(body))
                 await writer.drain()
             writer.close()
@@ -85,25 +94,24 @@ async def run_bridge(url: str, token: str, ca_file: Path | None = None) -> int:
 
         await _until_either(upstream(), downstream())
         return 0
-    if target.scheme in ("ws", "wss"):
-        async with connect(
-            url,
-            additional_headers={"Authorization": f"Bearer {token}"},
-            ssl=context,
-            max_size=None,
-        ) as socket:
+    async with connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        ssl=context,
+        max_size=None,
+    ) as socket:
 
-            async def ws_upstream() -> None:
-                async for body in read_bodies(stdin, MAX_FROM_EDITOR):
-                    await socket.send(body.decode("utf-8"))
+        async def ws_upstream() -> None:
+            await socket.send(first.decode("utf-8"))
+            async for body in bodies:
+                await socket.send(body.decode("utf-8"))
 
-            async def ws_downstream() -> None:
-                async for message in socket:
-                    _write_stdout(frame(message.encode() if isinstance(message, str) else message))
+        async def ws_downstream() -> None:
+            async for message in socket:
+                _write_stdout(frame(message.encode() if isinstance(message, str) else message))
 
-            await _until_either(ws_upstream(), ws_downstream())
-        return 0
-    raise BridgeError(f"{url}: the scheme must be tcp, tls, ws or wss")
+        await _until_either(ws_upstream(), ws_downstream())
+    return 0
 
 
 def _with_token(body: bytes, token: str) -> bytes:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -62,8 +63,15 @@ async def team_daemon(
 
 @asynccontextmanager
 async def editor(
-    url: str, token: str, tmp_path: Path, cert: Path, folder: str = "proj"
+    url: str,
+    token: str,
+    tmp_path: Path,
+    cert: Path,
+    folder: str = "proj",
+    before_initialize_s: float = 0.0,
 ) -> AsyncIterator[LanguageClient]:
+    """An editor through a real bridge process; ``before_initialize_s``: a slow editor's
+    pause between starting the bridge and sending ``initialize``."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "IQUEST_TOKEN": token}
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "lsp", "connect", url, "--ca-file", str(cert)],
@@ -71,6 +79,7 @@ async def editor(
     )
     client = await config.start()
     assert isinstance(client, LanguageClient)
+    await asyncio.sleep(before_initialize_s)
     root = tmp_path / folder
     await client.initialize_session(
         types.InitializeParams(
