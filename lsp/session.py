@@ -72,14 +72,12 @@ class Session:
         layers: SettingsLayers,
         models: ModelDirectory,
         action_slots: ActionSlots | None = None,
-        processes: int = 1,
     ) -> None:
         self.layers = layers
         # Shared by every connection in team mode: clients, discovered models, the budget of
-        # running actions per server (and this process's share of it: ``processes``).
+        # running actions per server.
         self.models = models
         self.action_slots = action_slots or ActionSlots()
-        self.processes = processes
         self.findings = FindingsStore()
         self.notify: Notify = lambda notice: None
         self.workspace: Workspace | None = None
@@ -197,11 +195,7 @@ class Session:
             self.workspace = self.open_workspace(settings)
         repository = RepositoryContext(self.workspace)
         endpoints = Endpoints(
-            settings,
-            self.models.clients,
-            self.notify,
-            action_slots=self.action_slots,
-            processes=self.processes,
+            settings, self.models.clients, self.notify, action_slots=self.action_slots
         )
         share = self.share()
         completions = CompletionService(endpoints, self.models, repository, share=share)

@@ -17,7 +17,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from engine.config import EndpointConfig, Settings
-from engine.endpoints import EndpointClients, Endpoints, Replica
+from engine.endpoints import ActionSlots, EndpointClients, Endpoints, Replica
 from tests.conftest import VllmEndpoint
 from tests.support.actions_client import execute
 from tests.support.fake_server import fake_server
@@ -59,7 +59,9 @@ async def test_the_budget_comes_from_the_servers_sequence_limit(vllm: VllmEndpoi
     clients = EndpointClients()
     settings = Settings()
     try:
-        endpoints = Endpoints(settings, clients, lambda notice: None, processes=2)
+        endpoints = Endpoints(
+            settings, clients, lambda notice: None, action_slots=ActionSlots(processes=2)
+        )
         config = EndpointConfig(base_url=vllm.base_url)
         assert await clients.max_num_seqs(config) == 64
         assert await endpoints.action_budget(Replica("reasoning", config)) == 60 // 2

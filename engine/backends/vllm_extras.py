@@ -49,7 +49,6 @@ def vllm_request_fields(
 @dataclass(frozen=True)
 class SchedulerConfig:
     max_num_seqs: int | None
-    max_num_batched_tokens: int | None
     policy: str | None  # "fcfs" or "priority"
 
 
@@ -164,7 +163,6 @@ class ServerInfo:
         policy = scheduler.get("policy")
         return SchedulerConfig(
             max_num_seqs=_positive(scheduler.get("max_num_seqs")),
-            max_num_batched_tokens=_positive(scheduler.get("max_num_batched_tokens")),
             policy=policy if isinstance(policy, str) else None,
         )
 

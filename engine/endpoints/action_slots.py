@@ -84,11 +84,13 @@ class _Server:
 
 
 class ActionSlots:
-    """Shared by every session of a daemon process: one budget per server URL."""
+    """Shared by every session of a daemon process: one budget per server URL. With
+    ``processes`` worker processes, each keeps that share of a server's budget."""
 
-    def __init__(self, observer: SlotObserver | None = None) -> None:
+    def __init__(self, observer: SlotObserver | None = None, processes: int = 1) -> None:
         self._servers: dict[str, _Server] = {}
         self._observer: SlotObserver = observer or _NoObserver()
+        self.processes = max(1, processes)
 
     def running(self, server: str) -> int:
         state = self._servers.get(server)
@@ -120,6 +122,7 @@ class ActionSlots:
         finally:
             state.running -= 1
             self._grant(state)
+            self._report_positions(state)
             self._changed()
 
     async def _queue(self, state: _Server, user: str, report: QueuedReport) -> None:
@@ -145,7 +148,7 @@ class ActionSlots:
             raise
 
     def _grant(self, state: _Server) -> None:
-        granted = False
+        """Starts waiters while the budget allows (the callers then report the places)."""
         while state.running < state.budget and state.turns:
             user = state.turns.popleft()
             line = state.waiting[user]
@@ -156,9 +159,6 @@ class ActionSlots:
                 del state.waiting[user]
             state.running += 1
             waiter.granted.set_result(None)
-            granted = True
-        if granted:
-            self._report_positions(state)
 
     def _remove(self, state: _Server, waiter: _Waiter) -> None:
         line = state.waiting.get(waiter.user)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from engine.backends.chat import ChatBackend
 from engine.backends.errors import BackendError, FailureKind
@@ -17,6 +19,8 @@ from engine.config import EndpointConfig
 from engine.endpoints.refusals import RefusedFields
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+T = TypeVar("T")
 
 _ClientKey = tuple[type[EndpointClient], EndpointConfig, str, float]
 
@@ -52,16 +56,13 @@ class EndpointClients:
         return self._refused.setdefault(url, RefusedFields())
 
     async def max_num_seqs(self, endpoint: EndpointConfig) -> int | None:
-        """The server's ``--max-num-seqs`` where it says: asked once per server (concurrent
-        callers share the question); a server that did not answer is asked again next time."""
+        """The server's ``--max-num-seqs`` where it says (asked once per server; a server that
+        did not answer is asked again next time)."""
         url = endpoint.base_url
-        task = self._max_num_seqs.get(url)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.create_task(self.info(endpoint).max_num_seqs())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._max_num_seqs[url] = task
         try:
-            return await asyncio.shield(task)
+            return await _asked_once(
+                self._max_num_seqs, url, lambda: self.info(endpoint).max_num_seqs()
+            )
         except BackendError as error:
             log.info("cannot ask %s for its sequence limit: %s", url, error)
             return None
@@ -71,14 +72,9 @@ class EndpointClients:
         failure is asked again next time)."""
         if endpoint.model is not None:
             return endpoint.model
-        task = self._model_names.get(endpoint)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.create_task(first_served_model(self.info(endpoint)))
-            # A failure is reported by the request that awaits it; don't warn it was unseen.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._model_names[endpoint] = task
-        # shield: one cancelled request must not cancel the question for the others.
-        return await asyncio.shield(task)
+        return await _asked_once(
+            self._model_names, endpoint, lambda: first_served_model(self.info(endpoint))
+        )
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
@@ -99,6 +95,21 @@ class EndpointClients:
         if client is None:
             client = self._clients[key] = kind(endpoint, model, timeout_s=timeout_s)
         return client
+
+
+async def _asked_once(
+    tasks: dict[K, asyncio.Task[T]], key: K, ask: Callable[[], Coroutine[Any, Any, T]]
+) -> T:
+    """One question to a server, shared by everyone who asks meanwhile and remembered; one
+    that failed or was cancelled is asked again by the next caller."""
+    task = tasks.get(key)
+    if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+        task = asyncio.create_task(ask())
+        # A failure is reported by the request that awaits it; don't warn it was unseen.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        tasks[key] = task
+    # shield: one cancelled request must not cancel the question for the others.
+    return await asyncio.shield(task)
 
 
 async def first_served_model(info: ServerInfo) -> str:

@@ -67,14 +67,12 @@ class Endpoints:
         notify: Notify,
         outages: OutageTracker | None = None,
         action_slots: ActionSlots | None = None,
-        processes: int = 1,
     ) -> None:
         self.settings = settings
         # Shared: by completions and actions, and in team mode by every connection.
         self.clients = clients
+        # Shared like the clients: the running actions per server, this process's share.
         self.action_slots = action_slots or ActionSlots()
-        # The daemon's worker processes: each keeps its share of a server's action budget.
-        self.processes = processes
         self.notify = notify
         self.outages = outages or OutageTracker(notify)
         self._router = Router(settings.routing)
@@ -105,11 +103,12 @@ class Endpoints:
 
     async def action_budget(self, replica: Replica) -> int:
         """How many actions this process lets run at once on ``replica``."""
+        processes = self.action_slots.processes
         configured = self.settings.actions.max_running
         if configured:
-            return max(1, configured // max(1, self.processes))
+            return max(1, configured // processes)
         seqs = replica.config.max_num_seqs or await self.clients.max_num_seqs(replica.config)
-        return budget_for(seqs, self.processes)
+        return budget_for(seqs, processes)
 
     async def call(
         self,

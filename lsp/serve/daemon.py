@@ -44,8 +44,9 @@ class TeamDaemon:
         self.checkouts = Workspace(_index_cache(options))
         self.metrics = DaemonMetrics()
         self.fair_share = FairShare()
-        # One budget of running actions per model server for every connection of this process.
-        self.action_slots = ActionSlots(self.metrics)
+        # One budget of running actions per model server for every connection of this
+        # process; with --workers, each worker keeps its share.
+        self.action_slots = ActionSlots(self.metrics, options.workers)
         self.connections = Connections(options.limits, self.metrics)
         self.dispatcher = Dispatcher(options.limits, self.metrics, self.connections)
         self.listeners = Listeners(
@@ -104,7 +105,6 @@ class TeamDaemon:
             self.fair_share,
             close,
             self.action_slots,
-            self.options.workers,
         )
         log.info("connection for user %s", entry.user)
         return self.connections.add(entry.user, entry.id, build_server(session))

@@ -48,9 +48,8 @@ class TeamSession(Session):
         close: Callable[[], None],
         session_key: bytes = b"",
         action_slots: ActionSlots | None = None,
-        processes: int = 1,
     ) -> None:
-        super().__init__(layers, models, action_slots, processes)
+        super().__init__(layers, models, action_slots)
         self.user = self.name = user
         self.session_key = session_key
         self.repositories = repositories
@@ -120,16 +119,13 @@ def team_session(
     fair_share: FairShare,
     close: Callable[[], None],
     action_slots: ActionSlots | None = None,
-    processes: int = 1,
 ) -> TeamSession:
     layers = SettingsLayers(
         config_path,
         forced={"completion": {"cache_salt": cache_salt(secret, salt_per, user)}},
         editor_keys=EDITOR_KEYS,
     )
-    return TeamSession(
-        user, layers, models, repositories, fair_share, close, secret, action_slots, processes
-    )
+    return TeamSession(user, layers, models, repositories, fair_share, close, secret, action_slots)
 
 
 def cache_salt(secret: bytes, salt_per: str, user: str) -> str:
