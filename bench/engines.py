@@ -87,7 +87,7 @@ def random_prompts(count: int, length: int, vocab: int, seed: int) -> list[list[
 
 
 async def vllm_measure(
-    name: str, root: str, model: str, prompts: list[list[int]], generate: int
+    root: str, model: str, prompts: list[list[int]], generate: int
 ) -> tuple[float, float]:
     """(tokens/s over all streams, p50 ms between a stream's tokens)."""
     gaps: list[float] = []
@@ -204,12 +204,11 @@ async def main() -> None:
                 async with httpx.AsyncClient() as client:
                     served = (await client.get(f"{root}/v1/models")).json()["data"][0]["id"]
                 for level in levels:
-                    fresh = random_prompts(level, args.prompt, vocab, seed=level)
-                    for label, prompts in (("cold", fresh), ("prefix cache warm", fresh)):
+                    prompts = random_prompts(level, args.prompt, vocab, seed=level)
+                    # The same prompts twice: first computed, then from the prefix cache.
+                    for label in ("cold", "prefix cache warm"):
                         with GpuSampler() as gpu:
-                            rate, gap = await vllm_measure(
-                                name, root, served, prompts, args.generate
-                            )
+                            rate, gap = await vllm_measure(root, served, prompts, args.generate)
                         row = f"{name}, {label}"
                         measures.append(Measure(row, level, rate, gpu.mean, gap))
                         print(f"{row:34} x{level:<4} {rate:9.0f} tok/s", flush=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -118,9 +120,6 @@ async def length_proxy(
 async def serve(upstream: str, single_line_max_tokens: int) -> None:
     """As its own process (``python -m bench.length_proxy``): its stream rewriting then uses
     its own core, not the benchmark's. Prints its URL, and its counts when stopped."""
-    import signal
-    import sys
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -136,9 +135,6 @@ async def proxy_process(
     upstream: str, single_line_max_tokens: int
 ) -> AsyncIterator[tuple[str, LengthCounts]]:
     """The proxy in a child process; the counts are filled in when it stops."""
-    import signal
-    import sys
-
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -163,6 +159,4 @@ async def proxy_process(
 
 
 if __name__ == "__main__":
-    import sys
-
     asyncio.run(serve(sys.argv[1], int(sys.argv[2])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.backends.errors import BackendError
-from engine.backends.vllm_extras import ServerInfo
+from engine.backends.vllm_extras import CacheConfig, ServerInfo
 from engine.completion.templating.selection import choose_template, split_markers
 from engine.config import EndpointConfig, LaunchProfile, Settings
 from engine.context.repository import REPOSITORY_SHARE
@@ -52,7 +52,7 @@ async def _diagnose_endpoint(
     report = EndpointReport(role, endpoint.base_url)
     info = ServerInfo(endpoint)
     try:
-        model = await _run_checks(report, info, endpoint, settings, fim)
+        model, cache = await _run_checks(report, info, endpoint, settings, fim)
         if model is not None:
             needed = (
                 settings.completion.prompt_token_budget + settings.completion.max_tokens
@@ -61,7 +61,7 @@ async def _diagnose_endpoint(
                 + int(settings.completion.prompt_token_budget * REPOSITORY_SHARE)
                 + settings.actions.max_tokens
             )
-            await _server_checks(report, info, endpoint, model, needed, profile)
+            await _server_checks(report, info, endpoint, model, cache, needed, profile)
     finally:
         await info.aclose()
     return report
@@ -73,8 +73,9 @@ async def _run_checks(
     endpoint: EndpointConfig,
     settings: Settings,
     fim: bool,
-) -> str | None:
-    """The basic checks; the served model's name when it is served."""
+) -> tuple[str | None, CacheConfig | None]:
+    """The basic checks; the served model's name when it is served, and the server's cache
+    config when its metrics say it."""
     add = report.checks.append
     healthy = await info.healthy()
     add(
@@ -88,12 +89,12 @@ async def _run_checks(
         models = await info.served_models()
     except BackendError as error:
         add(Check("model list", False, str(error)))
-        return None
+        return None, None
     model = endpoint.model or (models[0] if models else None)
     served = model is not None and model in models
     add(Check("model served", served, f"{model} (served: {', '.join(models) or 'none'})"))
     if not served or model is None:
-        return None
+        return None, None
     try:
         await info.token_count(model, "x")
         can_tokenize = True
@@ -147,7 +148,8 @@ async def _run_checks(
         )
     except BackendError as error:
         add(Check("prefix caching", None, f"metrics unavailable: {error}"))
-    return model
+        return model, None
+    return model, cache
 
 
 async def _server_checks(
@@ -155,6 +157,7 @@ async def _server_checks(
     info: ServerInfo,
     endpoint: EndpointConfig,
     model: str,
+    cache: CacheConfig | None,
     needed: int,
     profile: tuple[str, LaunchProfile] | None,
 ) -> None:
@@ -221,9 +224,7 @@ async def _server_checks(
                 ),
             )
         )
-    try:
-        cache = await info.cache_config()
-    except BackendError:
+    if cache is None:
         return
     if cache.kv_tokens is not None:
         detail = f"{cache.kv_tokens:,} tokens ({cache.num_blocks:,} blocks of {cache.block_size})"

@@ -17,14 +17,12 @@ from pathlib import Path
 
 import platformdirs
 
-from engine.config import APP_NAME, SettingsError
+from engine.config import APP_NAME
 from engine.deploy.command import ServerLaunch, daemon_settings
-from engine.deploy.hardware import HardwareError, list_gpus
-from engine.deploy.launch_plan import LaunchRequest, plan_launch
+from engine.deploy.hardware import list_gpus
+from engine.deploy.launch_plan import DEFAULT_PROFILE, LaunchRequest, plan_launch
 from engine.deploy.launcher import LaunchError, check_kv, start_servers, stop_servers
-from engine.deploy.model_shape import ModelShapeError
-from engine.deploy.profiles import UnknownProfile
-from engine.deploy.sizing import SizingError, describe
+from engine.deploy.sizing import describe
 from lsp.settings import SettingsLayers
 
 log = logging.getLogger(__name__)
@@ -36,14 +34,8 @@ def run_vllm(args: argparse.Namespace, extra: tuple[str, ...]) -> int:
         request = _request(args, extra)
         listed = [] if args.device == "cpu" or args.gpu_memory else asyncio.run(list_gpus())
         launches = plan_launch(request, listed, settings.profiles)
-    except (
-        SettingsError,
-        ModelShapeError,
-        HardwareError,
-        SizingError,
-        UnknownProfile,
-        ValueError,
-    ) as error:
+    # Settings, model, devices, sizing and profile errors are all ValueErrors, with the words.
+    except ValueError as error:
         print(f"iquest-lsp vllm: {error}", file=sys.stderr)
         return 2
     editor_prompt = settings.completion.prompt_token_budget + settings.completion.max_tokens
@@ -87,8 +79,6 @@ def _request(args: argparse.Namespace, extra: tuple[str, ...]) -> LaunchRequest:
 
 
 def _plan_text(launch: ServerLaunch, editor_prompt: int, profile: str | None) -> str:
-    from engine.deploy.launch_plan import DEFAULT_PROFILE
-
     name = profile or DEFAULT_PROFILE[launch.role]
     return (
         f"\n# {launch.role} server: {launch.model.name} (profile {name}), {launch.base_url}\n"

@@ -99,16 +99,12 @@ class ServerLaunch:
 
 
 def daemon_settings(servers: list[ServerLaunch]) -> str:
-    """The daemon's config for these servers (TOML), with the sequence limit it budgets by."""
-    by_role = {s.role: s for s in servers}
+    """The daemon's config for these servers (TOML), with the sequence limit it budgets by.
+    An instruct server alone serves actions too: the reasoning endpoint defaults to it."""
     lines: list[str] = []
-    for role in ("instruct", "reasoning"):
-        server = by_role.get(role) or by_role.get("instruct") or servers[0]
-        if role not in by_role and role == "reasoning" and len(by_role) == 1:
-            # One server for both: the reasoning endpoint defaults to it already.
-            break
+    for server in servers:
         lines += [
-            f"[{role}]",
+            f"[{server.role}]",
             f'base_url = "{server.base_url}"',
             f'model = "{server.model.name}"',
             f"max_num_seqs = {server.plan.max_num_seqs}",

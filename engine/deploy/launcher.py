@@ -11,15 +11,14 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from engine.backends.errors import BackendError
-from engine.backends.vllm_extras import ServerInfo
+from engine.backends.vllm_extras import ServerInfo, server_root
 from engine.config import EndpointConfig
 from engine.deploy.command import ServerLaunch
+from engine.local.vllm_process import ServerExited, log_tail, wait_healthy
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +34,13 @@ class RunningServer:
     launch: ServerLaunch
     log_path: Path
     process: asyncio.subprocess.Process
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
 
 async def start_servers(
@@ -76,26 +70,20 @@ async def start_servers(
 
 
 async def _wait_healthy(server: RunningServer, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    url = server.launch.base_url.removesuffix("/v1") + "/health"
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while True:
-            if server.process.returncode is not None:
-                raise LaunchError(
-                    f"vLLM ({server.launch.role}) exited with {server.process.returncode} "
-                    f"before it was healthy; the end of {server.log_path}:\n{server.log_tail()}"
-                )
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise LaunchError(
-                    f"vLLM ({server.launch.role}) not healthy after {timeout_s:.0f} s; the end "
-                    f"of {server.log_path}:\n{server.log_tail()}"
-                )
-            await asyncio.sleep(1.0)
+    root = server_root(server.launch.base_url)
+    role = server.launch.role
+    try:
+        await wait_healthy(server.process, root, timeout_s, poll_s=1.0)
+    except ServerExited as exited:
+        raise LaunchError(
+            f"vLLM ({role}) exited with {exited.returncode} before it was healthy; the end "
+            f"of {server.log_path}:\n{server.log_tail()}"
+        ) from None
+    except TimeoutError:
+        raise LaunchError(
+            f"vLLM ({role}) not healthy after {timeout_s:.0f} s; the end of "
+            f"{server.log_path}:\n{server.log_tail()}"
+        ) from None
 
 
 async def stop_servers(servers: list[RunningServer]) -> None:

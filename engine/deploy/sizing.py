@@ -92,7 +92,7 @@ def plan_server(
 
     candidates = tp_candidates(shape, len(hardware.gpus))
     if tp is not None:
-        if shape.heads % tp or shape.kv_heads % tp:
+        if tp not in tp_candidates(shape, tp):
             raise SizingError(
                 f"--tp {tp} does not divide the model's {shape.heads} attention heads and "
                 f"{shape.kv_heads} KV heads: choose one of {_divisors(shape)}"
@@ -132,7 +132,6 @@ def plan_server(
             f"requests: --max-num-seqs lowered to {seqs} (more GPUs would allow "
             f"{profile.max_num_seqs})"
         )
-    if kv_tokens < wanted:
         reasons.append(f"TP={size}: the largest these GPUs allow")
     elif len(fitted) > 1:
         reasons.append(
@@ -215,10 +214,7 @@ def _check_quantization(shape: ModelShape, quantization: str | None) -> None:
 
 
 def _divisors(shape: ModelShape) -> str:
-    sizes = [
-        t for t in range(1, shape.kv_heads + 1) if shape.heads % t == 0 and not shape.kv_heads % t
-    ]
-    return ", ".join(map(str, sizes))
+    return ", ".join(map(str, tp_candidates(shape, shape.kv_heads)))
 
 
 def _gb(value: int) -> str:

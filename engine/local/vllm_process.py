@@ -41,6 +41,39 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class ServerExited(RuntimeError):
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"exited with {returncode}")
+        self.returncode = returncode
+
+
+async def wait_healthy(
+    process: asyncio.subprocess.Process, root_url: str, timeout_s: float, poll_s: float
+) -> None:
+    """Until ``root_url``/health answers 200. Raises ServerExited when the process ends
+    first, TimeoutError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise ServerExited(process.returncode)
+            try:
+                if (await client.get(f"{root_url}/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(poll_s)
+    raise TimeoutError(f"not healthy after {timeout_s:.0f} s")
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` of a server's log, for an error message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 class LocalVllmServer:
     def __init__(self, spec: LocalVllmSpec) -> None:
         self.spec = spec
@@ -116,30 +149,22 @@ class LocalVllmServer:
         await self._wait_healthy(timeout_s)
 
     async def _wait_healthy(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self._process is not None and self._process.returncode is not None:
-                    raise RuntimeError(
-                        f"vLLM exited with {self._process.returncode}; "
-                        f"last lines of {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    if (await client.get(f"{self.root_url}/health")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.5)
-        await self.stop()
-        raise TimeoutError(
-            f"vLLM not healthy after {timeout_s:.0f} s; see {self.log_path}:\n{self.log_tail()}"
-        )
+        assert self._process is not None
+        try:
+            await wait_healthy(self._process, self.root_url, timeout_s, poll_s=0.5)
+        except ServerExited as exited:
+            raise RuntimeError(
+                f"vLLM exited with {exited.returncode}; "
+                f"last lines of {self.log_path}:\n{self.log_tail()}"
+            ) from None
+        except TimeoutError:
+            await self.stop()
+            raise TimeoutError(
+                f"vLLM not healthy after {timeout_s:.0f} s; see {self.log_path}:\n{self.log_tail()}"
+            ) from None
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     async def stop(self) -> None:
         process, self._process = self._process, None
