@@ -3,6 +3,8 @@
 # a 7B-shaped model with dummy weights, started by `iquest-lsp vllm` (priority scheduling,
 # prefix caching, GPU block size 16; its planned KV size printed beside vLLM's).
 #   bash bench/gpu.sh priority|prefix|team|capacity [MAX_NUM_SEQS] [ACTIONS]
+#   bash bench/gpu.sh engines40 [MAX_NUM_SEQS]   (the guide's 40B rows: RUNS="tp2 tp1 tp2-fp8",
+#   each a vLLM started by `iquest-lsp vllm` in turn; tp2 needs nvidia-h200-x2)
 # team: WORKERS="1 4" runs the team load once per daemon worker count.
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
 # Staging (2026-11-30): ../shared/gpu/vllm-0.26.0-deps.txt pins llguidance==1.7.6, which this
@@ -15,6 +17,35 @@ set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix, team or capacity}; SEQS=${2:-16}; ACTIONS=${3:-32}
 mkdir -p "$OUT"
+if [ "$WHICH" = engines40 ]; then
+  python3 -m bench.gpu_model /tmp/iquest-40b-shaped 40b
+  printf '[profiles.bench]\nmax_model_len = 8192\nmax_num_seqs = %s\nmin_num_seqs = %s\n' \
+    "$SEQS" "$SEQS" > /tmp/bench-profiles.toml
+  for run in ${RUNS:-tp2 tp1}; do
+    case $run in
+      tp2) flags="--tp 2 --gpus 0,1" ;; tp1) flags="--tp 1 --gpus 0" ;;
+      tp2-fp8) flags="--tp 2 --gpus 0,1 --quantization fp8" ;; *) echo "unknown run $run"; exit 2 ;;
+    esac
+    started=$SECONDS
+    # shellcheck disable=SC2086
+    IQUEST_CONFIG=/tmp/bench-profiles.toml python3 -m lsp vllm --model /tmp/iquest-40b-shaped \
+      --profile bench $flags --port 8000 --log-dir "$OUT/$run" -- --load-format dummy \
+      > "$OUT/launch-$run.txt" 2>&1 &
+    launcher=$!
+    for _ in $(seq 500); do
+      grep -q '^ready' "$OUT/launch-$run.txt" && break
+      kill -0 $launcher 2>/dev/null || break  # it refused the plan, or vLLM failed
+      sleep 1
+    done
+    grep -q '^ready' "$OUT/launch-$run.txt" || { tail -30 "$OUT/launch-$run.txt"; kill -INT $launcher; wait $launcher; continue; }
+    grep -E "KV cache|vLLM's KV" "$OUT/launch-$run.txt"
+    echo "$run: vLLM up after $((SECONDS - started))s"
+    python3 -m bench.engines --model /tmp/iquest-40b-shaped --vllm "40B-$run=http://127.0.0.1:8000" \
+      --concurrency 1,8,16,64 2>&1 | tee "$OUT/engines40-$run.txt"
+    kill -INT $launcher; wait $launcher || true
+  done
+  exit 0
+fi
 python3 -m bench.gpu_model /tmp/iquest-7b-shaped
 # Started the way users start it (iquest-lsp vllm), with a profile of SEQS sequence slots.
 printf '[profiles.bench]\nmax_model_len = 8192\nmax_num_seqs = %s\nmin_num_seqs = %s\n' \

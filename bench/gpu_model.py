@@ -1,9 +1,10 @@
 """A model folder for GPU benchmarks: IQuest-Coder-V1-7B's published shape (Llama architecture,
 hidden 5120, 40 query / 8 KV heads of 128, 14 layers) with a locally trained tokenizer, served
 with ``--load-format dummy`` (random weights: only config and tokenizer are needed, nothing is
-fetched). The intermediate size is not published for the 7B: 13824 is a guess.
+fetched). The intermediate size is not published for the 7B: 13824 is a guess. ``40b`` is the
+40B's shape (80 layers, intermediate 27,648), the guide's model.
 
-    python3 -m bench.gpu_model DIR
+    python3 -m bench.gpu_model DIR [7b|40b]
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from pathlib import Path
 
 from tests.support.tiny_model import _train_tokenizer
 
+# (layers, intermediate size); hidden 5120 and 40/8 heads of 128 are shared by the family.
+SHAPES = {"7b": (14, 13824), "40b": (80, 27648)}
+
 
 def main() -> None:
     target = Path(sys.argv[1])
+    layers, intermediate = SHAPES[sys.argv[2] if len(sys.argv) > 2 else "7b"]
     target.mkdir(parents=True, exist_ok=True)
     from tokenizers import Tokenizer
 
@@ -26,8 +31,8 @@ def main() -> None:
         "model_type": "llama",
         "vocab_size": vocab,
         "hidden_size": 5120,
-        "intermediate_size": 13824,
-        "num_hidden_layers": 14,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
         "num_attention_heads": 40,
         "num_key_value_heads": 8,
         "head_dim": 128,
