@@ -42,10 +42,20 @@ class EndpointConfig:
     # Equivalent replicas of this endpoint (replacing base_url when set): each session sticks
     # to one by rendezvous hashing and fails over to the next (engine/endpoints/replicas.py).
     replicas: tuple[str, ...] = ()
+    # base_url is a router (vllm-router, the production stack's): everything goes there and the
+    # router picks the replica (X-Session-ID); no replica choice or pause on the daemon's side.
+    router: bool = False
     # The server's --max-num-seqs (each replica's), when known: the actions' budget leaves
     # completions a free slot under it. Unset: asked of the server where it says (vLLM in
     # dev mode), else a conservative budget (engine/endpoints/action_slots.py).
     max_num_seqs: Annotated[int, Field(ge=1)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.router and self.replicas:
+            raise ValueError(
+                "router = true sends everything to base_url (the router picks the replica); "
+                "drop replicas, or drop router to let the daemon pick among them"
+            )
 
     def api_key(self) -> str:
         # The openai client insists on a key; vLLM without --api-key accepts any.

@@ -9,6 +9,8 @@ from engine.backends.vllm_extras import CacheConfig, ServerInfo
 from engine.completion.templating.selection import choose_template, split_markers
 from engine.config import EndpointConfig, LaunchProfile, Settings
 from engine.context.repository import REPOSITORY_SHARE
+from engine.endpoints.affinity import replica_endpoint, session_affinity
+from engine.endpoints.replicas import routing_mode
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,19 @@ async def _diagnose_endpoint(
     fim: bool,
 ) -> EndpointReport:
     report = EndpointReport(role, endpoint.base_url)
+    report.checks.append(Check("routing", True, routing_mode(endpoint)))
     info = ServerInfo(endpoint)
+    # vLLM's own metrics and /server_info: behind a router, from a replica it names.
+    server = info
+    if endpoint.router:
+        listed = await info.router_replicas()
+        if listed:
+            server = ServerInfo(replica_endpoint(endpoint, listed[0]))
     try:
-        model, cache = await _run_checks(report, info, endpoint, settings, fim)
+        model, cache = await _run_checks(report, info, server, endpoint, settings, fim)
+        if model is not None and endpoint.router:
+            affinity = await session_affinity(info, endpoint, model)
+            report.checks.append(Check("one session, one replica", affinity.ok, affinity.detail))
         if model is not None:
             needed = (
                 settings.completion.prompt_token_budget + settings.completion.max_tokens
@@ -61,21 +73,25 @@ async def _diagnose_endpoint(
                 + int(settings.completion.prompt_token_budget * REPOSITORY_SHARE)
                 + settings.actions.max_tokens
             )
-            await _server_checks(report, info, endpoint, model, cache, needed, profile)
+            await _server_checks(report, info, server, endpoint, model, cache, needed, profile)
     finally:
         await info.aclose()
+        if server is not info:
+            await server.aclose()
     return report
 
 
 async def _run_checks(
     report: EndpointReport,
     info: ServerInfo,
+    server: ServerInfo,
     endpoint: EndpointConfig,
     settings: Settings,
     fim: bool,
 ) -> tuple[str | None, CacheConfig | None]:
     """The basic checks; the served model's name when it is served, and the server's cache
-    config when its metrics say it."""
+    config when its metrics say it (``server``: where vLLM's metrics are, a replica behind a
+    router)."""
     add = report.checks.append
     healthy = await info.healthy()
     add(
@@ -133,7 +149,7 @@ async def _run_checks(
                 )
             )
     try:
-        cache = await info.cache_config()
+        cache = await server.cache_config()
         add(
             Check(
                 "prefix caching",
@@ -155,6 +171,7 @@ async def _run_checks(
 async def _server_checks(
     report: EndpointReport,
     info: ServerInfo,
+    server: ServerInfo,
     endpoint: EndpointConfig,
     model: str,
     cache: CacheConfig | None,
@@ -182,7 +199,7 @@ async def _server_checks(
             )
         )
     try:
-        scheduler = await info.scheduler_config()
+        scheduler = await server.scheduler_config()
     except BackendError:
         scheduler = None
     if scheduler is None or scheduler.policy is None:

@@ -198,6 +198,7 @@ def _completion_request(
     place = ls.place(document.uri)
     return CompletionRequest(
         session=place.session,
+        user_key=place.user_key,
         path=place.path,
         document_uri=document.uri,
         language_id=document.language_id or "plaintext",

@@ -27,7 +27,7 @@ from engine.completion.discovery import ModelDirectory
 from engine.completion.pipeline import CompletionService
 from engine.config import APP_NAME, Settings, SettingsError, default_log_path
 from engine.context import RepositoryContext
-from engine.endpoints import ActionSlots, EndpointClients, Endpoints, session_id
+from engine.endpoints import ActionSlots, EndpointClients, Endpoints, session_id, user_id
 from engine.metrics import CompletionStats
 from engine.notices import Notice, Notify
 from engine.workspace import Workspace, default_index_cache
@@ -53,6 +53,8 @@ class DocumentPlace:
     workspace_name: str | None
     # Keeps this user's work in this folder on one vLLM replica (X-Session-ID).
     session: str
+    # The user alone, for a router's per-user keys (X-User-ID).
+    user_key: str
 
 
 class Session:
@@ -177,6 +179,7 @@ class Session:
             relative=indexed or folder_relative or name,
             workspace_name=workspace_name,
             session=session_id(self.user, workspace_name, self.session_key),
+            user_key=user_id(self.user, self.session_key),
         )
 
     async def aclose(self) -> None:

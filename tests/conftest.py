@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,9 +28,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+# A second replica of the test server for the router tests, started beside the first when
+# any collected test asks for it (two starting together take ~40 s on two cores, one ~36 s).
+_SECOND_REPLICA: dict[str, LocalVllmServer] = {}
+
+
 @pytest.fixture(scope="session")
 async def vllm(
-    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tiny_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[VllmEndpoint]:
     # For quick local iterations, point at a tiny-model server already running.
     reuse = os.environ.get("IQUEST_TEST_VLLM_ROOT")
@@ -38,9 +46,31 @@ async def vllm(
             f"{reuse}/v1", reuse, os.environ.get("IQUEST_TEST_VLLM_MODEL", TINY_MODEL_NAME)
         )
         return
-    server = LocalVllmServer(
+    server = _test_server(tiny_model_dir, tmp_path_factory)
+    starting = [server]
+    if any("vllm_second" in item.fixturenames for item in request.session.items):
+        _SECOND_REPLICA["server"] = _test_server(tiny_model_dir, tmp_path_factory)
+        starting.append(_SECOND_REPLICA["server"])
+    await asyncio.gather(*(each.start(timeout_s=300) for each in starting))
+    try:
+        yield VllmEndpoint(server.base_url, server.root_url, TINY_MODEL_NAME)
+    finally:
+        await asyncio.gather(*(each.stop() for each in starting))
+
+
+@pytest.fixture(scope="session")
+async def vllm_second(vllm: VllmEndpoint) -> VllmEndpoint:
+    """Another replica of ``vllm`` (same model, same flags), for tests of routers."""
+    server = _SECOND_REPLICA.get("server")
+    if server is None:
+        pytest.skip("no second replica (IQUEST_TEST_VLLM_ROOT points at one server)")
+    return VllmEndpoint(server.base_url, server.root_url, TINY_MODEL_NAME)
+
+
+def _test_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalVllmServer:
+    return LocalVllmServer(
         LocalVllmSpec(
-            model_dir=tiny_model_dir,
+            model_dir=model_dir,
             served_model_name=TINY_MODEL_NAME,
             work_dir=tmp_path_factory.mktemp("vllm"),
             # Long enough that a cancelled stream is still running when the cancel lands, even
@@ -65,8 +95,3 @@ async def vllm(
             extra_env=(("VLLM_SERVER_DEV_MODE", "1"),),
         )
     )
-    await server.start(timeout_s=300)
-    try:
-        yield VllmEndpoint(server.base_url, server.root_url, TINY_MODEL_NAME)
-    finally:
-        await server.stop()

@@ -13,6 +13,7 @@ from pygls.exceptions import JsonRpcException
 
 from tests.conftest import VllmEndpoint
 from tests.support.lsp_session import (
+    change,
     end_position,
     inline_completion,
     items_of,
@@ -30,21 +31,6 @@ def endpoint_options(vllm: VllmEndpoint, **completion: object) -> dict[str, obje
         "instruct": {"base_url": vllm.base_url, "model": vllm.model},
         "completion": {"temperature": 0.0, **completion},
     }
-
-
-def change(
-    client, uri: str, version: int, start: types.Position, end: types.Position, text: str
-) -> None:
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(start=start, end=end), text=text
-                )
-            ],
-        )
-    )
 
 
 async def test_inline_completion_carries_the_servers_text(vllm: VllmEndpoint, tmp_path: Path):

@@ -32,10 +32,10 @@ from engine.config import Settings
 from engine.context import FileAt, RepositoryContext, TokenCounts
 from engine.context.repository import REPOSITORY_SHARE
 from engine.endpoints import (
-    SESSION_HEADER,
     Endpoints,
     NoEndpointAnswered,
     Replica,
+    routing_headers,
     send_without_refused,
 )
 
@@ -155,7 +155,13 @@ class ActionService:
         route = self.endpoints.route(request.kind.value, selected)
 
         async def attempt(replica: Replica) -> Answer:
-            return await self._stream(replica, messages, progress, json_schema, request.session)
+            return await self._stream(
+                replica,
+                messages,
+                progress,
+                json_schema,
+                routing_headers(request.session, request.user_key),
+            )
 
         try:
             return await self.endpoints.call(route, request.session, attempt, try_paused=True)
@@ -168,7 +174,7 @@ class ActionService:
         messages: tuple[ChatMessage, ...],
         progress: Progress,
         json_schema: dict[str, object] | None,
-        session: str | None,
+        headers: dict[str, str],
     ) -> Answer:
         settings = self.settings.actions
         clients = self.endpoints.clients
@@ -186,7 +192,7 @@ class ActionService:
                 top_p=settings.top_p,
                 json_schema=response_format if isinstance(response_format, dict) else None,
                 extra_body=fields,
-                headers={SESSION_HEADER: session} if session else {},
+                headers=headers,
             )
             return await self._collect(backend, params, progress)
 

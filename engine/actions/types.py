@@ -31,6 +31,8 @@ class ActionRequest:
     path: Path | None = None
     # Keeps a session on one vLLM replica (engine/endpoints/replicas.py); sent as X-Session-ID.
     session: str | None = None
+    # The user alone, as opaque (engine/endpoints/replicas.py); sent as X-User-ID.
+    user_key: str | None = None
 
     @property
     def whole_file(self) -> bool:

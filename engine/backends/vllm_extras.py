@@ -123,6 +123,24 @@ class ServerInfo:
                 totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
         return totals
 
+    async def router_replicas(self) -> list[str] | None:
+        """The replicas a vllm-router sends to (its ``/list_workers``); None when it says none."""
+        try:
+            data = await self._get_json(f"{self.root}/list_workers")
+        except BackendError:
+            return None
+        urls = data.get("urls") if isinstance(data, dict) else None
+        if not isinstance(urls, list):
+            return None
+        return [url for url in urls if isinstance(url, str)]
+
+    async def probe_completion(self, model: str, headers: dict[str, str]) -> None:
+        """One tiny completion (a token), as the daemon sends it: for checks, not suggestions."""
+        body = {"model": model, "prompt": "def", "max_tokens": 1}
+        await self._request(
+            "POST", f"{self.base_url.rstrip('/')}/completions", json=body, headers=headers
+        )
+
     async def cache_config(self) -> CacheConfig:
         text = await self._get_text(f"{self.root}/metrics")
         for family in text_string_to_metric_families(text):

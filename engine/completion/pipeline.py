@@ -27,10 +27,10 @@ from engine.completion.typing_through import TypingThroughMemory
 from engine.config import EndpointConfig, Settings
 from engine.context import RepositoryContext, TokenCounts
 from engine.endpoints import (
-    SESSION_HEADER,
     Endpoints,
     NoEndpointAnswered,
     Replica,
+    routing_headers,
     send_without_refused,
 )
 from engine.endpoints.replicas import in_affinity_order
@@ -208,7 +208,7 @@ class CompletionService:
                 top_p=settings.top_p,
                 stop=template.stop,
                 extra_body=fields,
-                headers={SESSION_HEADER: request.session} if request.session else {},
+                headers=routing_headers(request.session, request.user_key),
             )
             cutter = StreamCutter(template.stop, line_mode, block_indent=block_indent(context))
             return await generate(served.backend, params, cutter, settings.timeout_s)

@@ -23,6 +23,8 @@ class CompletionRequest:
     path: Path | None = None
     # Keeps a session on one vLLM replica (engine/endpoints/replicas.py); sent as X-Session-ID.
     session: str | None = None
+    # The user alone, as opaque (engine/endpoints/replicas.py); sent as X-User-ID.
+    user_key: str | None = None
 
 
 @dataclass(frozen=True)

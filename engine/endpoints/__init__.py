@@ -6,11 +6,18 @@ from engine.endpoints.clients import EndpointClients
 from engine.endpoints.failover import Endpoints, NoEndpointAnswered, Replica
 from engine.endpoints.health import OutageTracker
 from engine.endpoints.refusals import RefusedFields, send_without_refused
-from engine.endpoints.replicas import SESSION_HEADER, session_id
+from engine.endpoints.replicas import (
+    SESSION_HEADER,
+    USER_HEADER,
+    routing_headers,
+    session_id,
+    user_id,
+)
 from engine.endpoints.routing import EndpointName, Route, Router
 
 __all__ = [
     "SESSION_HEADER",
+    "USER_HEADER",
     "ActionSlots",
     "EndpointClients",
     "EndpointName",
@@ -22,6 +29,8 @@ __all__ = [
     "Route",
     "Router",
     "budget_for",
+    "routing_headers",
     "send_without_refused",
     "session_id",
+    "user_id",
 ]

@@ -97,7 +97,9 @@ class Endpoints:
             for name in endpoints_in_order(route, self.settings)
             for config in in_affinity_order(endpoint_config(self.settings, name), session)
         ]
-        ready = [r for r in everything if not self.outages.should_skip(r.url)]
+        # A router is never paused: one replica's failure behind it is not the others', and
+        # the router checks its replicas' health itself.
+        ready = [r for r in everything if r.config.router or not self.outages.should_skip(r.url)]
         paused = [r for r in everything if r not in ready] if try_paused else []
         return ready + paused
 

@@ -4,8 +4,9 @@ Rendezvous (highest random weight) hashing on a session key (user and workspace)
 replicas the same way for every request of a session, so its prompts keep landing on the
 replica whose prefix cache holds them; when that replica is down, the next in the order takes
 over, and a session moves only when its own replica fails (adding or removing a replica moves
-only the sessions it wins or loses). Requests also carry ``X-Session-ID``, so a router in front
-(vllm-router's consistent hash, the production stack's session routing) can do the same."""
+only the sessions it wins or loses). Requests also carry ``X-Session-ID`` and ``X-User-ID``, so
+a router in front (vllm-router's consistent hash, the production stack's session routing) can do
+the same: with ``router = true`` the daemon leaves the choice to it (one URL, no replica order)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import hashlib
 from engine.config import EndpointConfig
 
 SESSION_HEADER = "X-Session-ID"
+USER_HEADER = "X-User-ID"
 
 
 def session_id(user: str | None, workspace: str | None, key: bytes = b"") -> str:
@@ -24,8 +26,42 @@ def session_id(user: str | None, workspace: str | None, key: bytes = b"") -> str
     return hashlib.blake2b(text, key=key, digest_size=12).hexdigest()
 
 
+def user_id(user: str | None, key: bytes = b"") -> str:
+    """The user alone, opaque like :func:`session_id` (its own ``person``, so it never equals a
+    session id): a router's per-user limits and affinity key."""
+    text = (user or "").encode()
+    return hashlib.blake2b(text, key=key, digest_size=12, person=b"iquest-user").hexdigest()
+
+
+def routing_headers(session: str | None, user: str | None) -> dict[str, str]:
+    """What a router in front of vLLM keys on. Both stable per session and user, never per
+    request: a per-request value would scatter one session's prompts over the replicas."""
+    headers = {}
+    if session:
+        headers[SESSION_HEADER] = session
+    if user:
+        headers[USER_HEADER] = user
+    return headers
+
+
 def replica_urls(endpoint: EndpointConfig) -> tuple[str, ...]:
     return endpoint.replicas or (endpoint.base_url,)
+
+
+def routing_mode(endpoint: EndpointConfig) -> str:
+    """Who picks the replica for a request, in words (doctor)."""
+    if endpoint.router:
+        return (
+            f"router at {endpoint.base_url}: it picks each request's replica "
+            "(the daemon sends X-Session-ID and X-User-ID)"
+        )
+    urls = replica_urls(endpoint)
+    if len(urls) > 1:
+        return (
+            f"{len(urls)} replicas, picked by the daemon per session (rendezvous hashing), "
+            "failing over in order"
+        )
+    return f"one server at {urls[0]}"
 
 
 def in_affinity_order(endpoint: EndpointConfig, session: str | None) -> list[EndpointConfig]:

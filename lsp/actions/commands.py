@@ -148,6 +148,7 @@ def _request(
         relative_path=place.relative,
         path=place.path,
         session=place.session,
+        user_key=place.user_key,
     )
     return request, document
 

@@ -22,6 +22,7 @@ class FakeServer:
     prompts: list[str] = field(default_factory=list)
     completion_requests: list[dict[str, object]] = field(default_factory=list)
     session_headers: list[str | None] = field(default_factory=list)
+    user_headers: list[str | None] = field(default_factory=list)
     # The client's (host, port) per completion request: the same port means a reused connection.
     peers: list[object] = field(default_factory=list)
     # Chat: the answer's content and reasoning field, streamed in small pieces.
@@ -83,6 +84,7 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         state.prompts.append(body["prompt"])
         state.completion_requests.append(body)
         state.session_headers.append(request.headers.get("X-Session-ID"))
+        state.user_headers.append(request.headers.get("X-User-ID"))
         state.peers.append(
             request.transport.get_extra_info("peername") if request.transport else None
         )

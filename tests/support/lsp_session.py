@@ -26,8 +26,12 @@ def editor_capabilities(editor: str = "visual_studio_code@v1.65.2") -> types.Cli
 
 @asynccontextmanager
 async def lsp_session(
-    options: dict[str, Any], tmp_path: Path, capabilities: types.ClientCapabilities | None = None
+    options: dict[str, Any],
+    tmp_path: Path,
+    capabilities: types.ClientCapabilities | None = None,
+    folders: list[Path] | None = None,
 ) -> AsyncIterator[LanguageClient]:
+    """A daemon over stdio; ``folders``: its workspace folders (default: ``tmp_path`` alone)."""
     env = {
         **os.environ,
         # No user config file may leak into a test.
@@ -47,7 +51,11 @@ async def lsp_session(
         types.InitializeParams(
             capabilities=capabilities or editor_capabilities(),
             initialization_options={"iquest": options},
-            workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="proj")],
+            workspace_folders=[
+                types.WorkspaceFolder(uri=folder.as_uri(), name=folder.name) for folder in folders
+            ]
+            if folders
+            else [types.WorkspaceFolder(uri=tmp_path.as_uri(), name="proj")],
             root_uri=tmp_path.as_uri(),
         )
     )
@@ -63,6 +71,27 @@ def open_document(client: LanguageClient, uri: str, text: str, language: str = "
             text_document=types.TextDocumentItem(
                 uri=uri, language_id=language, version=1, text=text
             )
+        )
+    )
+
+
+def change(
+    client: LanguageClient,
+    uri: str,
+    version: int,
+    start: types.Position,
+    end: types.Position,
+    text: str,
+) -> None:
+    """Replaces ``start``..``end`` with ``text`` (an incremental didChange)."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=start, end=end), text=text
+                )
+            ],
         )
     )
 
