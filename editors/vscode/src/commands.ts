@@ -35,6 +35,29 @@ export const ACTIONS: ReadonlyArray<[string, string]> = [
   ["iquest.vscode.ask", protocol.ASK],
 ];
 
+export const PARTIAL_ACCEPTS: ReadonlyArray<[string, string]> = [
+  ["iquest.vscode.acceptNextWord", "editor.action.inlineSuggest.acceptNextWord"],
+  ["iquest.vscode.acceptNextLine", "editor.action.inlineSuggest.acceptNextLine"],
+];
+
+async function partialAccept(builtin: string, daemon: () => Daemon | undefined): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  const before = editor?.document.getText().length ?? 0;
+  await vscode.commands.executeCommand(builtin);
+  const client = daemon();
+  if (!editor || !client) {
+    return;
+  }
+  const taken = editor.document.getText().length - before;
+  if (taken > 0) {
+    const params: protocol.PartialAcceptParams = {
+      uri: editor.document.uri.toString(),
+      acceptedLength: taken,
+    };
+    await client.notify(protocol.PARTIAL_ACCEPT, params);
+  }
+}
+
 export function registerCommands(daemon: () => Daemon | undefined): vscode.Disposable[] {
   const disposables = ACTIONS.map(([id, serverCommand]) =>
     vscode.commands.registerCommand(id, async () => {
@@ -58,25 +81,10 @@ export function registerCommands(daemon: () => Daemon | undefined): vscode.Dispo
       return client.executeCommand(serverCommand, [args]);
     }),
   );
-  disposables.push(
-    vscode.commands.registerCommand("iquest.vscode.acceptNextWord", async () => {
-      const editor = vscode.window.activeTextEditor;
-      const before = editor?.document.getText().length ?? 0;
-      await vscode.commands.executeCommand("editor.action.inlineSuggest.acceptNextWord");
-      const client = daemon();
-      if (!editor || !client) {
-        return;
-      }
-      const taken = editor.document.getText().length - before;
-      if (taken > 0) {
-        // Partial accepts reach no LSP request: the daemon learns of them here.
-        const params: protocol.PartialAcceptParams = {
-          uri: editor.document.uri.toString(),
-          acceptedLength: taken,
-        };
-        await client.notify(protocol.PARTIAL_ACCEPT, params);
-      }
-    }),
-  );
+  // Partial accepts: VS Code's own commands, then the daemon is told what was taken (they
+  // reach no LSP request).
+  for (const [id, builtin] of PARTIAL_ACCEPTS) {
+    disposables.push(vscode.commands.registerCommand(id, () => partialAccept(builtin, daemon)));
+  }
   return disposables;
 }

@@ -19,6 +19,9 @@ import { type DaemonStats, StatusModel } from "./status";
 
 let client: LanguageClient | undefined;
 
+// Where the team token lives: VS Code's SecretStorage (the OS keychain), never settings.
+export const TOKEN_SECRET = "iquest.teamToken";
+
 function readSetting(key: string): unknown {
   return vscode.workspace.getConfiguration("iquest").get(key);
 }
@@ -55,16 +58,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   const start = async (): Promise<void> => {
-    const launch = launchCommand({
-      command: String(readSetting("server.command") || "iquest-lsp"),
-      args: (readSetting("server.args") as string[] | undefined) ?? [],
-      teamUrl: String(readSetting("team.url") ?? ""),
-      tokenFile: String(readSetting("team.tokenFile") ?? ""),
-    });
+    const teamUrl = String(readSetting("team.url") ?? "");
+    const launch = launchCommand(
+      {
+        command: String(readSetting("server.command") || "iquest-lsp"),
+        args: (readSetting("server.args") as string[] | undefined) ?? [],
+        teamUrl,
+        tokenFile: String(readSetting("team.tokenFile") ?? ""),
+        storedToken: teamUrl.trim() ? await context.secrets.get(TOKEN_SECRET) : undefined,
+      },
+      process.env,
+    );
     const serverOptions: ServerOptions = {
       command: launch.command,
       args: launch.args,
       transport: TransportKind.stdio,
+      ...(launch.env ? { options: { env: launch.env } } : {}),
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
@@ -103,6 +112,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     await refreshStats();
   };
 
+  const restart = async (): Promise<void> => {
+    await client?.stop();
+    await start();
+  };
+
   const daemon = (): Daemon | undefined =>
     client && {
       executeCommand: (command, args) => client!.sendRequest("workspace/executeCommand", { command, arguments: args }),
@@ -112,11 +126,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     output,
     ...registerCommands(daemon),
-    vscode.commands.registerCommand("iquest.vscode.restart", async () => {
-      await client?.stop();
-      await start();
-    }),
+    vscode.commands.registerCommand("iquest.vscode.restart", restart),
     vscode.commands.registerCommand("iquest.vscode.showLog", () => output.show()),
+    vscode.commands.registerCommand("iquest.vscode.setTeamToken", async () => {
+      const token = await vscode.window.showInputBox({
+        prompt: "Your iquest team token (from `iquest-lsp token add`); kept in VS Code's secret storage",
+        password: true,
+        ignoreFocusOut: true,
+      });
+      if (!token?.trim()) {
+        return;
+      }
+      await context.secrets.store(TOKEN_SECRET, token.trim());
+      await restart();
+    }),
+    vscode.commands.registerCommand("iquest.vscode.signOut", async () => {
+      await context.secrets.delete(TOKEN_SECRET);
+      await restart();
+    }),
     { dispose: () => void client?.stop() },
   );
   try {

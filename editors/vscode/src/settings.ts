@@ -36,13 +36,35 @@ export interface LaunchSettings {
   args: string[];
   teamUrl: string;
   tokenFile: string;
+  // The team token from VS Code's secret storage ("iquest: Set team token"), if any.
+  storedToken?: string;
+}
+
+export interface Launch {
+  command: string;
+  args: string[];
+  // Only for the bridge, only when a token is stored: the environment carries it.
+  env?: Record<string, string>;
 }
 
 // The command line: the daemon itself, or the bridge to a team server. The token never goes
-// on the command line (other users can read argv): the bridge reads $IQUEST_TOKEN or a file.
-export function launchCommand(launch: LaunchSettings): { command: string; args: string[] } {
+// on the command line (other users can read argv) nor in settings: a stored token reaches the
+// bridge as $IQUEST_TOKEN (it then wins over a token file), else the bridge reads the file or
+// the variable it inherits.
+export function launchCommand(launch: LaunchSettings, environment: NodeJS.ProcessEnv = {}): Launch {
   if (launch.teamUrl.trim()) {
     const args = ["connect", launch.teamUrl.trim()];
+    const token = launch.storedToken?.trim();
+    if (token) {
+      const env: Record<string, string> = {};
+      for (const [key, value] of Object.entries(environment)) {
+        if (value !== undefined) {
+          env[key] = value;
+        }
+      }
+      env.IQUEST_TOKEN = token;
+      return { command: launch.command, args, env };
+    }
     if (launch.tokenFile.trim()) {
       args.push("--token-file", launch.tokenFile.trim());
     }

@@ -99,3 +99,16 @@ test("accept next word runs VS Code's own command and reports what was taken", a
   await vscodeStub.commands.executeCommand("iquest.vscode.acceptNextWord");
   assert.equal(notes.length, 1, "nothing taken, nothing reported");
 });
+
+test("accept next line runs VS Code's own command and reports what was taken", async () => {
+  const { notes, daemon } = recordingDaemon();
+  registerCommands(() => daemon);
+  editorWith(null, "def f(x):\n    ");
+  const editor = vscodeStub.window.activeTextEditor!;
+  vscodeStub.builtins.set("editor.action.inlineSuggest.acceptNextLine", () => {
+    editor.document.text += "total = x + 1\n";
+  });
+  await vscodeStub.commands.executeCommand("iquest.vscode.acceptNextLine");
+  assert.deepEqual(notes, [["iquest/didPartiallyAccept", { uri: "file:///proj/app.py", acceptedLength: 14 }]]);
+  assert.ok(vscodeStub.executed.some(([id]) => id === "editor.action.inlineSuggest.acceptNextLine"));
+});

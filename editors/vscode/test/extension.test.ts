@@ -5,8 +5,15 @@ import { FakeLanguageClient, vscodeStub } from "./stubs";
 import { activate, deactivate } from "../src/extension";
 import { explanationMarkdown } from "../src/explanations";
 
-function context() {
-  return { subscriptions: [] as Array<{ dispose(): unknown }> };
+function context(secrets = new Map<string, string>()) {
+  return {
+    subscriptions: [] as Array<{ dispose(): unknown }>,
+    secrets: {
+      get: async (key: string) => secrets.get(key),
+      store: async (key: string, value: string) => void secrets.set(key, value),
+      delete: async (key: string) => void secrets.delete(key),
+    },
+  };
 }
 
 beforeEach(async () => {
@@ -94,4 +101,49 @@ test("a team URL launches the bridge instead of a local daemon", async () => {
   vscodeStub.settings.set("iquest.team.url", "wss://gpu-host:7071");
   await activate(context() as any);
   assert.deepEqual(FakeLanguageClient.instances[0].serverOptions.args, ["connect", "wss://gpu-host:7071"]);
+});
+
+test("the team token is kept in secret storage and reaches the bridge only through its environment", async () => {
+  const secrets = new Map<string, string>();
+  vscodeStub.settings.set("iquest.team.url", "tls://team.example:7070");
+  vscodeStub.settings.set("iquest.team.tokenFile", "/home/me/.iquest-token");
+  await activate(context(secrets) as any);
+  // No stored token: the bridge reads the token file.
+  assert.deepEqual(FakeLanguageClient.instances[0].serverOptions, {
+    command: "iquest-lsp",
+    args: ["connect", "tls://team.example:7070", "--token-file", "/home/me/.iquest-token"],
+    transport: 0,
+  });
+  const token = "iq_Zx9-secret-token-value";
+  vscodeStub.inputAnswer = `  ${token}\n`;
+  await vscodeStub.commands.executeCommand("iquest.vscode.setTeamToken");
+  assert.equal((vscodeStub.inputOptions[0] as { password: boolean }).password, true);
+  assert.equal(secrets.get("iquest.teamToken"), token);
+  const restarted = FakeLanguageClient.instances.at(-1)!;
+  assert.equal(FakeLanguageClient.instances.length, 2);
+  assert.equal(restarted.started, true);
+  const options = restarted.serverOptions as { args: string[]; options?: { env?: Record<string, string> } };
+  assert.deepEqual(options.args, ["connect", "tls://team.example:7070"]);
+  assert.equal(options.options?.env?.IQUEST_TOKEN, token);
+  assert.equal(options.options?.env?.PATH, process.env.PATH, "the rest of the environment is kept");
+  // Nowhere else: not in argv, the daemon's settings or the output channel.
+  const visible = JSON.stringify([options.args, restarted.clientOptions.initializationOptions, vscodeStub.logged]);
+  assert.ok(!visible.includes(token));
+  assert.ok(!JSON.stringify([...vscodeStub.settings.values()]).includes(token));
+  // Sign out: forgotten, and the bridge is back to the token file.
+  await vscodeStub.commands.executeCommand("iquest.vscode.signOut");
+  assert.equal(secrets.has("iquest.teamToken"), false);
+  const signedOut = FakeLanguageClient.instances.at(-1)! as unknown as { serverOptions: { args: string[]; options?: unknown } };
+  assert.equal(signedOut.serverOptions.options, undefined);
+  assert.deepEqual(signedOut.serverOptions.args.slice(2), ["--token-file", "/home/me/.iquest-token"]);
+});
+
+test("an empty token answer stores nothing and keeps the daemon running", async () => {
+  const secrets = new Map<string, string>();
+  vscodeStub.settings.set("iquest.team.url", "wss://team.example:7071");
+  await activate(context(secrets) as any);
+  vscodeStub.inputAnswer = "   ";
+  await vscodeStub.commands.executeCommand("iquest.vscode.setTeamToken");
+  assert.equal(secrets.size, 0);
+  assert.equal(FakeLanguageClient.instances.length, 1);
 });

@@ -31,6 +31,8 @@ export const vscodeStub = {
   opened: [] as Array<{ language?: string; content?: string }>,
   messages: [] as string[],
   inputAnswer: undefined as string | undefined,
+  inputOptions: [] as unknown[],
+  logged: [] as string[],
   settings: new Map<string, unknown>(),
   statusItems: [] as Array<{ text: string; tooltip?: unknown; shown: boolean; show(): void }>,
   reset(): void {
@@ -40,6 +42,8 @@ export const vscodeStub = {
     this.opened.length = 0;
     this.messages.length = 0;
     this.inputAnswer = undefined;
+    this.inputOptions.length = 0;
+    this.logged.length = 0;
     this.settings.clear();
     this.statusItems.length = 0;
     this.window.activeTextEditor = undefined;
@@ -61,7 +65,8 @@ export const vscodeStub = {
   },
   window: {
     activeTextEditor: undefined as FakeEditor | undefined,
-    async showInputBox() {
+    async showInputBox(options?: unknown) {
+      vscodeStub.inputOptions.push(options);
       return vscodeStub.inputAnswer;
     },
     async showWarningMessage(message: string) {
@@ -86,7 +91,13 @@ export const vscodeStub = {
       return item;
     },
     createOutputChannel() {
-      return { appendLine() {}, show() {}, dispose() {} };
+      return {
+        appendLine(line: string) {
+          vscodeStub.logged.push(line);
+        },
+        show() {},
+        dispose() {},
+      };
     },
   },
   workspace: {
