@@ -75,7 +75,7 @@ async def run_config(
 
         async def editor(n: int) -> None:
             initial, strokes = session(keys, seed=n)
-            workspace = work / f"{config.split(',')[0].split(' ')[0]}-{n}" / f"project-{n}"
+            workspace = work / f"config-{CONFIGS.index(config)}-{n}" / f"project-{n}"
             shutil.copytree(PROJECT, workspace, ignore=shutil.ignore_patterns("__pycache__"))
             for name, text in initial.items():
                 (workspace / name).write_text(text)
@@ -86,7 +86,7 @@ async def run_config(
                     "temperature": 0.0,
                     "cache_salt": f"bench-router-{config}-{n}-{time.time()}",
                 },
-                "index": {"cache_dir": str(work / f"index-{config[:6]}-{n}")},
+                "index": {"cache_dir": str(workspace.parent / "index-cache")},
             }
             async with lsp_client(workspace, options) as client:
                 await asyncio.sleep(2.0)  # the workspace index builds

@@ -25,6 +25,8 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 log = logging.getLogger(__name__)
 
 APP_NAME = "iquest-lsp"
+# The most suggestions one explicit request may ask for (completion.candidates).
+MAX_CANDIDATES = 8
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -80,6 +82,11 @@ class CompletionConfig:
     multiline: Literal["auto", "always", "never"] = "auto"
     # vLLM priority (lower runs first); sent only when the server schedules by priority.
     priority: int = 0
+    # An explicit request (the editor's "trigger suggestion", cycling) asks for this many
+    # suggestions in one request (vLLM's n: one prompt, cached once); automatic ones for one.
+    candidates: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] = 3
+    # Sampling temperature when several are asked: at a low one they come out the same.
+    candidates_temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.8
     # "stable" keeps the prompt's start fixed for vLLM's prefix cache; "naive" re-orders context
     # per request and slides the window per line (most assistants' layout: a benchmark baseline).
     layout: Literal["stable", "naive"] = "stable"

@@ -6,6 +6,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
+from engine.config import MAX_CANDIDATES
+
 
 class RecentSamples:
     """The latest ``size`` samples in a flat array of doubles: 8 bytes each where a deque of
@@ -59,6 +61,8 @@ class CompletionStats:
     accepted: int = 0
     partially_accepted: int = 0
     accepted_chars: int = 0
+    # Whole accepts by the candidate's place in the list (0: the first shown).
+    accepted_by_index: list[int] = field(default_factory=lambda: [0] * MAX_CANDIDATES)
     # The daemon's own time per backend request: from the editor's request to the HTTP request
     # leaving, less the configured debounce (context, prompt, token budget, and any wait for a
     # busy event loop beyond the debounce). The latest 1,000.
@@ -68,9 +72,9 @@ class CompletionStats:
 
     def as_dict(self) -> dict[str, object]:
         values: dict[str, object] = {
-            f.name: getattr(self, f.name)
+            f.name: list(value) if isinstance(value, list) else value
             for f in fields(self)
-            if not isinstance(getattr(self, f.name), RecentSamples)
+            if not isinstance(value := getattr(self, f.name), RecentSamples)
         }
         values["overhead_ms_p50"] = percentile(self.overheads_ms, 0.50)
         values["overhead_ms_p95"] = percentile(self.overheads_ms, 0.95)

@@ -19,16 +19,23 @@ def inline_items(
 ) -> types.InlineCompletionList:
     if suggestion is None:
         return types.InlineCompletionList(items=[])
-    # Clients run an item's command when the user accepts it: the daemon counts what was taken.
-    accepted = types.Command(
-        title="iquest: accepted",
-        command=extensions.ACCEPTED,
-        arguments=[{"uri": uri, "length": len(suggestion.text)}],
+    # One item per candidate: editors cycle through them (VS Code: Alt+] / Alt+[).
+    return types.InlineCompletionList(
+        items=[
+            types.InlineCompletionItem(
+                insert_text=text,
+                range=types.Range(start=at, end=at),
+                # Clients run an item's command when the user accepts it: the daemon counts
+                # what was taken, and which candidate.
+                command=types.Command(
+                    title="iquest: accepted",
+                    command=extensions.ACCEPTED,
+                    arguments=[{"uri": uri, "length": len(text), "index": index}],
+                ),
+            )
+            for index, text in enumerate(suggestion.candidates)
+        ]
     )
-    item = types.InlineCompletionItem(
-        insert_text=suggestion.text, range=types.Range(start=at, end=at), command=accepted
-    )
-    return types.InlineCompletionList(items=[item])
 
 
 def completion_items(

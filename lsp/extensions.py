@@ -98,6 +98,8 @@ class ActionArguments(Payload):
 class AcceptedArguments(Payload):
     uri: str | None = None
     length: NonNegativeInt = 0
+    # Which candidate (0: the first); past the most a request asks for, not counted by place.
+    index: NonNegativeInt = 0
 
 
 class PartialAcceptParams(Payload):

@@ -165,8 +165,11 @@ def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:
 
 def on_accepted(ls: IquestServer, arguments: Any = None) -> None:
     stats = ls.session.completions.stats
+    accepted = _lenient(AcceptedArguments, arguments)
     stats.accepted += 1
-    stats.accepted_chars += _lenient(AcceptedArguments, arguments).length
+    stats.accepted_chars += accepted.length
+    if accepted.index < len(stats.accepted_by_index):
+        stats.accepted_by_index[accepted.index] += 1
 
 
 def on_partially_accepted(ls: IquestServer, params: Any) -> None:

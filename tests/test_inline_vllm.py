@@ -29,7 +29,8 @@ SOURCE = "import os\n\n\ndef read_config(path):\n    "
 def endpoint_options(vllm: VllmEndpoint, **completion: object) -> dict[str, object]:
     return {
         "instruct": {"base_url": vllm.base_url, "model": vllm.model},
-        "completion": {"temperature": 0.0, **completion},
+        # One candidate unless a test asks: explicit requests then stay greedy and comparable.
+        "completion": {"temperature": 0.0, "candidates": 1, **completion},
     }
 
 
@@ -223,3 +224,42 @@ async def test_shutdown_right_after_initialize_answers_null(vllm: VllmEndpoint, 
         # Leaving the session sends shutdown (raising if it is answered with an error) and exit.
         async with lsp_session({"instruct": {"base_url": vllm.base_url}}, tmp_path):
             pass
+
+
+async def test_an_explicit_request_gets_distinct_candidates_from_one_vllm_request(
+    vllm: VllmEndpoint, tmp_path: Path
+):
+    uri = (tmp_path / "cycle.py").as_uri()
+    options = endpoint_options(vllm, candidates=3, candidates_temperature=1.0, max_tokens=12)
+    async with lsp_session(options, tmp_path) as client:
+        open_document(client, uri, SOURCE)
+        before = await vllm_samples(vllm.root_url)
+        explicit = items_of(await inline_completion(client, uri, end_position(SOURCE)))
+        after = await vllm_samples(vllm.root_url)
+        automatic = items_of(
+            await inline_completion(client, uri, end_position(SOURCE), invoked=False)
+        )
+        # Accepting the second candidate runs its command: the daemon counts it by place.
+        command = explicit[1].command
+        assert command is not None
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=command.command, arguments=command.arguments)
+        )
+        counted = await stats(client)
+        server_stats = await stats(client)
+    texts = [item.insert_text for item in explicit]
+    assert 2 <= len(texts) <= 3 and len(set(texts)) == len(texts), texts
+    # The as-you-type request at the same place is served by the memory of the one shown.
+    assert [item.insert_text for item in automatic] == texts[:1]
+    moved = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    # One API request with n = 3 (vLLM runs a child per choice, and counts them finished).
+    assert moved["vllm:request_params_n_count"] == 1
+    assert moved["vllm:request_params_n_sum"] == 3
+    assert moved["vllm:request_success_total"] == 3
+    # The prompt is computed once: the other choices read its full blocks from the cache
+    # (only the last, partial block is computed again for each).
+    prompt = moved["vllm:prompt_tokens_total"] / 3
+    computed = moved["vllm:prompt_tokens_total"] - moved["vllm:prompt_tokens_cached_total"]
+    assert computed < 2 * prompt, moved
+    assert counted["accepted_by_index"][:3] == [0, 1, 0] and counted["accepted"] == 1
+    assert server_stats["backend_requests"] == 1 and server_stats["served_from_memory"] == 1

@@ -104,7 +104,7 @@ def test_plugin_units() -> None:
 
 
 @pytest.fixture
-def nvim_session(vllm: VllmEndpoint, tmp_path: Path):
+def nvim_session(request: pytest.FixtureRequest, vllm: VllmEndpoint, tmp_path: Path):
     # A folder Neovim percent-encodes in document URIs (space, accent): completions must flow.
     project = tmp_path / "my proj é"
     (project / ".git").mkdir(parents=True)
@@ -116,7 +116,13 @@ def nvim_session(vllm: VllmEndpoint, tmp_path: Path):
         "log_file": str(tmp_path / "iquest.log"),
         "index": {"cache_dir": str(tmp_path / "index-cache")},
         "instruct": {"base_url": vllm.base_url, "model": vllm.model},
-        "completion": {"temperature": 0.0, "max_tokens": 12, "multiline": "never"},
+        "completion": {
+            "temperature": 0.0,
+            "max_tokens": 12,
+            "multiline": "never",
+            # A test's own completion settings (indirect parametrization).
+            **getattr(request, "param", {}),
+        },
     }
     env = {
         "IQUEST_TEST_PLUGIN": str(PLUGIN),
@@ -186,3 +192,60 @@ def test_accept_word_takes_one_word_and_tells_the_daemon(nvim_session) -> None:
     assert stats["partially_accepted"] == 1
     assert stats["accepted_chars"] == len(taken)
     assert stats["accepted"] == 0
+
+
+def _suggestion_after(out: Path, serial: int, timeout_s: float = 60.0) -> dict:
+    """The first suggestion shown after the one numbered ``serial``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        path = out / f"suggestion-{serial + 1}.json"
+        if path.exists() and path.read_text():
+            time.sleep(0.2)  # the screen is drawn after the event
+            return json.loads(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"no suggestion after {serial}: {sorted(out.iterdir())}")
+
+
+@pytest.mark.parametrize(
+    "nvim_session", [{"candidates": 3, "candidates_temperature": 1.0}], indirect=True
+)
+def test_cycling_asks_for_candidates_and_shows_another_on_screen(nvim_session) -> None:
+    tmux, source, out = nvim_session
+    tmux.keys("G", "o")
+    tmux.type("    value = math.")
+    typed = _final_suggestion(out, len("    value = math."))
+    assert typed["count"] == 1  # as you type: one
+    tmux.keys("M-]")  # asks for candidates, shows the second
+    second = _suggestion_after(out, typed["serial"])
+    assert second["count"] >= 2 and second["index"] == 2
+    tmux.keys("M-]")  # the next one, from the same answer
+    third = _suggestion_after(out, second["serial"])
+    assert third["index"] == (3 if second["count"] == 3 else 1)
+    assert third["text"] != second["text"]
+    screen = tmux.screen()
+    visible = third["text"].split("\n")[0].strip()[:20]
+    assert visible in screen, f"the cycled-to candidate {visible!r} is not on screen:\n{screen}"
+    tmux.keys("Tab")
+    stats = _save_and_read_stats(tmux, out)
+    assert stats["accepted"] == 1
+    assert stats["accepted_by_index"][third["index"] - 1] == 1
+    assert ("    value = math." + third["text"].split("\n")[0]) in source.read_text()
+
+
+@pytest.mark.parametrize("nvim_session", [{"multiline": "always", "max_tokens": 32}], indirect=True)
+def test_accept_line_inserts_exactly_one_line_of_the_suggestion(nvim_session) -> None:
+    tmux, source, out = nvim_session
+    tmux.keys("G", "o")
+    tmux.type("def area(r):")
+    suggestion = _final_suggestion(out, len("def area(r):"))["text"]
+    lines_before = SOURCE.count("\n") + 1
+    tmux.keys("C-l")
+    stats = _save_and_read_stats(tmux, out)
+    written = source.read_text()
+    first = suggestion.split("\n")[0]
+    expected = first if first else "\n" + suggestion.split("\n")[1]
+    assert written.startswith(SOURCE + "def area(r):" + expected)
+    # Exactly one line: nothing of the suggestion's later lines was inserted.
+    assert written.count("\n") <= lines_before + expected.count("\n") + 1
+    assert stats["partially_accepted"] == 1 and stats["accepted"] == 0
+    assert stats["accepted_chars"] == len(expected)

@@ -60,7 +60,8 @@ async def test_one_session_stays_on_one_replica_and_sessions_spread(
     ) as router:
         settings = {
             "instruct": {"base_url": f"{router}/v1", "router": True, "model": vllm.model},
-            "completion": {"debounce_ms": 0, "max_tokens": 8, "timeout_s": 60},
+            # One candidate: each suggestion is one request on one replica.
+            "completion": {"debounce_ms": 0, "max_tokens": 8, "timeout_s": 60, "candidates": 1},
         }
         async with lsp_session(settings, tmp_path, folders=folders) as client:
             files = iter(range(1000))

@@ -33,6 +33,8 @@ class GenerationParams:
     extra_body: dict[str, object] = field(default_factory=dict)
     # HTTP headers for routers in front of vLLM (X-Session-ID).
     headers: dict[str, str] = field(default_factory=dict)
+    # How many completions of the one prompt (vLLM computes the prompt once for all).
+    n: int = 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class StreamChunk:
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    # Which of the request's n completions this text continues.
+    index: int = 0
 
 
 class EndpointClient:
@@ -94,25 +98,40 @@ class CompletionBackend(EndpointClient):
             stream_options={"include_usage": True},
             extra_body=params.extra_body or None,
             extra_headers=params.headers or None,
+            n=params.n,
         )
         async for chunk in stream_events(self.url, request):
-            yield self._parse_chunk(chunk)
+            for parsed in self._parse_chunk(chunk, params.n):
+                yield parsed
 
-    def _parse_chunk(self, chunk: dict[str, Any]) -> StreamChunk:
+    def _parse_chunk(self, chunk: dict[str, Any], n: int) -> list[StreamChunk]:
         choices = chunk.get("choices")
         usage = parse_usage(chunk.get("usage"))
         if not isinstance(choices, list):
             raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'choices'")
         if not choices:
-            return StreamChunk(usage=usage)
-        first = choices[0] if isinstance(choices[0], dict) else {}
-        text = first.get("text")
-        if not isinstance(text, str):
-            raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'text'")
-        finish = first.get("finish_reason")
-        return StreamChunk(
-            text=text, finish_reason=finish if isinstance(finish, str) else None, usage=usage
-        )
+            return [StreamChunk(usage=usage)]
+        parsed = []
+        for choice in choices:
+            choice = choice if isinstance(choice, dict) else {}
+            text = choice.get("text")
+            if not isinstance(text, str):
+                raise BackendError(self.url, FailureKind.MALFORMED, "stream chunk without 'text'")
+            index = choice.get("index", 0)
+            if not isinstance(index, int) or not 0 <= index < n:
+                raise BackendError(
+                    self.url, FailureKind.MALFORMED, f"stream chunk for choice {index!r} of {n}"
+                )
+            finish = choice.get("finish_reason")
+            parsed.append(
+                StreamChunk(
+                    text=text,
+                    finish_reason=finish if isinstance(finish, str) else None,
+                    usage=usage,
+                    index=index,
+                )
+            )
+        return parsed
 
 
 async def stream_events(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 from engine.backends.errors import BackendError
@@ -120,7 +120,11 @@ class CompletionService:
         started = time.perf_counter()
         self.stats.requests += 1
         prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
-        remembered = self._memory.recall(request.document_uri, prefix, suffix)
+        # Asked for candidates (cycling): the model answers, not the memory of the one shown.
+        wants_candidates = request.explicit and self.settings.completion.candidates > 1
+        remembered = (
+            None if wants_candidates else self._memory.recall(request.document_uri, prefix, suffix)
+        )
         if remembered is not None:
             self._latest.cancel(request.document_uri)
             self.stats.served_from_memory += 1
@@ -196,6 +200,9 @@ class CompletionService:
         self.stats.backend_requests += 1
         self.stats.overheads_ms.append(_ms_since(overhead_from))
 
+        # Several candidates only when the user asked (cycling): one request, one prompt.
+        n = settings.candidates if request.explicit else 1
+
         async def send(fields: dict[str, object]) -> GenerationOutcome:
             params = GenerationParams(
                 prompt=prompt,
@@ -204,14 +211,22 @@ class CompletionService:
                     if line_mode is LineMode.MULTI
                     else min(settings.max_tokens, settings.max_tokens_single_line)
                 ),
-                temperature=settings.temperature,
+                temperature=(
+                    max(settings.temperature, settings.candidates_temperature)
+                    if n > 1
+                    else settings.temperature
+                ),
                 top_p=settings.top_p,
                 stop=template.stop,
                 extra_body=fields,
                 headers=routing_headers(request.session, request.user_key),
+                n=n,
             )
-            cutter = StreamCutter(template.stop, line_mode, block_indent=block_indent(context))
-            return await generate(served.backend, params, cutter, settings.timeout_s)
+            cutters = [
+                StreamCutter(template.stop, line_mode, block_indent=block_indent(context))
+                for _ in range(n)
+            ]
+            return await generate(served.backend, params, cutters, settings.timeout_s)
 
         with self._share() as queued_ahead:
             fields = vllm_request_fields(settings.priority, settings.cache_salt, queued_ahead)
@@ -220,21 +235,23 @@ class CompletionService:
         if outcome.usage is not None:
             self.stats.prompt_tokens += outcome.usage.prompt_tokens
             self.stats.cached_tokens += outcome.usage.cached_tokens or 0
-        text = finalize(outcome.text, context, template.stop)
+        texts = distinct(finalize(raw, context, template.stop) for raw in outcome.texts)
         latency = _ms_since(started)
         self.stats.last_latency_ms = latency
         self.stats.latencies_ms.append(latency)
-        if text is None:
+        if not texts:
             log.debug("nothing worth showing from %r", outcome.text[:80])
             return None
         self.stats.suggestions += 1
         prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
-        self._memory.remember(request.document_uri, prefix, suffix, text)
+        # The editor shows the first: typing through it is served from memory.
+        self._memory.remember(request.document_uri, prefix, suffix, texts[0])
         return Suggestion(
-            text,
+            texts[0],
             latency,
             prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
             cached_tokens=outcome.usage.cached_tokens if outcome.usage else None,
+            alternatives=texts[1:],
         )
 
     def _discovery_task(self, replica: Replica) -> asyncio.Task[ServedModel]:
@@ -278,6 +295,11 @@ class CompletionService:
         self._discovery = {}
         self._served = {}
         self._contexts = {}
+
+
+def distinct(texts: Iterable[str | None]) -> tuple[str, ...]:
+    """The texts worth showing, each once, in order (candidates often repeat)."""
+    return tuple(dict.fromkeys(text for text in texts if text is not None))
 
 
 def _ms_since(started: float) -> float:

@@ -37,3 +37,10 @@ class Suggestion:
     from_memory: bool = False
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
+    # More candidates after ``text`` (an explicit request with completion.candidates > 1),
+    # distinct from it and from each other.
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return (self.text, *self.alternatives)

@@ -38,6 +38,9 @@ vim.api.nvim_create_autocmd("User", {
     local cursor = vim.api.nvim_win_get_cursor(0)
     write("suggestion-" .. shown .. ".json", {
       text = args.data.text,
+      index = args.data.index,
+      count = args.data.count,
+      serial = shown,
       extmarks = #marks,
       virt_text = first,
       mark_row = marks[1] and marks[1][2],

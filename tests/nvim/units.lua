@@ -13,6 +13,29 @@ eq(ghost.next_word("  return x"), "  return", "blanks then a word")
 eq(ghost.next_word("(items)"), "(", "punctuation alone")
 eq(ghost.next_word("   "), "   ", "blanks only")
 eq(ghost.next_word("x\ny"), "x", "stops at a line end")
+eq(ghost.next_line("total = x + 1\n    return total"), "total = x + 1", "a line, without its break")
+eq(ghost.next_line("\n    return total\nmore"), "\n    return total", "a break first: it and the next line")
+eq(ghost.next_line("last"), "last", "the last line")
+-- :checkhealth's token file check: mode 600 passes, readable by others fails.
+local health = require("iquest.health")
+local reported = {}
+local real_health = vim.health
+vim.health = {
+  ok = function(msg) table.insert(reported, "ok: " .. msg) end,
+  error = function(msg) table.insert(reported, "error: " .. msg) end,
+}
+local token_path = vim.fn.tempname()
+vim.fn.writefile({ "iq_token" }, token_path)
+vim.uv.fs_chmod(token_path, tonumber("644", 8))
+health.check_token_file(token_path)
+vim.uv.fs_chmod(token_path, tonumber("600", 8))
+health.check_token_file(token_path)
+health.check_token_file(token_path .. ".missing")
+vim.health = real_health
+eq(#reported, 3, "three reports")
+eq(reported[1]:match("^error: .*mode 644: others can read your token") ~= nil, true, "644 refused: " .. tostring(reported[1]))
+eq(reported[2]:match("^ok: token file") ~= nil, true, "600 accepted: " .. tostring(reported[2]))
+eq(reported[3]:match("^error: token file not found") ~= nil, true, "missing: " .. tostring(reported[3]))
 eq(actions.explanation_lines({ kind = "ask", question = "why?", markdown = "because\nso" }),
   { "# Q: why?", "", "because", "so" }, "ask heading")
 eq(actions.explanation_lines({ kind = "explain", markdown = "It adds." })[1], "# Explanation", "explain heading")

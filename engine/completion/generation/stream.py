@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -16,15 +17,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GenerationOutcome:
-    text: str
+    # One text per completion asked for (params.n), in the server's order.
+    texts: tuple[str, ...]
     usage: Usage | None
     # The daemon closed the stream before the model finished (vLLM aborted the rest).
     cut_early: bool
 
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
 
 async def generate(
-    backend: CompletionBackend, params: GenerationParams, cutter: StreamCutter, timeout_s: float
+    backend: CompletionBackend,
+    params: GenerationParams,
+    cutters: Sequence[StreamCutter],
+    timeout_s: float,
 ) -> GenerationOutcome:
+    """Streams ``params.n`` completions, each through its own cutter, until every cutter has
+    enough (then hangs up: vLLM aborts what is left) or the stream ends."""
     usage: Usage | None = None
     chunks_read = 0
     try:
@@ -33,10 +44,12 @@ async def generate(
                 await asyncio.sleep(0)  # a fast stream must not starve the editor's messages
                 chunks_read += 1
                 usage = chunk.usage or usage
-                cutter.feed(chunk.text)
-                if cutter.done:
+                cutter = cutters[chunk.index]
+                if not cutter.done:
+                    cutter.feed(chunk.text)
+                if all(each.done for each in cutters):
                     # Leaving the block closes the HTTP stream: vLLM aborts the request.
-                    return GenerationOutcome(cutter.text, usage, cut_early=True)
+                    return GenerationOutcome(_texts(cutters), usage, cut_early=True)
     except asyncio.CancelledError:
         log.debug("completion stream closed by cancellation after %d chunks", chunks_read)
         raise
@@ -44,4 +57,8 @@ async def generate(
         raise BackendError(
             backend.url, FailureKind.TIMEOUT, f"no complete answer within {timeout_s:g} s"
         ) from exc
-    return GenerationOutcome(cutter.text, usage, cut_early=False)
+    return GenerationOutcome(_texts(cutters), usage, cut_early=False)
+
+
+def _texts(cutters: Sequence[StreamCutter]) -> tuple[str, ...]:
+    return tuple(cutter.text for cutter in cutters)

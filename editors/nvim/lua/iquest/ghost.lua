@@ -1,11 +1,13 @@
 -- Ghost text for Neovim 0.10 and 0.11, which have no inline completion UI: asks the daemon for
 -- textDocument/inlineCompletion as you type and shows the answer as extmarks (the first line
--- inline at the cursor, the rest as virtual lines). Accept, accept a word, dismiss.
+-- inline at the cursor, the rest as virtual lines). Accept, accept a word or a line, dismiss,
+-- cycle through candidates (an explicit request: the daemon answers with several).
 local protocol = require("iquest.protocol")
 local M = {}
 
 local ns = vim.api.nvim_create_namespace("iquest.ghost")
--- Per buffer: { client, request_id, suggestion = { text, row, col, tick, command } }
+-- Per buffer: { client, request_id, suggestion = { text, row, col, tick, command, items, index } }
+-- (items: every candidate's { text, command }; index: the one showing).
 local state = {}
 
 local function clear(bufnr)
@@ -48,7 +50,21 @@ function M.current(bufnr)
   return s and s.suggestion or nil
 end
 
-function M.request(bufnr)
+-- Shows candidate `index` of the buffer's suggestion and tells listeners (User IquestSuggestion).
+local function show_item(bufnr, s, index)
+  local suggestion = s.suggestion
+  local item = suggestion.items[index]
+  suggestion.index, suggestion.text, suggestion.command = index, item.text, item.command
+  show(bufnr, item.text, suggestion.row, suggestion.col)
+  vim.api.nvim_exec_autocmds("User", {
+    pattern = "IquestSuggestion",
+    data = { text = item.text, index = index, count = #suggestion.items },
+  })
+end
+
+-- Asks for suggestions at the cursor: automatic (as you type: one) or explicit (several to
+-- cycle through); `pick(count)` says which to show first.
+local function ask(bufnr, explicit, pick)
   local s = state[bufnr]
   if not s or vim.api.nvim_get_mode().mode:sub(1, 1) ~= "i" then
     return
@@ -57,7 +73,8 @@ function M.request(bufnr)
   clear(bufnr)
   local client = s.client
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
-  params.context = { triggerKind = 2 } -- automatic: the daemon debounces and supersedes
+  -- 1: invoked (the daemon answers with its candidates); 2: automatic (it debounces).
+  params.context = { triggerKind = explicit and 1 or 2 }
   local tick = vim.api.nvim_buf_get_changedtick(bufnr)
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local ok, id = client:request("textDocument/inlineCompletion", params, function(err, result)
@@ -68,9 +85,13 @@ function M.request(bufnr)
     if err or not result then
       return
     end
-    local items = result.items or result
-    local item = items and items[1]
-    if not item or type(item.insertText) ~= "string" or item.insertText == "" then
+    local items = {}
+    for _, item in ipairs(result.items or result or {}) do
+      if type(item.insertText) == "string" and item.insertText ~= "" then
+        table.insert(items, { text = item.insertText, command = item.command })
+      end
+    end
+    if #items == 0 then
       return
     end
     -- Stale if the buffer or the cursor moved since the request.
@@ -78,13 +99,37 @@ function M.request(bufnr)
     if vim.api.nvim_buf_get_changedtick(bufnr) ~= tick or now_row ~= row or now_col ~= col then
       return
     end
-    s.suggestion = { text = item.insertText, row = row - 1, col = col, tick = tick, command = item.command }
-    show(bufnr, item.insertText, row - 1, col)
-    vim.api.nvim_exec_autocmds("User", { pattern = "IquestSuggestion", data = { text = item.insertText } })
+    s.suggestion = { row = row - 1, col = col, tick = tick, items = items }
+    show_item(bufnr, s, pick(#items))
   end, bufnr)
   if ok then
     s.request_id = id
   end
+end
+
+function M.request(bufnr)
+  ask(bufnr, false, function()
+    return 1
+  end)
+end
+
+-- The next (step 1) or previous (step -1) candidate. With one candidate showing (as you type),
+-- asks the daemon for several and shows the next of them.
+function M.cycle(step, bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local s = state[bufnr]
+  if not s then
+    return false
+  end
+  local suggestion = s.suggestion
+  if suggestion and suggestion.items and #suggestion.items > 1 then
+    show_item(bufnr, s, (suggestion.index - 1 + step) % #suggestion.items + 1)
+    return true
+  end
+  ask(bufnr, true, function(count)
+    return ((step > 0 and 1 or -1) % count) + 1
+  end)
+  return true
 end
 
 local function insert(bufnr, text)
@@ -127,26 +172,52 @@ function M.next_word(text)
   return word or text
 end
 
-function M.accept_word(bufnr)
+-- The rest of a suggestion's line: up to its first line break, or, when it starts with one,
+-- that break and the next line (accepting "a line" always inserts something).
+function M.next_line(text)
+  local first = text:match("^[^\n]*")
+  if first ~= "" then
+    return first
+  end
+  return text:match("^\n[^\n]*")
+end
+
+-- Takes a part of the suggestion (`part(text)`), tells the daemon, shows the rest.
+local function accept_part(bufnr, part)
   local suggestion, s
   suggestion, bufnr, s = take(bufnr)
   if not suggestion then
     return false
   end
-  local word = M.next_word(suggestion.text)
-  local rest = suggestion.text:sub(#word + 1)
-  insert(bufnr, word)
+  local taken = part(suggestion.text)
+  local rest = suggestion.text:sub(#taken + 1)
+  insert(bufnr, taken)
   s.client:notify(protocol.PARTIAL_ACCEPT, {
     uri = vim.uri_from_bufnr(bufnr),
-    acceptedLength = vim.str_utfindex(word, "utf-16"),
+    acceptedLength = vim.str_utfindex(taken, "utf-16"),
   })
   if rest ~= "" then
     local row, col = unpack(vim.api.nvim_win_get_cursor(0))
-    s.suggestion = { text = rest, row = row - 1, col = col, tick = vim.api.nvim_buf_get_changedtick(bufnr) }
+    s.suggestion = {
+      text = rest,
+      row = row - 1,
+      col = col,
+      tick = vim.api.nvim_buf_get_changedtick(bufnr),
+      items = { { text = rest } },
+      index = 1,
+    }
     s.skip_next_change = true -- our own insertion must not ask again
     show(bufnr, rest, row - 1, col)
   end
   return true
+end
+
+function M.accept_word(bufnr)
+  return accept_part(bufnr, M.next_word)
+end
+
+function M.accept_line(bufnr)
+  return accept_part(bufnr, M.next_line)
 end
 
 function M.dismiss(bufnr)
@@ -230,7 +301,22 @@ function M.set_keymaps(keymaps, native)
     return vim.lsp.inline_completion.get()
   end)
   map(keymaps.accept_word, M.accept_word, nil)
+  map(keymaps.accept_line, M.accept_line, nil)
   map(keymaps.dismiss, M.dismiss, nil)
+  -- Cycling: Neovim 0.12's own selection where it has one, ours otherwise.
+  local select = vim.lsp.inline_completion and vim.lsp.inline_completion.select
+  map(keymaps.next, function()
+    return M.cycle(1)
+  end, select and function()
+    select({ count = 1 })
+    return true
+  end)
+  map(keymaps.prev, function()
+    return M.cycle(-1)
+  end, select and function()
+    select({ count = -1 })
+    return true
+  end)
 end
 
 return M

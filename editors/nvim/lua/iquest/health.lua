@@ -2,6 +2,27 @@
 local protocol = require("iquest.protocol")
 local M = {}
 
+-- The token file: there, not empty, and readable by its owner only (a token is a password).
+function M.check_token_file(path)
+  local health = vim.health
+  local stat = vim.uv.fs_stat(path)
+  if not stat or stat.type ~= "file" then
+    health.error("token file not found: " .. path, { "iquest-lsp token add NAME prints a token: save it there" })
+    return
+  end
+  local others = bit.band(stat.mode, tonumber("077", 8))
+  if others ~= 0 then
+    health.error(
+      string.format("token file %s is mode %o: others can read your token", path, bit.band(stat.mode, tonumber("777", 8))),
+      { "chmod 600 " .. path }
+    )
+  elseif stat.size == 0 then
+    health.error("token file is empty: " .. path)
+  else
+    health.ok("token file " .. path .. " (mode 600)")
+  end
+end
+
 function M.check()
   local health = vim.health
   health.start("iquest")
@@ -24,7 +45,9 @@ function M.check()
   end
   if config.team_url then
     health.info("team server: " .. config.team_url)
-    if not (vim.env.IQUEST_TOKEN or config.token_file) then
+    if config.token_file then
+      M.check_token_file(vim.fn.expand(config.token_file))
+    elseif not vim.env.IQUEST_TOKEN then
       health.warn("no token: set $IQUEST_TOKEN or token_file")
     end
   end

@@ -16,7 +16,15 @@ M.defaults = {
   settings = {},
   -- "auto": native inline completion where Neovim has it (0.12+), ghost text otherwise.
   ghost = "auto",
-  keymaps = { accept = "<Tab>", accept_word = "<C-Right>", dismiss = "<C-]>" },
+  -- next / prev: cycle through candidates (the first press asks the daemon for several).
+  keymaps = {
+    accept = "<Tab>",
+    accept_word = "<C-Right>",
+    accept_line = "<C-l>",
+    next = "<M-]>",
+    prev = "<M-[>",
+    dismiss = "<C-]>",
+  },
 }
 
 M.config = vim.deepcopy(M.defaults)
