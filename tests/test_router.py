@@ -173,3 +173,14 @@ def test_router_and_replicas_together_are_refused():
 
     with pytest.raises(SettingsError, match="router = true sends everything to base_url"):
         build_settings({"instruct": {"router": True, "replicas": ["http://a:8000/v1"]}})
+
+
+async def test_doctor_skips_the_affinity_check_when_the_router_lists_no_replicas():
+    async with fake_server() as router:
+        settings = build_settings({"instruct": {"base_url": router.base_url, "router": True}})
+        (report,) = await diagnose(settings)
+    checks = {check.name: check for check in report.checks}
+    affinity = checks["one session, one replica"]
+    assert affinity.ok is None and "does not list its replicas" in affinity.detail
+    assert checks["routing"].ok is True and checks["routing"].detail.startswith("router at")
+    assert not router.completion_requests  # nothing was sent to find out

@@ -59,6 +59,10 @@ async def session_affinity(
     moved = {url: a - b for url, a, b in zip(replicas, after, before, strict=True) if a > b}
     spread = ", ".join(f"{url} +{count:g}" for url, count in moved.items()) or "none counted"
     detail = f"{probes} requests of one session reached {len(moved)} of {len(replicas)} replicas"
+    if not moved:
+        return AffinityCheck(
+            None, f"{detail}: their counters did not move (are they the router's replicas?)"
+        )
     if len(moved) == 1:
         return AffinityCheck(True, f"{detail} ({spread})")
     if len(moved) > 1 and max(moved.values()) >= probes:
