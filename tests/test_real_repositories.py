@@ -57,7 +57,9 @@ async def test_percent_encoded_paths_get_completions_from_the_real_server(
     async with lsp_session(options, workspace) as client:
         open_document(client, uri, MAIN)
         items = items_of(await inline_completion(client, uri, end_position(MAIN)))
-    assert len(items) == 1 and str(items[0].insert_text).strip()
+    # An explicit request: up to completion.candidates distinct suggestions.
+    texts = [str(item.insert_text) for item in items]
+    assert 1 <= len(texts) <= 3 and len(set(texts)) == len(texts) and texts[0].strip()
 
 
 async def test_percent_encoded_paths_carry_the_repository_context(tmp_path: Path):
