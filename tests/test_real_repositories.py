@@ -3,6 +3,7 @@ projects (registry packages, unpacked once and cached) indexed and completed in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from engine.repository.index import RepositoryIndex
 from tests.conftest import VllmEndpoint
-from tests.support.corpus import PROJECTS, project_root
+from tests.support.corpus import PROJECTS, Project, project_root
 from tests.support.fake_server import fake_server
 from tests.support.lsp_session import (
     end_position,
@@ -158,7 +159,10 @@ async def test_an_inline_completion_answers_in_every_real_project(
         "completion": {"temperature": 0.0, "max_tokens": 16, "multiline": "always"},
     }
     answered = {}
-    for project in PROJECTS:
+    # Two daemons at a time: each indexes its project (CPU) while the other waits on vLLM.
+    two_at_a_time = asyncio.Semaphore(2)
+
+    async def complete_in(project: Project) -> None:
         root = corpus[project.name]
         suffix = ".py" if project.language == "python" else ".ts"
         source = next(
@@ -168,9 +172,12 @@ async def test_an_inline_completion_answers_in_every_real_project(
         )
         text = source.read_text(encoding="utf-8")
         cut = text.index("\n", len(text) // 2) + 1  # mid-file, at a line start
-        async with lsp_session(options, root) as client:
+        async with two_at_a_time, lsp_session(options, root) as client:
             uri = editor_uri(source)
             open_document(client, uri, text[:cut], project.language)
             result = await inline_completion(client, uri, end_position(text[:cut]))
             answered[project.name] = items_of(result)
+
+    await asyncio.gather(*(complete_in(project) for project in PROJECTS))
+    assert set(answered) == {project.name for project in PROJECTS}
     assert all(answered.values()), {k: v for k, v in answered.items() if not v}
