@@ -56,14 +56,13 @@ async def _diagnose_endpoint(
     info = ServerInfo(endpoint)
     # vLLM's own metrics and /server_info: behind a router, from a replica it names.
     server = info
-    if endpoint.router:
-        listed = await info.router_replicas()
-        if listed:
-            server = ServerInfo(replica_endpoint(endpoint, listed[0]))
+    listed = await info.router_replicas() if endpoint.router else None
+    if listed:
+        server = ServerInfo(replica_endpoint(endpoint, listed[0]))
     try:
         model, cache = await _run_checks(report, info, server, endpoint, settings, fim)
         if model is not None and endpoint.router:
-            affinity = await session_affinity(info, endpoint, model)
+            affinity = await session_affinity(info, endpoint, model, listed)
             report.checks.append(Check("one session, one replica", affinity.ok, affinity.detail))
         if model is not None:
             needed = (

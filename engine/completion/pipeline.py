@@ -121,9 +121,10 @@ class CompletionService:
         self.stats.requests += 1
         prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
         # Asked for candidates (cycling): the model answers, not the memory of the one shown.
-        wants_candidates = request.explicit and self.settings.completion.candidates > 1
         remembered = (
-            None if wants_candidates else self._memory.recall(request.document_uri, prefix, suffix)
+            None
+            if self._candidates(request) > 1
+            else self._memory.recall(request.document_uri, prefix, suffix)
         )
         if remembered is not None:
             self._latest.cancel(request.document_uri)
@@ -200,8 +201,7 @@ class CompletionService:
         self.stats.backend_requests += 1
         self.stats.overheads_ms.append(_ms_since(overhead_from))
 
-        # Several candidates only when the user asked (cycling): one request, one prompt.
-        n = settings.candidates if request.explicit else 1
+        n = self._candidates(request)
 
         async def send(fields: dict[str, object]) -> GenerationOutcome:
             params = GenerationParams(
@@ -253,6 +253,11 @@ class CompletionService:
             cached_tokens=outcome.usage.cached_tokens if outcome.usage else None,
             alternatives=texts[1:],
         )
+
+    def _candidates(self, request: CompletionRequest) -> int:
+        """How many suggestions to ask for: several only when the user asked (cycling), all
+        from one request and one prompt."""
+        return self.settings.completion.candidates if request.explicit else 1
 
     def _discovery_task(self, replica: Replica) -> asyncio.Task[ServedModel]:
         key = (replica.endpoint, replica.url)

@@ -33,9 +33,13 @@ def replica_endpoint(endpoint: EndpointConfig, url: str) -> EndpointConfig:
 
 
 async def session_affinity(
-    router: ServerInfo, endpoint: EndpointConfig, model: str, probes: int = 3
+    router: ServerInfo,
+    endpoint: EndpointConfig,
+    model: str,
+    replicas: list[str] | None,
+    probes: int = 3,
 ) -> AffinityCheck:
-    replicas = await router.router_replicas()
+    """``replicas``: what the router listed (:meth:`ServerInfo.router_replicas`)."""
     if not replicas:
         return AffinityCheck(
             None, "skipped: the router does not list its replicas (vllm-router's /list_workers)"
@@ -65,7 +69,7 @@ async def session_affinity(
         )
     if len(moved) == 1:
         return AffinityCheck(True, f"{detail} ({spread})")
-    if len(moved) > 1 and max(moved.values()) >= probes:
+    if max(moved.values()) >= probes:
         # One took them all and others moved too: other traffic, so no verdict.
         return AffinityCheck(None, f"{detail} ({spread}): other traffic, inconclusive")
     return AffinityCheck(

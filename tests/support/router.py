@@ -9,9 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
-
-from engine.local.vllm_process import free_port
+from engine.local.vllm_process import ServerExited, free_port, log_tail, wait_healthy
 
 
 def router_command() -> str | None:
@@ -39,16 +37,12 @@ async def vllm_router(workers: list[str], policy: str, log_path: Path) -> AsyncI
         )
     root = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            for _ in range(150):
-                if process.returncode is not None:
-                    raise RuntimeError(f"vllm-router exited: {_tail(log_path)}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{root}/health")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"vllm-router not healthy: {_tail(log_path)}")
+        try:
+            await wait_healthy(process, root, timeout_s=15, poll_s=0.1)
+        except ServerExited as exited:
+            raise RuntimeError(f"vllm-router {exited}: {log_tail(log_path, 30)}") from None
+        except TimeoutError:
+            raise RuntimeError(f"vllm-router not healthy: {log_tail(log_path, 30)}") from None
         yield root
     finally:
         if process.returncode is None:
@@ -58,7 +52,3 @@ async def vllm_router(workers: list[str], policy: str, log_path: Path) -> AsyncI
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-def _tail(log_path: Path) -> str:
-    return log_path.read_text(errors="replace")[-2000:]
