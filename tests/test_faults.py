@@ -61,6 +61,7 @@ async def test_refused_connection_gives_empty_answers_and_one_message(tmp_path: 
         ("http500", "HTTP 500"),
         ("malformed", "malformed"),
         ("cut", "malformed"),
+        ("stray_choice", "malformed"),
     ],
 )
 async def test_backend_faults_give_an_empty_answer_and_a_clear_message(

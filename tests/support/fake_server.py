@@ -98,6 +98,12 @@ async def fake_server() -> AsyncIterator[FakeServer]:
         await response.prepare(request)
         if state.mode == "malformed":
             await response.write(b"data: {this is not json\n\n")
+        elif state.mode == "stray_choice":
+            # A choice the request never asked for (n was 1): a server answering garbage.
+            await response.write(
+                _event("text_completion", {"text": "x", "index": 7, "finish_reason": None})
+            )
+            await response.write(b"data: [DONE]\n\n")
         elif state.mode == "cut":
             await response.write(_chunk(state.reply[:3]))
             # Drop the connection mid-stream, without the terminating chunk.
