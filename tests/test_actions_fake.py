@@ -320,3 +320,26 @@ async def test_a_down_reasoning_endpoint_falls_back_to_instruct_and_says_so_once
         if "instead" in m or "meanwhile" in m
     ]
     assert len(warnings) == 1 and down in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "reason"),
+    [
+        ("iquest.ask", {"question": "why? " * 1_200_000}, "the question is 6,000,000 characters"),
+        ("iquest.fix", {"problem": "x" * 6_000_000}, "the problem description is 6,000,000"),
+        ("iquest.explain", {"range": line_range(0, 200_001)}, "select less"),
+    ],
+)
+async def test_client_text_past_the_prompt_budget_is_refused_before_vllm(
+    tmp_path: Path, command: str, extra: dict[str, object], reason: str
+):
+    """A 6 MB question was sent to vLLM three times (issue 23): every client-supplied text is
+    bounded by the action's prompt budget, and refused with what to do."""
+    uri = (tmp_path / "stats.py").as_uri()
+    big = CODE * 40_000  # 200,000 lines, 6 MB
+    async with fake_server() as fake, lsp_session(options(fake.base_url), tmp_path) as client:
+        open_document(client, uri, big)
+        arguments = {"uri": uri, "range": line_range(0, 2), **extra}
+        with pytest.raises(JsonRpcException, match=reason):
+            await execute(client, command, arguments)
+    assert fake.chat_requests == []

@@ -341,3 +341,22 @@ async def test_a_launch_serves_the_daemon_doctor_checks_it_and_ctrl_c_stops_it(
         os.kill(pid, 0)
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # nothing of its process group either
+
+
+def test_the_printed_daemon_config_is_toml_whatever_the_model_folder_is_called(tmp_path: Path):
+    """A folder named with a quote and a line break injected an ``api_key_env`` line into the
+    printed config.toml (issue 23): it is written by a TOML writer."""
+    import tomllib
+
+    model = iquest_shape(tmp_path, "7B")
+    hostile = model.parent / 'Coder"\napi_key_env = "HOME'
+    model.rename(hostile)
+    code, out, err = vllm_cli(
+        *("--model", str(hostile), "--gpus", "0", "--gpu-memory", str(H200 / 1024)),
+        *("--port", "8100", "--dry-run"),
+    )
+    assert code == 0, err
+    settings = tomllib.loads(out.split("# the daemon's settings (config.toml):\n", 1)[1])
+    assert set(settings) == {"instruct"}
+    assert set(settings["instruct"]) == {"base_url", "model", "max_num_seqs"}
+    assert settings["instruct"]["model"] == hostile.name

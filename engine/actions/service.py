@@ -15,10 +15,11 @@ from contextlib import AbstractContextManager, nullcontext
 
 from engine.actions.findings import FindingsRejected, findings_schema, read_findings
 from engine.actions.fix import FixRejected, build_edit, fix_schema, read_proposal
-from engine.actions.prompting import build_messages, retry_message
+from engine.actions.prompting import CHARS_PER_TOKEN, build_messages, retry_message
 from engine.actions.thinking import ThinkingSplitter
 from engine.actions.types import (
     ActionError,
+    ActionKind,
     ActionRequest,
     Answer,
     Explanation,
@@ -126,6 +127,7 @@ class ActionService:
 
     # --- stages ----------------------------------------------------------------------------
     def _messages(self, request: ActionRequest) -> tuple[ChatMessage, ...]:
+        check_sizes(request, self.settings.actions.prompt_token_budget)
         file = FileAt(
             request.document_uri,
             request.text,
@@ -253,4 +255,24 @@ class ActionService:
             backend.model,
             usage.prompt_tokens if usage else None,
             usage.cached_tokens if usage else None,
+        )
+
+
+def check_sizes(request: ActionRequest, budget_tokens: int) -> None:
+    """What the client sent must fit the action's prompt budget: a question (or a fix's
+    problem) may take a quarter of it, the selection (sent whole: a fix rewrites it) all of it.
+    Anything bigger is refused here, with what to do, instead of becoming megabytes sent to
+    vLLM (each fix attempt sends it again)."""
+    budget_chars = int(budget_tokens * CHARS_PER_TOKEN)
+    question = request.question or ""
+    if len(question) > budget_chars // 4:
+        what = "question" if request.kind is ActionKind.ASK else "problem description"
+        raise ActionError(
+            f"the {what} is {len(question):,} characters; at most {budget_chars // 4:,} "
+            "fit the action's prompt (actions.prompt_token_budget): shorten it"
+        )
+    if not request.whole_file and len(request.selection) > budget_chars:
+        raise ActionError(
+            f"the selection is {len(request.selection):,} characters; at most "
+            f"{budget_chars:,} fit one action (actions.prompt_token_budget): select less"
         )

@@ -7,6 +7,8 @@ import shlex
 import sys
 from dataclasses import dataclass
 
+import tomli_w
+
 from engine.deploy.hardware import Hardware
 from engine.deploy.model_shape import LocalModel, ModelShape
 from engine.deploy.sizing import Plan
@@ -100,14 +102,14 @@ class ServerLaunch:
 
 def daemon_settings(servers: list[ServerLaunch]) -> str:
     """The daemon's config for these servers (TOML), with the sequence limit it budgets by.
-    An instruct server alone serves actions too: the reasoning endpoint defaults to it."""
-    lines: list[str] = []
-    for server in servers:
-        lines += [
-            f"[{server.role}]",
-            f'base_url = "{server.base_url}"',
-            f'model = "{server.model.name}"',
-            f"max_num_seqs = {server.plan.max_num_seqs}",
-            "",
-        ]
-    return "\n".join(lines).rstrip() + "\n"
+    An instruct server alone serves actions too: the reasoning endpoint defaults to it.
+    Written by a TOML writer: a model folder's name may hold quotes or line breaks."""
+    tables = {
+        server.role: {
+            "base_url": server.base_url,
+            "model": server.model.name,
+            "max_num_seqs": server.plan.max_num_seqs,
+        }
+        for server in servers
+    }
+    return tomli_w.dumps(tables)

@@ -18,6 +18,7 @@ import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from pygls.io_ import WebSocketWriter
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,6 +32,7 @@ from lsp.serve.framing import FramingError, frame, read_bodies
 from lsp.serve.guards import GuardedWriter, RateLimitedLog, transport_buffer
 from lsp.serve.metrics import DaemonMetrics
 from lsp.serve.options import ServeOptions
+from lsp.serve.slots import Slot, SocketSlots
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,13 @@ class Listeners:
         self._open = open_connection
         self._close = close_connection
         self._servers: list[asyncio.Server | Server] = []
-        self._ws_users: dict[int, TokenEntry] = {}
+        # WebSocket upgrades whose token was accepted, until their handler takes them (or
+        # the socket is lost first: a failed upgrade never reaches the handler).
+        self._ws_pending: dict[int, tuple[TokenEntry, Slot]] = {}
         self._refusals = RateLimitedLog(log)
         # Open sockets by peer address (TCP and WebSocket together).
-        self._sockets: dict[str, int] = {}
+        self.slots = SocketSlots(options.max_connections, options.max_connections_per_address)
+        self.slots.on_change = metrics.sockets.set
 
         self._closing: set[asyncio.Future[None]] = set()
         self.bound: dict[str, int] = {}
@@ -106,21 +111,18 @@ class Listeners:
     def _tls_context(self) -> ssl.SSLContext | None:
         if self._options.tls_cert is None:
             return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self._options.tls_cert, self._options.tls_key)
-        return context
+        return server_tls_context(self._options.tls_cert, self._options.tls_key)
 
     # --- TCP ---------------------------------------------------------------------------------
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        address = _address(writer.get_extra_info("peername"))
-        if not self._admit(address):
+        slot = self._admit(_address(writer.get_extra_info("peername")))
+        if slot is None:
             writer.close()
             return
         try:
             await self._serve_tcp(reader, writer)
         finally:
-            self._leave(address)
+            slot.release()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         options = self._options
@@ -180,26 +182,14 @@ class Listeners:
                 await self._close(connection)
             writer.close()
 
-    def _admit(self, address: str) -> bool:
-        """Counts a new socket from ``address``, unless a cap is reached."""
-        options = self._options
-        if sum(self._sockets.values()) >= options.max_connections:
-            reason = "too many connections"
-        elif self._sockets.get(address, 0) >= options.max_connections_per_address:
-            reason = "too many connections from one address"
-        else:
-            self._sockets[address] = self._sockets.get(address, 0) + 1
-            return True
-        self._metrics.refused.labels(reason).inc()
-        self._refusals.info("refused a connection: %s", reason)
-        return False
-
-    def _leave(self, address: str) -> None:
-        left = self._sockets.get(address, 1) - 1
-        if left > 0:
-            self._sockets[address] = left
-        else:
-            self._sockets.pop(address, None)
+    def _admit(self, address: str) -> Slot | None:
+        """A slot for a new socket from ``address``, unless a cap is reached."""
+        taken = self.slots.take(address)
+        if isinstance(taken, Slot):
+            return taken
+        self._metrics.refused.labels(taken).inc()
+        self._refusals.info("refused a connection: %s", taken)
+        return None
 
     def _authenticate_initialize(self, message: object) -> TokenEntry | None:
         if not isinstance(message, dict) or message.get("method") != "initialize":
@@ -229,20 +219,34 @@ class Listeners:
             self._metrics.refused.labels("bad token").inc()
             self._refusals.info("refused a WebSocket connection: bad token")
             return connection.respond(401, "unauthorized\n")
-        if not self._admit(_address(connection.remote_address)):
+        slot = self._admit(_address(connection.remote_address))
+        if slot is None:
             return connection.respond(503, "too many connections\n")
-        self._ws_users[id(connection)] = entry
+        key = id(connection)
+        self._ws_pending[key] = (entry, slot)
+
+        def lost(_: object) -> None:
+            # Every way a socket ends (normal close, reset, failed upgrade, handshake
+            # timeout, TLS error) loses its connection: the one place its slot is sure to
+            # be given back.
+            pending = self._ws_pending.pop(key, None)
+            if pending is not None:
+                pending[1].release()
+            slot.release()
+
+        connection.connection_lost_waiter.add_done_callback(lost)
         return None
 
     async def _on_websocket(self, socket: ServerConnection) -> None:
-        entry = self._ws_users.pop(id(socket), None)
-        if entry is None:
+        pending = self._ws_pending.pop(id(socket), None)
+        if pending is None:
             await socket.close(code=1008)
             return
+        entry, slot = pending
         try:
             await self._serve_websocket(socket, entry)
         finally:
-            self._leave(_address(socket.remote_address))
+            slot.release()
 
     async def _serve_websocket(self, socket: ServerConnection, entry: TokenEntry) -> None:
         def close() -> None:
@@ -267,6 +271,19 @@ class Listeners:
             log.info("websocket closed: %s", _kind(error))
         finally:
             await self._close(connection)
+
+
+# TLS 1.2 only with forward secrecy and an AEAD cipher (CBC suites are refused); TLS 1.3's
+# suites are all AEAD and not set by this string.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+
+
+def server_tls_context(cert: Path, key: Path | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def _address(peer: object) -> str:

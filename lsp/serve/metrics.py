@@ -32,6 +32,12 @@ class DaemonMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.sockets = Gauge(
+            "iquest_open_sockets",
+            "sockets holding a connection slot (authenticated or not yet)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.users = Gauge(
             "iquest_users", "distinct users connected", registry=r, multiprocess_mode="livesum"
         )

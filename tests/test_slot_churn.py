@@ -1,0 +1,130 @@
+"""Connection slots under churn: every way a socket can start and end, cycled from one address
+many times more than its cap, gives every slot back (issue 23: 64 ordinary WSS sessions locked
+an address out until restart, while ``iquest_connections`` read 0).
+
+The per-address cap is small here (4), so a slot lost on any path locks the address out within
+four cycles; ``IQUEST_CHURN_CYCLES`` sets the cycles per kind (300; bench.abuse's slot-churn
+phase runs thousands beside honest editors)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from bench.slot_churn import Target, churn, cycles_for
+from lsp.serve.daemon import TeamDaemon
+from tests.support.fake_server import fake_server
+from tests.support.polling import eventually
+from tests.test_team_hardening import SOURCE, RawEditor, daemon_with
+
+CYCLES = int(os.environ.get("IQUEST_CHURN_CYCLES", "300"))
+CAP = 4
+
+
+def _gauge(daemon: TeamDaemon, name: str) -> float:
+    for line in daemon.metrics.scrape().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the metrics")
+
+
+async def _handshake_timeouts(target: Target) -> None:
+    """Sockets that connect and never finish their handshake: TLS (or the HTTP upgrade) times
+    out on the daemon's side, three times the cap at once."""
+    held = [await target.open_tcp(port, tls=False) for port in (target.tcp_port,) * CAP]
+    if target.tls is not None:  # through TLS, then silent before the HTTP upgrade
+        held += [await target.open_tcp(target.ws_port) for _ in range(CAP)]
+    held += [await target.open_tcp(target.ws_port, tls=False) for _ in range(CAP)]
+    for reader, writer in held:
+        try:
+            await asyncio.wait_for(reader.read(), 10)
+        except (ConnectionError, ssl.SSLError):
+            pass
+        writer.close()
+
+
+async def _revocations(daemon: TeamDaemon, target: Target, store: Any) -> None:
+    """Sessions whose token is revoked while they are open, CAP at a time, three rounds."""
+    for round_ in range(3):
+        token = store.add(f"revoked{round_}")
+        mine = Target(target.host, target.tcp_port, target.ws_port, token, target.tls)
+        tcp = [await mine.open_tcp(mine.tcp_port) for _ in range(CAP // 2)]
+        scheme = "wss" if target.tls else "ws"
+        sockets = [
+            await websockets.connect(
+                f"{scheme}://{target.host}:{target.ws_port}",
+                additional_headers={"Authorization": f"Bearer {token}"},
+                ssl=target.tls,
+            )
+            for _ in range(CAP - CAP // 2)
+        ]
+        for reader, writer in tcp:
+            writer.write(_initialize(token))
+            await reader.readuntil(b"\r\n\r\n")
+        await asyncio.to_thread(store.revoke, f"revoked{round_}")
+        for reader, writer in tcp:
+            await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+        for socket in sockets:
+            await asyncio.wait_for(socket.wait_closed(), 10)
+
+
+def _initialize(token: str) -> bytes:
+    from bench.slot_churn import _initialize as hello
+
+    return hello(token)
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+async def test_every_way_a_socket_ends_gives_its_slot_back(tmp_path: Path, tls: bool):
+    plain: dict[str, Any] = {} if tls else {"tls_cert": None, "tls_key": None}
+    async with (
+        fake_server() as fake,
+        daemon_with(
+            tmp_path,
+            fake,
+            max_connections_per_address=CAP,
+            tls_handshake_timeout_s=0.3,
+            auth_timeout_s=0.3,
+            token_check_s=0.1,
+            **plain,
+        ) as (daemon, team),
+    ):
+        context = ssl.create_default_context(cafile=str(team["cert"])) if tls else None
+        target = Target(
+            "127.0.0.1", daemon.bound["tcp"], daemon.bound["ws"], team["tokens"]["alice"], context
+        )
+        failed = {}
+        for name, cycle in cycles_for(target).items():
+            errors = await churn(target, cycle, CYCLES, parallel=2)
+            if errors:
+                failed[name] = errors[:2]
+        await _handshake_timeouts(target)
+        await _revocations(daemon, target, team["store"])
+        await eventually(lambda: daemon.listeners.slots.open == 0, within_s=5)
+        assert _gauge(daemon, "iquest_open_sockets") == 0
+        assert _gauge(daemon, "iquest_connections") == 0
+        # The address is not locked out: an honest editor from it is served at once.
+        if tls:
+            editor = await RawEditor.connect(
+                daemon.bound["tcp"], team["cert"], team["tokens"]["bob"], tmp_path / "proj"
+            )
+            uri = (tmp_path / "proj" / "a.py").as_uri()
+            editor.open(uri, SOURCE)
+            answer = await editor.answer(editor.complete(uri, 1, 11), within=5)
+            editor.close()
+            assert answer["result"]["items"][0]["insertText"] == fake.reply
+        else:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{daemon.bound['ws']}",
+                additional_headers={"Authorization": f"Bearer {team['tokens']['bob']}"},
+            ) as socket:
+                await socket.send('{"jsonrpc": "2.0", "id": 1, "method": "iquest/stats"}')
+                assert b'"id": 1' in await asyncio.wait_for(socket.recv(), 5)
+    assert not failed
