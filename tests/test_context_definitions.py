@@ -174,21 +174,19 @@ async def test_a_huge_one_line_document_gives_a_prompt_within_budget(tmp_path: P
     assert len(QWEN.render(context)) < 1024 * 2
 
 
-def test_a_cold_build_parses_what_open_documents_import_first(tmp_path: Path, monkeypatch):
+def test_a_cold_build_parses_what_open_documents_import_first(tmp_path: Path):
     files = {f"pkg/m{i:03}.py": f"def f{i}(): ...\n" for i in range(200)}
     files["pkg/__init__.py"] = ""
     write(tmp_path, files)
-    from engine.repository import index as index_module
+    from engine.repository.parsing import InProcessParser, header_of
 
     order: list[str] = []
-    original = index_module.header_of
 
     def recording(relative: str, data: bytes):
         order.append(relative)
-        return original(relative, data)
+        return header_of(relative, data)
 
-    monkeypatch.setattr(index_module, "header_of", recording)
-    index = RepositoryIndex(tmp_path)
+    index = RepositoryIndex(tmp_path, parser=InProcessParser(recording))
     index.build_blocking(lambda resolver: [resolver.module_path("main.py", "python", "pkg.m199")])
     assert order[0] == "pkg/m199.py" and len(order) == 201
     assert "pkg/m199.py" in index

@@ -5,13 +5,23 @@ floods, requests before initialize, and what TLS accepts. Each test failed on th
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import random
+import shutil
 import ssl
 from pathlib import Path
 
 import pytest
+import watchfiles
 
+from engine.repository.files import NotInside, read_inside, unlike_source
+from engine.repository.headers import FileHeader
+from engine.repository.index import RepositoryIndex
+from engine.repository.parsing import ParserPool
 from tests.support.fake_server import fake_server
-from tests.test_team_hardening import daemon_with
+from tests.support.polling import eventually
+from tests.test_team_hardening import SOURCE, RawEditor, daemon_with
 
 
 @pytest.mark.parametrize(
@@ -47,3 +57,136 @@ async def test_tls_13_is_taken(tmp_path: Path):
         version = writer.get_extra_info("ssl_object").version()
         writer.close()
     assert version == "TLSv1.3"
+
+
+# --- a restricted user and a swapped symlink ---------------------------------------------------
+SECRET = "def other_teams_secret_rotation(key):\n    return key[::-1]\n"
+
+
+def _two_checkouts(tmp_path: Path) -> tuple[Path, Path]:
+    backend, other = tmp_path / "server" / "backend", tmp_path / "server" / "other"
+    (backend / "pkg").mkdir(parents=True)
+    (other / "pkg").mkdir(parents=True)
+    (backend / "util.py").write_text("def helper_of_backend(x):\n    return x\n")
+    (backend / "pkg" / "mod.py").write_text("def module_of_backend(): ...\n")
+    (other / "secret.py").write_text(SECRET)
+    (other / "pkg" / "mod.py").write_text(SECRET)
+    return backend, other
+
+
+def _headers(index: RepositoryIndex) -> str:
+    return "\n".join(index.header(path).text for path in index.paths())  # type: ignore[union-attr]
+
+
+def test_a_file_swapped_for_a_symlink_is_not_read_through(tmp_path: Path):
+    """Containment was checked when a path was first seen; a swapped file was then read through
+    its new symlink (issue 23). It is checked when the file is read."""
+    backend, other = _two_checkouts(tmp_path)
+    index = RepositoryIndex(backend)
+    index.build_blocking()
+    assert "helper_of_backend" in _headers(index)
+    index.relative(backend / "util.py")  # the path's resolution is remembered, as the editor's
+    (backend / "util.py").unlink()
+    (backend / "util.py").symlink_to(other / "secret.py")
+    shutil.rmtree(backend / "pkg")
+    (backend / "pkg").symlink_to(other / "pkg", target_is_directory=True)
+    index.apply_changes(
+        [
+            (watchfiles.Change.modified, str(backend / "util.py")),
+            (watchfiles.Change.added, str(backend / "pkg" / "mod.py")),
+        ]
+    )
+    assert "other_teams_secret" not in _headers(index)
+    assert "util.py" not in index
+    index.build_blocking()  # a rebuild walks past both links
+    assert "other_teams_secret" not in _headers(index)
+
+
+def test_reading_checks_the_opened_file_not_the_path(tmp_path: Path):
+    backend, other = _two_checkouts(tmp_path)
+    (backend / "link.py").symlink_to(other / "secret.py")
+    (backend / "pkg_link").symlink_to(other / "pkg", target_is_directory=True)
+    os.mkfifo(backend / "pipe.py")
+    with pytest.raises(NotInside, match="symbolic link"):
+        read_inside(backend, "link.py")
+    with pytest.raises(NotInside, match="leads outside"):
+        read_inside(backend, "pkg_link/mod.py")
+    with pytest.raises(NotInside, match="not a regular file"):
+        read_inside(backend, "pipe.py")  # never blocks on a FIFO
+    with pytest.raises(NotInside, match="over 10 bytes"):
+        read_inside(backend, "util.py", limit=10)
+    assert read_inside(backend, "util.py").startswith(b"def helper_of_backend")
+
+
+async def test_a_restricted_user_never_sees_a_checkout_through_a_swapped_symlink(tmp_path: Path):
+    backend, other = _two_checkouts(tmp_path)
+    async with (
+        fake_server() as fake,
+        daemon_with(tmp_path, fake, repos=(backend, other)) as (daemon, team),
+    ):
+        await daemon.checkouts.ready()
+        token = team["store"].add("dave", ("backend",))
+        index = next(i for i in daemon.checkouts.indexes if i.name == "backend")
+        editor = await RawEditor.connect(daemon.bound["tcp"], team["cert"], token, backend)
+        editor.open((backend / "util.py").as_uri(), "def helper_of_backend(x):\n    return x\n")
+        await editor.answer(editor.request("iquest/stats", None))  # opened from the editor first
+        (backend / "util.py").unlink()
+        (backend / "util.py").symlink_to(other / "secret.py")
+        await eventually(lambda: "util.py" not in index, within_s=10, what="the watcher")
+        uri = (backend / "main.py").as_uri()
+        editor.open(uri, "from util import other_teams_secret_rotation\n\n" + SOURCE)
+        await editor.answer(editor.complete(uri, 3, 11))
+        editor.close()
+    assert fake.prompts
+    assert not any("def other_teams_secret_rotation" in p for p in fake.prompts)
+
+
+# --- hostile files -------------------------------------------------------------------------
+def _junk(size: int, alphabet: bytes, seed: int = 1) -> bytes:
+    chooser = random.Random(seed)
+    return bytes(chooser.choice(alphabet) for _ in range(size))
+
+
+def test_binary_like_and_minified_files_are_not_parsed():
+    assert unlike_source(_junk(900_000, bytes(range(1, 256)))) == "binary-like (not UTF-8 text)"
+    minified = b"var a=function(){return 1};" * 40_000
+    assert "minified or generated" in (unlike_source(minified) or "")
+    one_long_line = b"x = 1\n" * 5_000 + b"data = '" + b"a" * 30_000 + b"'\n"
+    assert "a line of" in (unlike_source(one_long_line) or "")
+    ordinary = ("def f(a, b):\n    return a + b\n\n" * 10_000).encode()
+    assert unlike_source(ordinary) is None
+    latin1 = ("# Café, crème brûlée\ndef f():\n    return 'é'\n" * 200).encode("latin-1")
+    assert unlike_source(latin1) is None  # an odd encoding is still source
+
+
+def test_a_file_over_the_parse_time_limit_costs_its_own_header_only(tmp_path: Path):
+    """A 0.9 MB file of source-like junk held the interpreter lock for 4.6-8 s, stalling every
+    editor (issue 23). Parsing runs in a child process; past the time limit the child is killed
+    and the file skipped (not retried on its next rewrite), the rest indexed."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    junk = _junk(900_000, b"abcdefghij(){}[];:,.\n \t'\"=+-*/")
+    assert unlike_source(junk) is None  # nothing short of parsing it tells
+    (root / "hostile.py").write_bytes(junk)
+    (root / "good.py").write_text("def good(): ...\n")
+    calls: list[str] = []
+
+    class Counting(ParserPool):
+        def header(self, relative: str, data: bytes) -> FileHeader:
+            calls.append(relative)
+            return super().header(relative, data)
+
+    pool = Counting(processes=1, time_limit_s=0.3)
+    try:
+        index = RepositoryIndex(root, parser=pool)
+        report = index.build_blocking()
+        assert "good.py" in index and "hostile.py" not in index
+        assert report.files == 1
+        (root / "hostile.py").write_bytes(junk[::-1])  # rewritten: not parsed again
+        index.apply_changes([(watchfiles.Change.modified, str(root / "hostile.py"))])
+        assert calls.count("hostile.py") == 1
+        # The pool's child was replaced: the next file parses.
+        assert "def later" in pool.header("later.py", b"def later(): ...\n").text
+        assert any(c.name == "iquest-parser" for c in multiprocessing.active_children())
+    finally:
+        pool.close()

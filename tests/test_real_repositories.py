@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,7 +72,13 @@ async def test_percent_encoded_paths_carry_the_repository_context(tmp_path: Path
         options = {"instruct": {"base_url": server.base_url}, "completion": {"debounce_ms": 0}}
         async with lsp_session(options, workspace) as client:
             open_document(client, uri, MAIN)
-            await inline_completion(client, uri, end_position(MAIN))
+            # Completions never wait for the index: the first ones may come before it.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                await inline_completion(client, uri, end_position(MAIN))
+                if "class Invoice:" in server.prompts[-1]:
+                    break
+                await asyncio.sleep(0.2)
     assert server.prompts, "no request reached the model"
     prompt = server.prompts[-1]
     # The imported class's declaration, found through the index of the encoded folder.
@@ -95,23 +102,20 @@ def test_an_invalid_gitignore_line_is_skipped_and_the_rest_applies(tmp_path: Pat
     assert "invalid .gitignore line" in caplog.text
 
 
-def test_one_unreadable_file_costs_that_file_only(tmp_path: Path, monkeypatch, caplog):
+def test_one_unreadable_file_costs_that_file_only(tmp_path: Path, caplog):
     root = tmp_path / "repo"
     root.mkdir()
     (root / "good.py").write_text("def good(): ...\n")
     (root / "bad.py").write_text("def bad(): ...\n")
-    from engine.repository import index as index_module
-
-    original = index_module.header_of
+    from engine.repository.parsing import InProcessParser, header_of
 
     def failing(relative: str, data: bytes):
         if relative == "bad.py":
             raise RuntimeError("boom")
-        return original(relative, data)
+        return header_of(relative, data)
 
-    monkeypatch.setattr(index_module, "header_of", failing)
     with caplog.at_level(logging.INFO):
-        index = RepositoryIndex(root)
+        index = RepositoryIndex(root, parser=InProcessParser(failing))
         index.build_blocking()
     assert "good.py" in index and "bad.py" not in index
     assert "skipping bad.py" in caplog.text

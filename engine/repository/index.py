@@ -6,25 +6,37 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISREG
 
 import diskcache
 import watchfiles
 
 from engine.repository.definitions import Located, NameTable, follow, module_of
-from engine.repository.files import FileFilter, FileStat, is_binary, walk
-from engine.repository.headers import FileHeader, extract_header
+from engine.repository.files import (
+    FileFilter,
+    FileStat,
+    read_inside,
+    unlike_source,
+    walk,
+)
+from engine.repository.headers import FileHeader
 from engine.repository.imports import ImportResolver
-from engine.repository.languages import SOURCE_EXTENSIONS, language_for
-from engine.repository.secrets import mask_credentials
+from engine.repository.languages import SOURCE_EXTENSIONS
+from engine.repository.parsing import HeaderParser, ParseFailed, shared_pool
 
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
 HEADER_VERSION = 8
+# A file that could not be parsed within the limits is not tried again for this long: a
+# hostile file rewritten in a loop would otherwise cost a parse per rewrite.
+RETRY_UNPARSABLE_S = 600.0
 
 
 # Given the resolver over every walked path: the files to parse first.
@@ -55,8 +67,11 @@ class RepositoryIndex:
         cache_dir: Path | None = None,
         extra_deny: tuple[str, ...] = (),
         own_files: tuple[Path, ...] = (),
+        parser: HeaderParser | None = None,
     ) -> None:
         self.root = root.resolve()
+        # Off the serving process unless told otherwise (engine.repository.parsing).
+        self._parser = parser or shared_pool()
         # The daemon's own files (its log, the index cache) inside the folder: never events.
         self._own = tuple(path.resolve() for path in own_files)
         self.name = self.root.name
@@ -78,6 +93,8 @@ class RepositoryIndex:
         # Bumped whenever a header changes: context built from the index can tell it is stale.
         self.generation = 0
         self._relative_paths: dict[Path, str | None] = {}
+        # Files that failed parsing, and when (RETRY_UNPARSABLE_S).
+        self._unparsable: dict[str, float] = {}
 
     # --- reading ---------------------------------------------------------------------------
     def header(self, relative: str) -> FileHeader | None:
@@ -156,12 +173,18 @@ class RepositoryIndex:
                 log.info("cannot tell which files are needed first: %s", error)
             misses.sort(key=lambda miss: miss[0].relative not in urgent)
         parsed = 0
-        for stat, stored in misses:
+
+        def index_one(miss: tuple[FileStat, IndexedFile | None]) -> IndexedFile | None:
             try:
-                entry, _ = self._index_file(stat, stored)
+                return self._index_file(*miss)[0]
             except Exception as error:  # one file's failure costs that file, nothing more
-                log.info("skipping %s: %s", stat.relative, error)
-                entry = None
+                log.info("skipping %s: %s", miss[0].relative, error)
+                return None
+
+        # As many files in flight as the parser parses at once; taken in order, urgent first.
+        with ThreadPoolExecutor(self._parser.parallel, "iquest-index") as threads:
+            entries = list(threads.map(index_one, misses)) if misses else []
+        for (stat, _), entry in zip(misses, entries, strict=True):
             if entry is not None:
                 files[stat.relative] = entry
                 parsed += 1
@@ -207,20 +230,30 @@ class RepositoryIndex:
         if _current(cached, stat):
             return cached, True
         try:
-            data = (self.root / stat.relative).read_bytes()
-        except OSError as error:
+            data = read_inside(self.root, stat.relative)
+        except OSError as error:  # gone, swapped for a symlink, grown past the cap
             log.info("cannot read %s: %s", stat.relative, error)
             return None, False
-        if is_binary(data):
-            log.info("skipping binary file %s", stat.relative)
+        why = unlike_source(data)
+        if why is not None:
+            log.info("skipping %s: %s", stat.relative, why)
             return None, False
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         if cached is not None and cached.digest == digest:
             entry = replace(cached, size=stat.size, mtime_ns=stat.mtime_ns)
         else:
-            entry = IndexedFile(
-                stat.relative, stat.size, stat.mtime_ns, digest, header_of(stat.relative, data)
-            )
+            failed = self._unparsable.get(stat.relative)
+            if failed is not None and time.monotonic() - failed < RETRY_UNPARSABLE_S:
+                return None, False
+            try:
+                header = self._parser.header(stat.relative, data)
+            except ParseFailed as error:
+                log.info("skipping %s for %.0f s: %s", stat.relative, RETRY_UNPARSABLE_S, error)
+                if len(self._unparsable) > 4096:
+                    self._unparsable.clear()
+                self._unparsable[stat.relative] = time.monotonic()
+                return None, False
+            entry = IndexedFile(stat.relative, stat.size, stat.mtime_ns, digest, header)
         if self._cache is not None:
             self._cache.set(stat.relative, entry)
         return entry, False
@@ -230,19 +263,20 @@ class RepositoryIndex:
         """Reflect file-system events; returns how many headers changed."""
         changed = 0
         for change, absolute in changes:
-            relative = self.relative(Path(absolute))
+            relative = self._event_relative(absolute)
             if relative is None:
                 continue
             if relative.endswith(".gitignore"):
                 self._filter.load_gitignore(relative.rpartition("/")[0])
                 continue
             if change == watchfiles.Change.deleted or not Path(absolute).is_file():
-                if self._files.pop(relative, None) is not None:
-                    changed += 1
-                    self._names.set(relative, None)
-                    self._resolver = None
-                    if self._cache is not None:
-                        self._cache.delete(relative)
+                changed += self._forget(relative)
+                if relative not in self._files and (
+                    change == watchfiles.Change.deleted or os.path.islink(absolute)
+                ):
+                    # A folder deleted, or swapped for a link: what was below it goes too.
+                    below = [path for path in self._files if path.startswith(relative + "/")]
+                    changed += sum(self._forget(path) for path in below)
                 continue
             try:
                 changed += self._refresh(relative)
@@ -256,9 +290,12 @@ class RepositoryIndex:
         if not _is_source(relative):
             return 0
         try:
-            stat = (self.root / relative).stat()
+            # Not followed: a file swapped for a symlink is no longer a file of this tree.
+            stat = (self.root / relative).lstat()
         except OSError:
             return 0
+        if not S_ISREG(stat.st_mode):
+            return self._forget(relative)
         if self._filter.ignored_file(relative, stat.st_size) is not None or any(
             self._filter.ignored_dir(relative.rsplit("/", i + 1)[0])
             for i in range(relative.count("/"))
@@ -267,14 +304,23 @@ class RepositoryIndex:
         entry, _ = self._index_file(FileStat(relative, stat.st_size, stat.st_mtime_ns))
         previous = self._files.get(relative)
         if entry is None:
-            self._names.set(relative, None)
-            return 1 if self._files.pop(relative, None) is not None else 0
+            return self._forget(relative)
         if previous is None:
             self._resolver = None
         self._files[relative] = entry
         if previous is None or previous.header != entry.header:
             self._names.set(relative, entry.header)
         return int(previous is None or previous.header != entry.header)
+
+    def _forget(self, relative: str) -> int:
+        """Drops ``relative`` from the index; 1 if it was there."""
+        if self._files.pop(relative, None) is None:
+            return 0
+        self._names.set(relative, None)
+        self._resolver = None
+        if self._cache is not None:
+            self._cache.delete(relative)
+        return 1
 
     def start_watching(self) -> None:
         if self._watcher is None:
@@ -309,10 +355,18 @@ class RepositoryIndex:
         """Whether a file-system event at ``path`` concerns the index."""
         return self._watch_filter(watchfiles.Change.modified, str(path))
 
+    def _event_relative(self, absolute: str) -> str | None:
+        """An event's path relative to the root, read as written: the watcher reports paths
+        under the (resolved) root, and resolving one would follow a symlink swapped in."""
+        try:
+            return Path(absolute).relative_to(self.root).as_posix()
+        except ValueError:
+            return self.relative(Path(absolute))
+
     def _watch_filter(self, change: watchfiles.Change, path: str) -> bool:
         if self._own and any(Path(path).is_relative_to(own) for own in self._own):
             return False
-        relative = self.relative(Path(path))
+        relative = self._event_relative(path)
         if relative is None:
             return False
         parts = relative.split("/")
@@ -323,17 +377,6 @@ class RepositoryIndex:
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
-
-
-def header_of(relative: str, data: bytes) -> FileHeader:
-    """The file's header with credentials masked; an unparsable file falls back to first lines."""
-    language = language_for(relative)
-    try:
-        header = extract_header(relative, language, data)
-    except Exception as error:  # a grammar failure costs this file's header, nothing more
-        log.info("cannot parse %s (%s): using its first lines", relative, error)
-        header = extract_header(relative, None, data)
-    return replace(header, text=mask_credentials(header.text))
 
 
 def _current(entry: IndexedFile | None, stat: FileStat) -> bool:
