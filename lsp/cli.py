@@ -52,6 +52,11 @@ def parser() -> argparse.ArgumentParser:
         help="daemon processes sharing the ports (SO_REUSEPORT); each takes a core under load",
     )
     serve.add_argument(
+        "--log-file",
+        type=Path,
+        help="also log to this file (rotated at 5 MB, two kept); the console always gets it",
+    )
+    serve.add_argument(
         "--salt-per",
         choices=("user", "team"),
         default="user",
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         from lsp.serve.options import ServeOptions
         from lsp.serve.run import run_serve
 
-        _console_logging(logging.INFO)
+        _console_logging(logging.INFO, args.log_file)
         from lsp.serve.bridge import is_loopback
 
         if args.tls_cert is None and not is_loopback(args.host):
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsp.server import build_stdio_server
     from lsp.stdio import serve_stdio
 
+    _console_logging()  # until the session's log file is set up: stderr, guarded
     serve_stdio(build_stdio_server(args.config))
     return 0
 
@@ -227,9 +233,17 @@ def _token_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _console_logging(level: int = logging.WARNING) -> None:
+def _console_logging(level: int = logging.WARNING, log_file: Path | None = None) -> None:
+    from lsp.log_guard import guard
+    from lsp.logging_setup import rotating_file_handler
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers.append(rotating_file_handler(log_file))
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level,
+        handlers=[guard(handler) for handler in handlers],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # pygls logs every message it sends at INFO, and the HTTP clients every request: in serve
     # mode that put users' code in the daemon's log and formatted each message for nothing.

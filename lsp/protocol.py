@@ -20,7 +20,54 @@ from pygls.protocol.language_server import lsp_method
 log = logging.getLogger(__name__)
 
 
+# LSP's "server not initialized" error code.
+SERVER_NOT_INITIALIZED = -32002
+# What an editor hears of an error inside the daemon: never a traceback or a file path (they
+# go to the daemon's log).
+INTERNAL_ERROR = "iquest: internal error (the daemon's log has the details)"
+
+
+# What a message that was answered or dropped becomes (a notification nobody handles).
+SKIPPED = "$/iquest/skipped"
+
+
 class IquestProtocol(LanguageServerProtocol):
+    # Over stdio a malformed request is answered here (see _answered_invalid); the team daemon
+    # answers it itself, after counting it against its user's limits (lsp.serve.dispatch).
+    answers_malformed_requests = True
+    # Set once `initialize` has arrived: before it, requests are answered -32002 (LSP) and
+    # notifications dropped, instead of reaching handlers that need a workspace.
+    initialize_seen = False
+
+    def handle_message(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        if method == SKIPPED:
+            return  # answered already, or dropped with a line in the log
+        if method == types.INITIALIZE:
+            self.initialize_seen = True
+        elif not self.initialize_seen and method is not None and method != types.EXIT:
+            if hasattr(message, "id"):
+                self._send_response(
+                    message.id,
+                    error=types.ResponseError(
+                        SERVER_NOT_INITIALIZED, "the server is not initialized: send initialize"
+                    ),
+                )
+            return
+        super().handle_message(message)
+
+    def _send_response(
+        self, msg_id: Any, result: Any = None, error: types.ResponseError | None = None
+    ) -> None:
+        """pygls answers an exception in a handler with its type, message and traceback (file
+        paths of the server included): the editor gets a plain line instead."""
+        if error is not None and error.code == JsonRpcInternalError.CODE:
+            log.warning("an internal error answered to the editor: %s", error.message[:300])
+            error = types.ResponseError(error.code, INTERNAL_ERROR)
+        elif error is not None and error.data is not None:
+            error = types.ResponseError(error.code, error.message)
+        super()._send_response(msg_id, result, error)
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         """pygls's own, less its log: pygls logged a whole traceback for each malformed message
         (a request without params), so a client could fill the log at will. The error still
@@ -41,10 +88,28 @@ class IquestProtocol(LanguageServerProtocol):
             return self._converter.structure(data, kind)
         except ClassValidationError as error:
             log.debug("a malformed message: %s", str(error)[:200])
+            if self.answers_malformed_requests:
+                return self._answered_invalid(data)
             raise JsonRpcInvalidParams() from error
         except Exception as error:
             log.debug("a message that cannot be read: %s", type(error).__name__)
+            if self.answers_malformed_requests:
+                return self._answered_invalid(data)
             raise JsonRpcInternalError() from error
+
+    def _answered_invalid(self, data: dict[str, Any]) -> JsonRPCNotification:
+        """Over stdio pygls's reader only logs a message it cannot read: a malformed request
+        (``iquest/stats`` without params) was never answered and its editor waited for ever.
+        It is answered here; what the reader goes on with is a notification that does
+        nothing."""
+        method, msg_id = data.get("method"), data.get("id")
+        if "method" in data and isinstance(msg_id, int | str):
+            name = method[:100] if isinstance(method, str) else "a request"
+            self._send_response(
+                msg_id,
+                error=types.ResponseError(JsonRpcInvalidParams.CODE, f"invalid params for {name}"),
+            )
+        return JsonRPCNotification(method=SKIPPED, jsonrpc="2.0", params=None)
 
     def _execute_handler(
         self, msg_id: Any, handler: Any, callback: Any, *args: Any, **kwargs: Any
@@ -92,6 +157,8 @@ class IquestProtocol(LanguageServerProtocol):
 
 class TeamProtocol(IquestProtocol):
     """Team mode: an editor's ``exit`` closes its own connection, never the daemon."""
+
+    answers_malformed_requests = False
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> None:  # type: ignore[override]

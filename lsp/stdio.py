@@ -25,7 +25,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_HEADER_LINE = 1024
 _CHUNK = 1 << 16
 # What a dropped message becomes: a notification pygls ignores (``$/`` methods are optional).
-_SKIPPED = b'{"jsonrpc": "2.0", "method": "$/iquest/skipped"}'
+_SKIPPED = b'{"jsonrpc": "2.0", "method": "$/iquest/skipped"}'  # lsp.protocol.SKIPPED
 
 
 class BoundedStdinReader:

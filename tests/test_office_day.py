@@ -5,11 +5,15 @@ floods, requests before initialize, and what TLS accepts. Each test failed on th
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import random
 import shutil
+import socket
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,10 @@ from engine.repository.files import NotInside, read_inside, unlike_source
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
 from engine.repository.parsing import ParserPool
+from engine.team.tokens import TokenStore
+from lsp.serve.framing import frame
 from tests.support.fake_server import fake_server
+from tests.support.lsp_session import REPO
 from tests.support.polling import eventually
 from tests.test_team_hardening import SOURCE, RawEditor, daemon_with
 
@@ -190,3 +197,158 @@ def test_a_file_over_the_parse_time_limit_costs_its_own_header_only(tmp_path: Pa
         assert any(c.name == "iquest-parser" for c in multiprocessing.active_children())
     finally:
         pool.close()
+
+
+# --- what a client can make the daemon write, and what it is told -------------------------------
+def _framed(message: dict[str, object]) -> bytes:
+    return frame(json.dumps(message).encode())
+
+
+def _stdio_session(tmp_path: Path, messages: list[bytes]) -> tuple[list[dict], str, str]:
+    """The stdio daemon fed ``messages`` (then shutdown and exit): its answers, its log file
+    and its stderr."""
+    log_file = tmp_path / "iquest.log"
+    config = tmp_path / "config.toml"
+    config.write_text(f'log_file = "{log_file}"\n[index]\nenabled = false\n')
+    stream = b"".join(messages) + _framed({"jsonrpc": "2.0", "id": 999, "method": "shutdown"})
+    stream += _framed({"jsonrpc": "2.0", "method": "exit"})
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp", "--config", str(config)],
+        input=stream,
+        capture_output=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    answers, rest = [], done.stdout
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        answers.append(json.loads(rest[:length]))
+        rest = rest[length:]
+    log_text = log_file.read_text() if log_file.exists() else ""
+    return answers, log_text, done.stderr.decode()
+
+
+def test_a_request_before_initialize_gets_no_traceback_or_path(tmp_path: Path):
+    """It was answered with the server's Python traceback and file paths (issue 23)."""
+    early = _framed(
+        {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "textDocument/hover",
+            "params": {
+                "textDocument": {"uri": "file:///x.py"},
+                "position": {"line": 0, "character": 0},
+            },
+        }
+    )
+    answers, _, stderr = _stdio_session(tmp_path, [early])
+    [answer] = [a for a in answers if a.get("id") == 7]
+    assert answer["error"]["code"] == -32002  # LSP's ServerNotInitialized
+    assert "data" not in answer["error"]
+    assert "Traceback" not in json.dumps(answers) and str(REPO) not in json.dumps(answers)
+    assert "Traceback" not in stderr
+
+
+def test_an_internal_error_reaches_the_editor_as_one_plain_line():
+    from pygls.exceptions import JsonRpcInternalError
+
+    from lsp.protocol import INTERNAL_ERROR
+    from lsp.server import build_stdio_server
+
+    server = build_stdio_server(None)
+    sent: list[bytes] = []
+
+    class Writer:
+        def write(self, data: bytes) -> None:
+            sent.append(data)
+
+        def close(self) -> None:
+            pass
+
+    server.protocol.set_writer(Writer(), include_headers=False)
+    try:
+        open("/nonexistent/iquest/secret/path.py")
+    except OSError:
+        error = JsonRpcInternalError.of(sys.exc_info()).to_response_error()
+    server.protocol._send_response(3, error=error)
+    [answer] = [json.loads(data) for data in sent]
+    assert answer["error"] == {"code": -32603, "message": INTERNAL_ERROR}
+
+
+def test_malformed_stdio_input_logs_one_line_each(tmp_path: Path):
+    """Each malformed message wrote a traceback to the log (issue 23)."""
+    initialize = _framed(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+    )
+    initialized = _framed({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    # A request after them: answered once the log file is set up (on `initialized`).
+    settled = _framed({"jsonrpc": "2.0", "id": 2, "method": "iquest/stats"})
+    broken = [b"Content-Length: 11\r\n\r\n{not json!}" for _ in range(13)]
+    answers, log_text, stderr = _stdio_session(
+        tmp_path, [initialize, initialized, settled, *broken]
+    )
+    assert any(a.get("id") == 1 and "result" in a for a in answers)  # the session went on
+    assert any(a.get("id") == 999 for a in answers)
+    assert "Traceback" not in log_text and "Traceback" not in stderr
+    malformed = [line for line in log_text.splitlines() if "JSONDecodeError" in line]
+    assert 1 <= len(malformed) <= 13
+    assert all(line.count("\n") == 0 and len(line) < 2_500 for line in log_text.splitlines())
+
+
+def test_a_log_flood_through_unknown_methods_is_cut_and_rate_limited(tmp_path: Path):
+    """One user wrote 205 MB of log in 15 s through pygls's "unknown method '<1 MiB name>'"
+    line (issue 23). Run as deployed: ``--serve --log-file``."""
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.add("mallory")
+    log_file, console = tmp_path / "daemon.log", tmp_path / "console.log"
+    daemon = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+            *("--tokens", str(store.path), "--log-file", str(log_file)),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=console.open("wb"),  # a file: a pipe nobody reads would block the daemon
+    )
+    try:
+        assert daemon.stdout is not None
+        banner = daemon.stdout.readline().decode()
+        port = int(banner.split("tcp://127.0.0.1:")[1].split()[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            hello = {"capabilities": {}, "initializationOptions": {"token": token}}
+            sock.sendall(
+                _framed({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+            )
+            sock.sendall(_framed({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+            for n in range(60):
+                name = f"x/{n}" + "y" * (1024 * 1024)
+                sock.sendall(_framed({"jsonrpc": "2.0", "method": name, "params": {}}))
+            sock.sendall(_framed({"jsonrpc": "2.0", "id": 2, "method": "iquest/stats"}))
+            received = b""
+            while b'"id": 2' not in received:
+                chunk = sock.recv(1 << 16)
+                assert chunk, "the daemon closed the connection"
+                received += chunk
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    size = log_file.stat().st_size
+    lines = log_file.read_text().splitlines()
+    assert size < 200_000, size  # was 60 MiB: every 1 MiB name, in full
+    assert sum("unknown method" in line for line in lines) <= 20
+    assert all(len(line) < 2_500 for line in lines)
+    assert console.stat().st_size < 200_000
+
+
+def test_a_malformed_request_over_stdio_is_answered(tmp_path: Path):
+    """pygls's reader only logged it: the editor waited for an answer for ever."""
+    initialize = _framed(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+    )
+    hover = _framed({"jsonrpc": "2.0", "id": 5, "method": "textDocument/hover"})  # no params
+    answers, _, _ = _stdio_session(tmp_path, [initialize, hover])
+    [answer] = [a for a in answers if a.get("id") == 5]
+    assert answer["error"] == {"code": -32602, "message": "invalid params for textDocument/hover"}

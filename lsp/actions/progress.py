@@ -24,7 +24,7 @@ Report = Callable[[str, int | None], None]
 class ActionFailed(JsonRpcException):
     """LSP's RequestFailed: the action ran and could not give a result."""
 
-    code = -32803
+    CODE = -32803  # pygls reads CODE; `code` was overwritten with -32603 (internal error)
 
 
 async def with_progress(ls: IquestServer, title: str, work: Callable[[Report], Awaitable[T]]) -> T:

@@ -26,6 +26,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from engine.team.tokens import TokenEntry, TokenStore
+from lsp.log_guard import connection_tag
 from lsp.serve.connections import Connection
 from lsp.serve.dispatch import Dispatcher
 from lsp.serve.framing import FramingError, frame, read_bodies
@@ -161,6 +162,7 @@ class Listeners:
                 await writer.drain()
                 return
             connection = self._open(entry, writer.close)
+            connection_tag.set(id(connection))  # this task's log lines are this connection's
             connection.server.protocol.set_writer(
                 GuardedWriter(
                     writer,
@@ -255,6 +257,7 @@ class Listeners:
             closing.add_done_callback(self._closing.discard)
 
         connection = self._open(entry, close)
+        connection_tag.set(id(connection))
         writer = GuardedWriter(
             WebSocketWriter(socket),
             transport_buffer(socket.transport),
