@@ -8,12 +8,16 @@ resident memory at the end of the phase.
 
     .venv/bin/python -m bench.abuse [--editors 50] [--seconds 20] [--attacks all|KIND,...]
 
-Attacks (each observed on an earlier main, see issue 12): ``masked-line`` (completions at the
-end of a long line of credential keywords), ``change-flood`` (edits to a 1 MB file as fast as
-the socket takes them), ``huge-line`` (one-byte edits to a 4 MiB one-line file), ``no-params``
+Attacks (each observed on an earlier main, see issues 12 and 23): ``masked-line`` (completions at
+the end of a long line of credential keywords), ``change-flood`` (edits to a 1 MB file as fast
+as the socket takes them), ``huge-line`` (one-byte edits to a 4 MiB one-line file), ``no-params``
 (requests without params, as fast as possible), ``not-reading`` (requests whose answers are
 never read), ``preauth-flood`` (unauthenticated 8 MiB messages of ``[{},{},...]`` on four
-connections) and ``slowloris`` (hundreds of sockets that never say anything).
+connections), ``slowloris`` (hundreds of sockets that never say anything), ``slot-churn``
+(every way a socket can start and end, from one address, thousands of times), ``hostile-file``
+(0.9 MB of source-like junk rewritten in the daemon's checkout every 0.3 s) and ``log-flood``
+(unknown methods with 1 MiB names). After each phase: the log written during it, the sockets
+still open (0 expected) and whether a new connection from the attacker's address is served.
 """
 
 from __future__ import annotations
@@ -21,21 +25,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from bench.common import REPO, percentile, tiny_vllm
+from bench.slot_churn import Target, churn, cycles_for
 from bench.team_load import Rpc, editor, rss_mb
 from engine.team.tokens import TokenStore
 from lsp.serve.framing import frame
 
-Attack = Callable[[int, str, float], Awaitable[None]]
 # The attacker comes from its own address (honest editors from 127.0.0.1), as on a network.
 ATTACKER = ("127.0.0.66", 0)
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """What an attack aims at: the daemon's ports, the attacker's token, a server-side
+    checkout it indexes and watches, and its log file."""
+
+    port: int
+    ws_port: int
+    token: str
+    checkout: Path
+    log_file: Path
+
+
+Attack = Callable[[Daemon, float], Awaitable[None]]
 
 
 async def _attacker(port: int, token: str) -> tuple[Rpc, asyncio.StreamWriter]:
@@ -61,7 +84,8 @@ def _open(rpc: Rpc, uri: str, text: str) -> None:
     )
 
 
-async def masked_line(port: int, token: str, until: float) -> None:
+async def masked_line(daemon: Daemon, until: float) -> None:
+    port, token = daemon.port, daemon.token
     rpc, writer = await _attacker(port, token)
     line = "x = " + "token" * 480
     uri = "file:///attacker/proj/secrets_like.py"
@@ -104,15 +128,18 @@ async def _edit_flood(port: int, token: str, until: float, text: str) -> None:
     writer.transport.abort()  # what is still queued is dropped, as a vanished client's
 
 
-async def change_flood(port: int, token: str, until: float) -> None:
+async def change_flood(daemon: Daemon, until: float) -> None:
+    port, token = daemon.port, daemon.token
     await _edit_flood(port, token, until, ("value = compute(item)\n" * 48_000))
 
 
-async def huge_line(port: int, token: str, until: float) -> None:
+async def huge_line(daemon: Daemon, until: float) -> None:
+    port, token = daemon.port, daemon.token
     await _edit_flood(port, token, until, "x" * (4 * 1024 * 1024))
 
 
-async def no_params(port: int, token: str, until: float) -> None:
+async def no_params(daemon: Daemon, until: float) -> None:
+    port, token = daemon.port, daemon.token
     rpc, writer = await _attacker(port, token)
     while time.monotonic() < until:
         for _ in range(50):
@@ -125,7 +152,8 @@ async def no_params(port: int, token: str, until: float) -> None:
     writer.transport.abort()
 
 
-async def not_reading(port: int, token: str, until: float) -> None:
+async def not_reading(daemon: Daemon, until: float) -> None:
+    port, token = daemon.port, daemon.token
     # The reader is never read: past its small buffer, the socket stops taking the answers.
     _unread, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=ATTACKER)
     hello = {
@@ -154,7 +182,8 @@ async def not_reading(port: int, token: str, until: float) -> None:
         writer.close()
 
 
-async def preauth_flood(port: int, token: str, until: float) -> None:
+async def preauth_flood(daemon: Daemon, until: float) -> None:
+    port = daemon.port
     body = b"[" + b"{}," * (8 * 1024 * 1024 // 3 - 1) + b"{}]"
 
     async def one() -> None:
@@ -171,7 +200,8 @@ async def preauth_flood(port: int, token: str, until: float) -> None:
     await asyncio.gather(*(one() for _ in range(4)))
 
 
-async def slowloris(port: int, token: str, until: float) -> None:
+async def slowloris(daemon: Daemon, until: float) -> None:
+    port = daemon.port
     held: list[asyncio.StreamWriter] = []
     while time.monotonic() < until:
         while len(held) < 400:
@@ -186,6 +216,48 @@ async def slowloris(port: int, token: str, until: float) -> None:
         writer.close()
 
 
+async def slot_churn(daemon: Daemon, until: float) -> None:
+    """Every way a socket can start and end (bench.slot_churn), from one address, in turn,
+    four at a time, as fast as the daemon takes them."""
+    target = Target("127.0.0.1", daemon.port, daemon.ws_port, daemon.token, None, ATTACKER[0])
+    cycles = list(cycles_for(target).values())
+    done = 0
+    while time.monotonic() < until:
+        await churn(target, cycles[done % len(cycles)], 200)
+        done += 1
+    CHURNED.append(done * 200)
+
+
+async def hostile_file(daemon: Daemon, until: float) -> None:
+    """A 0.9 MB file of source-like junk (no NUL byte: only parsing tells) rewritten in the
+    daemon's checkout every 0.3 s, different each time, as a sync tool or a user could."""
+    alphabet = b"abcdefghij(){}[];:,.\n \t'\"=+-*/"
+    rng = random.Random(7)
+    target = daemon.checkout / "hostile_generated.py"
+    while time.monotonic() < until:
+        data = bytes(rng.choice(alphabet) for _ in range(900_000))
+        await asyncio.to_thread(target.write_bytes, data)
+        await asyncio.sleep(0.3)
+
+
+async def log_flood(daemon: Daemon, until: float) -> None:
+    """Notifications of unknown methods with 1 MiB names, as fast as the daemon reads (each
+    was one 1 MiB log line)."""
+    rpc, writer = await _attacker(daemon.port, daemon.token)
+    n = 0
+    while time.monotonic() < until:
+        n += 1
+        rpc.notify(f"x/{n}" + "y" * (1024 * 1024), {})
+        try:
+            await asyncio.wait_for(writer.drain(), max(0.01, until - time.monotonic()))
+        except TimeoutError:
+            break
+    writer.transport.abort()
+
+
+# Cycles the slot-churn attack ran (printed with its phase).
+CHURNED: list[int] = []
+
 ATTACKS: dict[str, Attack] = {
     "masked-line": masked_line,
     "change-flood": change_flood,
@@ -194,17 +266,22 @@ ATTACKS: dict[str, Attack] = {
     "not-reading": not_reading,
     "preauth-flood": preauth_flood,
     "slowloris": slowloris,
+    "slot-churn": slot_churn,
+    "hostile-file": hostile_file,
+    "log-flood": log_flood,
 }
 
 
 async def phase(
-    port: int, tokens: list[str], attacker_token: str, attack: Attack | None, seconds: float
+    daemon: Daemon, tokens: list[str], attack: Attack | None, seconds: float
 ) -> tuple[list[float], list[str]]:
     until = time.monotonic() + seconds
-    honest = [editor(port, token, n, until, seed=n + int(until)) for n, token in enumerate(tokens)]
+    honest = [
+        editor(daemon.port, token, n, until, seed=n + int(until)) for n, token in enumerate(tokens)
+    ]
     jobs: list[Awaitable[object]] = list(honest)
     if attack is not None:
-        jobs.append(attack(port, attacker_token, until))
+        jobs.append(attack(daemon, until))
     results = await asyncio.gather(*jobs, return_exceptions=True)
     latencies: list[float] = []
     errors: list[str] = []
@@ -217,68 +294,126 @@ async def phase(
     return latencies, errors
 
 
+async def _open_sockets(ws_port: int) -> float:
+    """The daemon's iquest_open_sockets (summed over workers)."""
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"http://127.0.0.1:{ws_port}/metrics")).text
+    return sum(
+        float(line.split()[-1])
+        for line in scraped.splitlines()
+        if line.startswith("iquest_open_sockets")
+    )
+
+
+async def _served_from_attacker_address(port: int, token: str) -> bool:
+    """After the phase: a new connection from the attacker's address is served at once."""
+    try:
+        rpc, writer = await asyncio.wait_for(_attacker(port, token), 5)
+        answer = await rpc.request("iquest/stats", None, timeout_s=5)
+        writer.close()
+        return "result" in answer
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+
+
+def _log_bytes(log_file: Path) -> int:
+    return sum(path.stat().st_size for path in log_file.parent.glob(log_file.name + "*"))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--editors", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--attacks", default="all")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--vllm-root", help="reuse a running tiny-model vLLM")
     args = parser.parse_args()
     chosen = list(ATTACKS) if args.attacks == "all" else args.attacks.split(",")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
+        checkout = work / "checkout"
+        checkout.mkdir()
+        (checkout / "util.py").write_text("def helper(value):\n    return value * 2\n")
+        log_file = work / "daemon.log"
         async with tiny_vllm(work, args.vllm_root) as (root, model):
             store = TokenStore(work / "tokens.json")
             tokens = [store.add(f"user{n}") for n in range(args.editors)]
             attacker_token = store.add("mallory")
             config = work / "server.toml"
             config.write_text(
-                f'log_file = "{work / "daemon.log"}"\n'
                 f'[instruct]\nbase_url = "{root}/v1"\nmodel = "{model}"\n'
                 "[completion]\nmax_tokens = 16\ntemperature = 0.0\ntimeout_s = 20.0\n"
             )
-            daemon = await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
                 *("--tokens", str(store.path), "--config", str(config)),
+                *("--repo", str(checkout), "--log-file", str(log_file)),
+                *("--workers", str(args.workers)),
                 cwd=REPO,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
             )
-            assert daemon.stdout is not None
-            banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
-            port = int(re.search(r"tcp://[^:]+:(\d+)", banner).group(1))  # type: ignore[union-attr]
+            assert process.stdout is not None
+            banner = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+            ports = re.search(r"tcp://[^:]+:(\d+) ws://[^:]+:(\d+)", banner)
+            assert ports, banner
+            daemon = Daemon(
+                int(ports.group(1)), int(ports.group(2)), attacker_token, checkout, log_file
+            )
             rows = []
             try:
                 quiet_p95 = None
                 for name in ["none", *chosen]:
                     attack = ATTACKS.get(name)
-                    latencies, errors = await phase(
-                        port, tokens, attacker_token, attack, args.seconds
-                    )
+                    logged = _log_bytes(log_file)
+                    latencies, errors = await phase(daemon, tokens, attack, args.seconds)
                     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
                     quiet_p95 = quiet_p95 or p95
-                    rss = rss_mb(daemon.pid)
-                    rows.append((name, len(latencies), p50, p95, p95 / quiet_p95, errors, rss))
+                    rss = rss_mb(process.pid)
+                    await asyncio.sleep(2)  # let the attack's leftovers drain
+                    sockets = await _open_sockets(daemon.ws_port)
+                    served = await _served_from_attacker_address(daemon.port, attacker_token)
+                    log_mb = (_log_bytes(log_file) - logged) / 1e6
+                    rows.append(
+                        (
+                            name,
+                            len(latencies),
+                            p50,
+                            p95,
+                            p95 / quiet_p95,
+                            errors,
+                            rss,
+                            log_mb,
+                            sockets,
+                            served,
+                        )
+                    )
+                    extra = f"  cycles {CHURNED[-1]}" if name == "slot-churn" and CHURNED else ""
                     print(
                         f"{name:14s} suggestions {len(latencies):5d}  p50 {p50:7.0f} ms  "
                         f"p95 {p95:7.0f} ms  ({p95 / quiet_p95:4.2f}x quiet)  "
-                        f"honest errors {len(errors)}  daemon RSS {rss:5.0f} MB",
+                        f"honest errors {len(errors)}  daemon RSS {rss:5.0f} MB  "
+                        f"log +{log_mb:.2f} MB  open sockets after {sockets:.0f}  "
+                        f"attacker's address served after {served}{extra}",
                         flush=True,
                     )
                     for error in sorted(set(errors))[:3]:
                         print(f"    error: {error[:160]}")
-                    await asyncio.sleep(2)  # let the attack's leftovers drain
             finally:
-                daemon.terminate()
-                await daemon.wait()
+                process.terminate()
+                await process.wait()
     print()
-    print("| attack | honest suggestions | p50 | p95 | p95 vs quiet | honest errors | RSS |")
-    print("|---|---|---|---|---|---|---|")
-    for name, count, p50, p95, ratio, errors, rss in rows:
+    print(
+        "| attack | honest suggestions | p50 | p95 | p95 vs quiet | honest errors | RSS | "
+        "log written | open sockets after | its address served after |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, count, p50, p95, ratio, errors, rss, log_mb, sockets, served in rows:
         print(
             f"| {name} | {count} | {p50:.0f} ms | {p95:.0f} ms | {ratio:.2f}x | "
-            f"{len(errors)} | {rss:.0f} MB |"
+            f"{len(errors)} | {rss:.0f} MB | {log_mb:.2f} MB | {sockets:.0f} | "
+            f"{'yes' if served else 'NO'} |"
         )
 
 
