@@ -16,7 +16,9 @@ never read), ``preauth-flood`` (unauthenticated 8 MiB messages of ``[{},{},...]`
 connections), ``slowloris`` (hundreds of sockets that never say anything), ``slot-churn``
 (every way a socket can start and end, from one address, thousands of times), ``hostile-file``
 (0.9 MB of source-like junk rewritten in the daemon's checkout every 0.3 s) and ``log-flood``
-(unknown methods with 1 MiB names). After each phase: the log written during it, the sockets
+(unknown methods with 1 MiB names). ``NAME@decoy`` runs an attack on a second daemon that no
+honest editor uses: what is left of the slowdown then is the machine's (the attacker's own
+CPU, vLLM's), not the daemon's. After each phase: the log written during it, the sockets
 still open (0 expected) and whether a new connection from the attacker's address is served.
 """
 
@@ -31,14 +33,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 
 from bench.common import REPO, percentile, tiny_vllm
 from bench.slot_churn import Target, churn, cycles_for
-from bench.team_load import Rpc, editor, rss_mb
+from bench.team_load import Rpc, cpu_seconds, editor, rss_mb
 from engine.team.tokens import TokenStore
 from lsp.serve.framing import frame
 
@@ -272,16 +274,62 @@ ATTACKS: dict[str, Attack] = {
 }
 
 
+async def attacker_process(name: str, daemon: Daemon, seconds: float) -> str:
+    """Runs attack ``name`` in a process of its own at nice 19: on a network the attacker is
+    another machine, and here (two cores shared with vLLM and the honest editors) its own CPU
+    must not count as the daemon's cost. What it prints comes back."""
+    process = await asyncio.create_subprocess_exec(
+        "nice",
+        "-n",
+        "19",
+        sys.executable,
+        "-m",
+        "bench.abuse",
+        "--attacker",
+        json.dumps(
+            {
+                "name": name,
+                "seconds": seconds,
+                **asdict(daemon),
+                "checkout": str(daemon.checkout),
+                "log_file": str(daemon.log_file),
+            }
+        ),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    return out.decode().strip()
+
+
+def run_attacker(spec: str) -> None:
+    """The attacker process's side of attacker_process."""
+    fields = json.loads(spec)
+    name, seconds = fields.pop("name"), fields.pop("seconds")
+    daemon = Daemon(
+        **{**fields, "checkout": Path(fields["checkout"]), "log_file": Path(fields["log_file"])}
+    )
+    asyncio.run(ATTACKS[name](daemon, time.monotonic() + seconds))
+    if CHURNED:
+        print(f"cycles {CHURNED[-1]}")
+
+
 async def phase(
-    daemon: Daemon, tokens: list[str], attack: Attack | None, seconds: float
-) -> tuple[list[float], list[str]]:
+    daemon: Daemon,
+    tokens: list[str],
+    attack: str | None,
+    seconds: float,
+    attacked: Daemon | None = None,
+) -> tuple[list[float], list[str], str]:
+    """Honest editors on ``daemon`` for ``seconds``, beside ``attack`` on ``attacked`` (the
+    same daemon unless told)."""
     until = time.monotonic() + seconds
     honest = [
         editor(daemon.port, token, n, until, seed=n + int(until)) for n, token in enumerate(tokens)
     ]
     jobs: list[Awaitable[object]] = list(honest)
     if attack is not None:
-        jobs.append(attack(daemon, until))
+        jobs.append(attacker_process(attack, attacked or daemon, seconds))
     results = await asyncio.gather(*jobs, return_exceptions=True)
     latencies: list[float] = []
     errors: list[str] = []
@@ -291,7 +339,8 @@ async def phase(
             continue
         latencies += result.latencies_ms  # type: ignore[union-attr]
         errors += result.errors  # type: ignore[union-attr]
-    return latencies, errors
+    said = results[-1] if attack is not None and isinstance(results[-1], str) else ""
+    return latencies, errors, said
 
 
 async def _open_sockets(ws_port: int) -> float:
@@ -320,6 +369,26 @@ def _log_bytes(log_file: Path) -> int:
     return sum(path.stat().st_size for path in log_file.parent.glob(log_file.name + "*"))
 
 
+async def _start_daemon(
+    tokens: Path, config: Path, token: str, checkout: Path, log_file: Path, workers: int
+) -> tuple[asyncio.subprocess.Process, Daemon]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+        *("--tokens", str(tokens), "--config", str(config)),
+        *("--repo", str(checkout), "--log-file", str(log_file)),
+        *("--workers", str(workers)),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    banner = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+    ports = re.search(r"tcp://[^:]+:(\d+) ws://[^:]+:(\d+)", banner)
+    assert ports, banner
+    return process, Daemon(int(ports.group(1)), int(ports.group(2)), token, checkout, log_file)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--editors", type=int, default=50)
@@ -344,33 +413,33 @@ async def main() -> None:
                 f'[instruct]\nbase_url = "{root}/v1"\nmodel = "{model}"\n'
                 "[completion]\nmax_tokens = 16\ntemperature = 0.0\ntimeout_s = 20.0\n"
             )
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
-                *("--tokens", str(store.path), "--config", str(config)),
-                *("--repo", str(checkout), "--log-file", str(log_file)),
-                *("--workers", str(args.workers)),
-                cwd=REPO,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
+            process, daemon = await _start_daemon(
+                store.path, config, attacker_token, checkout, log_file, args.workers
             )
-            assert process.stdout is not None
-            banner = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
-            ports = re.search(r"tcp://[^:]+:(\d+) ws://[^:]+:(\d+)", banner)
-            assert ports, banner
-            daemon = Daemon(
-                int(ports.group(1)), int(ports.group(2)), attacker_token, checkout, log_file
+            # The same daemon again, that no honest editor uses: an attack on it shows what
+            # the attack costs the machine (the attacker's own CPU, vLLM's), not the daemon.
+            decoy_folder = work / "decoy"
+            decoy_folder.mkdir()
+            decoy_process, decoy = await _start_daemon(
+                store.path, config, attacker_token, decoy_folder, work / "decoy.log", 1
             )
             rows = []
             try:
                 quiet_p95 = None
                 for name in ["none", *chosen]:
-                    attack = ATTACKS.get(name)
-                    logged = _log_bytes(log_file)
-                    latencies, errors = await phase(daemon, tokens, attack, args.seconds)
+                    logged, cpu = _log_bytes(log_file), cpu_seconds(process.pid)
+                    attack, _, where = name.partition("@")
+                    latencies, errors, said = await phase(
+                        daemon,
+                        tokens,
+                        attack if attack in ATTACKS else None,
+                        args.seconds,
+                        decoy if where == "decoy" else None,
+                    )
                     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
                     quiet_p95 = quiet_p95 or p95
                     rss = rss_mb(process.pid)
+                    cpu_share = (cpu_seconds(process.pid) - cpu) / args.seconds
                     await asyncio.sleep(2)  # let the attack's leftovers drain
                     sockets = await _open_sockets(daemon.ws_port)
                     served = await _served_from_attacker_address(daemon.port, attacker_token)
@@ -389,11 +458,12 @@ async def main() -> None:
                             served,
                         )
                     )
-                    extra = f"  cycles {CHURNED[-1]}" if name == "slot-churn" and CHURNED else ""
+                    extra = f"  ({said})" if said else ""
                     print(
                         f"{name:14s} suggestions {len(latencies):5d}  p50 {p50:7.0f} ms  "
                         f"p95 {p95:7.0f} ms  ({p95 / quiet_p95:4.2f}x quiet)  "
                         f"honest errors {len(errors)}  daemon RSS {rss:5.0f} MB  "
+                        f"daemon CPU {cpu_share:4.0%}  "
                         f"log +{log_mb:.2f} MB  open sockets after {sockets:.0f}  "
                         f"attacker's address served after {served}{extra}",
                         flush=True,
@@ -401,21 +471,25 @@ async def main() -> None:
                     for error in sorted(set(errors))[:3]:
                         print(f"    error: {error[:160]}")
             finally:
-                process.terminate()
-                await process.wait()
+                for each in (process, decoy_process):
+                    each.terminate()
+                    await each.wait()
     print()
     print(
         "| attack | honest suggestions | p50 | p95 | p95 vs quiet | honest errors | RSS | "
-        "log written | open sockets after | its address served after |"
+        "daemon CPU | log written | open sockets after | its address served after |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, count, p50, p95, ratio, errors, rss, log_mb, sockets, served in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, count, p50, p95, ratio, errors, rss, log_mb, sockets, served, cpu in rows:
         print(
             f"| {name} | {count} | {p50:.0f} ms | {p95:.0f} ms | {ratio:.2f}x | "
-            f"{len(errors)} | {rss:.0f} MB | {log_mb:.2f} MB | {sockets:.0f} | "
+            f"{len(errors)} | {rss:.0f} MB | {cpu:.0%} | {log_mb:.2f} MB | {sockets:.0f} | "
             f"{'yes' if served else 'NO'} |"
         )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--attacker"]:  # attacker_process's child
+        run_attacker(sys.argv[2])
+    else:
+        asyncio.run(main())

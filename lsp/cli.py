@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
         help="daemon processes sharing the ports (SO_REUSEPORT); each takes a core under load",
     )
     serve.add_argument(
+        "--new-connections-per-s",
+        type=float,
+        default=20.0,
+        metavar="RATE",
+        help="new connections a second from one address, after a burst of 120 (default: 20)",
+    )
+    serve.add_argument(
         "--log-file",
         type=Path,
         help="also log to this file (rotated at 5 MB, two kept); the console always gets it",
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             tokens=args.tokens,
             config=args.config,
             salt_per=args.salt_per,
+            new_connections_per_address_per_s=args.new_connections_per_s,
         )
         if args.workers > 1:
             from lsp.serve.workers import run_workers

@@ -96,6 +96,7 @@ async def test_every_way_a_socket_ends_gives_its_slot_back(tmp_path: Path, tls: 
             tls_handshake_timeout_s=0.3,
             auth_timeout_s=0.3,
             token_check_s=0.1,
+            new_connections_per_address_per_s=float("inf"),  # churn, not a rate, is tested here
             **plain,
         ) as (daemon, team),
     ):
@@ -146,7 +147,7 @@ async def test_slots_come_back_under_workers(tmp_path: Path):
     daemon = await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0", "--workers", "2"),
-        *("--tokens", str(store.path)),
+        *("--tokens", str(store.path), "--new-connections-per-s", "100000"),
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=asyncio.subprocess.PIPE,
@@ -184,3 +185,36 @@ async def test_slots_come_back_under_workers(tmp_path: Path):
     finally:
         daemon.terminate()
         await daemon.wait()
+
+
+async def test_new_connections_from_one_address_are_rate_limited_and_others_served(
+    tmp_path: Path,
+):
+    """Thousands of connections a second from one address each cost the daemon a session: past
+    a burst they are refused at once, and another address is served as before."""
+    async with (
+        fake_server() as fake,
+        daemon_with(
+            tmp_path,
+            fake,
+            tls_cert=None,
+            tls_key=None,
+            new_connections_per_address_per_s=1.0,
+            new_connections_burst=10,
+        ) as (daemon, team),
+    ):
+        churner = Target(
+            "127.0.0.1",
+            daemon.bound["tcp"],
+            daemon.bound["ws"],
+            team["tokens"]["alice"],
+            local_host="127.0.0.66",
+        )
+        errors = await churn(churner, CYCLES_BY_NAME["tcp-close"], 30, parallel=1)
+        honest = Target("127.0.0.1", daemon.bound["tcp"], daemon.bound["ws"], team["tokens"]["bob"])
+        honest_errors = await churn(honest, CYCLES_BY_NAME["tcp-close"], 5, parallel=1)
+        refused = daemon.metrics.refused.labels("too many new connections from one address")
+        count = refused._value.get()
+    assert 15 <= len(errors) <= 20  # 10 of the burst, one a second after it, the rest refused
+    assert count == len(errors)
+    assert honest_errors == []

@@ -65,7 +65,12 @@ class Listeners:
         self._ws_pending: dict[int, tuple[TokenEntry, Slot]] = {}
         self._refusals = RateLimitedLog(log)
         # Open sockets by peer address (TCP and WebSocket together).
-        self.slots = SocketSlots(options.max_connections, options.max_connections_per_address)
+        self.slots = SocketSlots(
+            options.max_connections,
+            options.max_connections_per_address,
+            options.new_connections_per_address_per_s,
+            options.new_connections_burst,
+        )
         self.slots.on_change = metrics.sockets.set
 
         self._closing: set[asyncio.Future[None]] = set()

@@ -28,6 +28,10 @@ class ServeOptions:
     # Open sockets, authenticated or not, in all and from one address.
     max_connections: int = 1024
     max_connections_per_address: int = 64
+    # New sockets per address and second (bursts of new_connections_burst): an office behind
+    # one NAT address reconnecting at once fits; a churn of thousands a second does not.
+    new_connections_per_address_per_s: float = 20.0
+    new_connections_burst: int = 120
     # Bytes waiting to be sent to an editor that does not read: past this, it is closed.
     max_unsent_bytes: int = 16 * 1024 * 1024
     # How often live sessions are checked against the token store (revocations end them).
