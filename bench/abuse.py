@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import REPO, percentile, tiny_vllm
+from bench.common import REPO, percentile, start_team_daemon, tiny_vllm
 from bench.slot_churn import Target, churn, cycles_for
 from bench.team_load import Rpc, cpu_seconds, editor, rss_mb
 from engine.team.tokens import TokenStore
@@ -372,21 +371,12 @@ def _log_bytes(log_file: Path) -> int:
 async def _start_daemon(
     tokens: Path, config: Path, token: str, checkout: Path, log_file: Path, workers: int
 ) -> tuple[asyncio.subprocess.Process, Daemon]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+    process, port, ws_port = await start_team_daemon(
         *("--tokens", str(tokens), "--config", str(config)),
         *("--repo", str(checkout), "--log-file", str(log_file)),
         *("--workers", str(workers)),
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
     )
-    assert process.stdout is not None
-    banner = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
-    ports = re.search(r"tcp://[^:]+:(\d+) ws://[^:]+:(\d+)", banner)
-    assert ports, banner
-    return process, Daemon(int(ports.group(1)), int(ports.group(2)), token, checkout, log_file)
+    return process, Daemon(port, ws_port, token, checkout, log_file)
 
 
 async def main() -> None:

@@ -24,11 +24,9 @@ import asyncio
 import contextlib
 import json
 import random
-import re
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -37,7 +35,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import REPO, percentile, tiny_vllm
+from bench.common import percentile, start_team_daemon, tiny_vllm
 from bench.length_proxy import proxy_process
 from bench.team_load import Rpc, cpu_seconds, open_editor
 from engine.team.tokens import TokenStore
@@ -337,20 +335,11 @@ def daemon_files(work: Path, config: Config, root: str, model: str, editors: int
 
 
 async def start_daemon(files: DaemonFiles, workers: int) -> tuple[asyncio.subprocess.Process, int]:
-    daemon = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+    daemon, port, _ = await start_team_daemon(
         *("--tokens", str(files.store), "--config", str(files.settings)),
         *(["--workers", str(workers)] if workers > 1 else []),
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
     )
-    assert daemon.stdout is not None
-    banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
-    found = re.search(r"tcp://[^:]+:(\d+)", banner)
-    if found is None:
-        raise RuntimeError(f"a daemon did not start: {banner!r}")
-    return daemon, int(found.group(1))
+    return daemon, port
 
 
 async def run_step(

@@ -1,9 +1,11 @@
-"""Shared by the benchmarks: a real vLLM on the tiny model, and an LSP client session."""
+"""Shared by the benchmarks: a real vLLM on the tiny model, a team daemon process, and an LSP
+client session."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,31 @@ from tests.support.tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_NAME = "tiny-qwen2.5-coder"
+
+
+async def start_team_daemon(
+    *arguments: str, python: tuple[str, ...] = ()
+) -> tuple[asyncio.subprocess.Process, int, int]:
+    """``iquest-lsp --serve`` on free ports, as deployed (its own process): the process and its
+    TCP and WebSocket ports, read from its banner. ``arguments``: more of its flags;
+    ``python``: interpreter options before ``-m lsp`` (a profiler)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *python,
+        *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0"),
+        *arguments,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    banner = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+    ports = re.search(r"tcp://[^:]+:(\d+) wss?://[^:]+:(\d+)", banner)
+    if ports is None:
+        process.kill()
+        await process.wait()
+        raise RuntimeError(f"a daemon did not start: {banner!r}")
+    return process, int(ports.group(1)), int(ports.group(2))
 
 
 @asynccontextmanager

@@ -17,10 +17,8 @@ import asyncio
 import json
 import os
 import random
-import re
 import signal
 import statistics
-import sys
 import sysconfig
 import tempfile
 import time
@@ -28,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, percentile, tiny_vllm
+from bench.common import percentile, start_team_daemon, tiny_vllm
 from engine.team.tokens import TokenStore
 from lsp.serve.framing import frame, read_bodies
 
@@ -226,30 +224,13 @@ async def main() -> None:
             # IQUEST_PROFILE=FILE: the daemon runs under cProfile (written when it stops).
             profile = os.environ.get("IQUEST_PROFILE")
             profiler = ["-m", "cProfile", "-o", profile] if profile else []
-            daemon = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *profiler,
-                "-m",
-                "lsp",
-                "--serve",
-                "--port",
-                "0",
-                "--ws-port",
-                "0",
-                "--tokens",
-                str(store.path),
-                "--config",
-                str(config),
+            daemon, port, _ = await start_team_daemon(
+                *("--tokens", str(store.path), "--config", str(config)),
                 *(["--workers", str(args.workers)] if args.workers > 1 else []),
-                cwd=REPO,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
+                python=tuple(profiler),
             )
-            assert daemon.stdout is not None
-            banner = (await asyncio.wait_for(daemon.stdout.readline(), 60)).decode()
-            port = int(re.search(r"tcp://[^:]+:(\d+)", banner).group(1))  # type: ignore[union-attr]
             print(
-                f"daemon up ({banner.strip()}); {args.editors} editors for {args.seconds:g} s",
+                f"daemon up (port {port}); {args.editors} editors for {args.seconds:g} s",
                 flush=True,
             )
             try:

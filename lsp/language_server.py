@@ -13,6 +13,7 @@ from pygls.workspace import TextDocument
 from engine import __version__
 from engine.notices import Notice
 from lsp.documents import open_document
+from lsp.protocol import IquestProtocol
 from lsp.session import DocumentPlace, Session
 from lsp.settings import SECTION
 
@@ -36,6 +37,13 @@ class IquestServer(LanguageServer):
         )
         self.session = session
         session.notify = self.notify_user
+
+    @property
+    def rpc(self) -> IquestProtocol:
+        """The protocol, as our own class (its adapter over pygls's private state)."""
+        protocol = self.protocol
+        assert isinstance(protocol, IquestProtocol)
+        return protocol
 
     def notify_user(self, notice: Notice) -> None:
         self.window_show_message(

@@ -32,6 +32,10 @@ SKIPPED = "$/iquest/skipped"
 
 
 class IquestProtocol(LanguageServerProtocol):
+    """pygls's protocol, with the only reads of pygls's private state (checked against the
+    pinned pygls by tests/test_pygls_adapter.py): what the rest of the daemon needs of it
+    goes through the public methods below."""
+
     # Over stdio a malformed request is answered here (see _answered_invalid); the team daemon
     # answers it itself, after counting it against its user's limits (lsp.serve.dispatch).
     answers_malformed_requests = True
@@ -39,6 +43,25 @@ class IquestProtocol(LanguageServerProtocol):
     # notifications dropped, instead of reaching handlers that need a workspace.
     initialize_seen = False
 
+    # --- the adapter: pygls private state, read here only ------------------------------------
+    def running_request(self, msg_id: Any) -> Any:
+        """The future of a client request still being handled, or None (pygls files each
+        under its id in ``_request_futures`` until it is answered)."""
+        future = self._request_futures.get(msg_id)
+        return future if future is not None and not future.done() else None
+
+    def send_raw(self, message: dict[str, Any]) -> None:
+        """Sends a JSON-RPC message the daemon built itself (an error for a message pygls never
+        saw)."""
+        self._send_data(message)
+
+    def open_documents(self) -> dict[str, Any]:
+        """The connection's open documents by URI; none before ``initialize`` (pygls's
+        ``workspace`` property raises until then)."""
+        workspace = getattr(self, "_workspace", None)
+        return workspace.text_documents if workspace is not None else {}
+
+    # --- behaviour ---------------------------------------------------------------------------
     def handle_message(self, message: Any) -> None:
         method = getattr(message, "method", None)
         if method == SKIPPED:

@@ -27,9 +27,10 @@ from engine.completion.discovery import ModelDirectory
 from engine.completion.pipeline import CompletionService
 from engine.config import APP_NAME, Settings, SettingsError, default_log_path
 from engine.context import RepositoryContext
-from engine.endpoints import ActionSlots, EndpointClients, Endpoints, session_id, user_id
+from engine.endpoints import ActionSlots, EndpointClients, Endpoints
 from engine.metrics import CompletionStats
 from engine.notices import Notice, Notify
+from engine.team.identity import Identity
 from engine.workspace import Workspace, default_index_cache
 from lsp.logging_setup import configure_file_logging
 from lsp.protocol import IquestProtocol
@@ -58,10 +59,8 @@ class DocumentPlace:
 
 
 class Session:
-    # The user's name in team mode (their token's); None for the single user.
-    user: str | None = None
-    # Keys the session ids (X-Session-ID) in team mode: the daemon's secret.
-    session_key = b""
+    # Whose requests these are, and every id derived from it (the single user by default).
+    identity = Identity()
     protocol_cls: type[IquestProtocol] = IquestProtocol
     # Explanations written as files and shown with window/showDocument: only where the
     # editor can open the daemon's files (the same machine).
@@ -178,8 +177,8 @@ class Session:
             indexed=indexed,
             relative=indexed or folder_relative or name,
             workspace_name=workspace_name,
-            session=session_id(self.user, workspace_name, self.session_key),
-            user_key=user_id(self.user, self.session_key),
+            session=self.identity.session_id(workspace_name),
+            user_key=self.identity.user_key,
         )
 
     async def aclose(self) -> None:
@@ -207,7 +206,7 @@ class Session:
             repository,
             counts=lambda: completions.counts,
             share=share,
-            user=self.user or "local",
+            user=self.identity.user,
         )
         self._started = (endpoints, completions, actions)
         return completions

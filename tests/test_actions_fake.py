@@ -3,7 +3,6 @@ gives a clear message and changes no file."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.support.actions_client import (
 )
 from tests.support.fake_server import fake_server
 from tests.support.lsp_session import lsp_session, open_document
+from tests.support.polling import eventually
 
 CODE = """def mean(values):
     total = 0
@@ -97,7 +97,9 @@ async def test_explain_separates_thinking_and_reports_progress(tmp_path: Path):
         record = act_like_an_editor(client, {uri: CODE})
         open_document(client, uri, CODE)
         result = await execute(client, "iquest.explain", {"uri": uri, "range": line_range(0, 5)})
-        await asyncio.sleep(0.1)
+        await eventually(
+            lambda: record["explanations"] and client.shown_documents, 5, "the explanation shown"
+        )
     markdown = field(result, "markdown")
     assert markdown == fake.chat_reply
     assert "user wants" not in markdown  # thinking stays out unless asked for
@@ -189,7 +191,7 @@ async def test_a_malformed_fix_changes_nothing_and_says_why(
         result = await execute(
             client, "iquest.fix", {"uri": uri, "range": line_range(BUGGY_LINE, BUGGY_LINE + 1)}
         )
-        await asyncio.sleep(0.1)
+        await eventually(lambda: messages_of(client, types.MessageType.Warning), 5)
     assert field(result, "applied") is False
     assert reason in field(result, "reason")
     assert record["edits"] == []
@@ -212,7 +214,7 @@ async def test_missing_answers_fail_clearly(tmp_path: Path, reply, reasoning, re
         open_document(client, uri, CODE)
         with pytest.raises(JsonRpcException, match=reason):
             await execute(client, "iquest.fix", {"uri": uri, "range": line_range(0, 2)})
-        await asyncio.sleep(0.1)
+        await eventually(lambda: messages_of(client, types.MessageType.Error), 5)
     assert record["edits"] == []
     assert any(reason in m for m in messages_of(client, types.MessageType.Error))
 
@@ -229,7 +231,7 @@ async def test_findings_become_diagnostics_and_go_stale_when_their_code_changes(
         fake.chat_reply = json.dumps(findings)
         open_document(client, uri, CODE)
         result = await execute(client, "iquest.findBugs", {"uri": uri})
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(client.diagnostics.get(uri, [])) == 2, 5, "two findings")
         published = list(client.diagnostics[uri])
         schema = fake.chat_requests[-1]["response_format"]["json_schema"]["schema"]
 
@@ -248,7 +250,7 @@ async def test_findings_become_diagnostics_and_go_stale_when_their_code_changes(
                 ],
             )
         )
-        await asyncio.sleep(0.3)
+        await eventually(lambda: len(client.diagnostics[uri]) == 1, 5, "one finding left")
         after_edit = list(client.diagnostics[uri])
     assert field(result, "findings") == 2
     assert sorted(d.message for d in published) == sorted(
@@ -277,7 +279,7 @@ async def test_malformed_findings_publish_nothing_and_say_why(tmp_path: Path, re
         open_document(client, uri, CODE)
         with pytest.raises(JsonRpcException, match=reason):
             await execute(client, "iquest.findBugs", {"uri": uri})
-        await asyncio.sleep(0.1)
+        await eventually(lambda: messages_of(client, types.MessageType.Error), 5)
     assert uri not in client.diagnostics
     assert any(reason in m for m in messages_of(client, types.MessageType.Error))
 
@@ -312,7 +314,7 @@ async def test_a_down_reasoning_endpoint_falls_back_to_instruct_and_says_so_once
             open_document(client, uri, CODE)
             first = await execute(client, "iquest.explain", {"uri": uri})
             second = await execute(client, "iquest.explain", {"uri": uri})
-            await asyncio.sleep(0.1)
+            await eventually(lambda: messages_of(client, types.MessageType.Warning), 5)
     assert field(first, "markdown") == field(second, "markdown") == "It averages."
     warnings = [
         m

@@ -21,6 +21,7 @@ from tests.support.lsp_session import (
     open_document,
     stats,
 )
+from tests.support.polling import eventually
 
 SOURCE = "def answer():\n    return "
 
@@ -44,7 +45,7 @@ async def test_refused_connection_gives_empty_answers_and_one_message(tmp_path: 
         started = time.perf_counter()
         results = [await inline_completion(client, uri, end_position(SOURCE)) for _ in range(4)]
         elapsed = time.perf_counter() - started
-        await asyncio.sleep(0.2)
+        await eventually(lambda: error_messages(client), 5, "the outage message")
         messages = error_messages(client)
         figures = await stats(client)
     assert all(items_of(r) == [] for r in results)
@@ -75,7 +76,7 @@ async def test_backend_faults_give_an_empty_answer_and_a_clear_message(
             started = time.perf_counter()
             result = await inline_completion(client, uri, end_position(SOURCE))
             elapsed = time.perf_counter() - started
-            await asyncio.sleep(0.2)
+            await eventually(lambda: error_messages(client), 5, "the outage message")
             messages = error_messages(client)
 
             # The same server recovering: suggestions come back and the user is told.
@@ -162,7 +163,7 @@ async def test_inline_completions_fall_back_to_the_other_endpoint_and_say_so_onc
         async with lsp_session(settings, tmp_path) as client:
             open_document(client, uri, SOURCE)
             results = [await inline_completion(client, uri, end_position(SOURCE)) for _ in range(3)]
-            await asyncio.sleep(0.2)
+            await eventually(lambda: error_messages(client), 5, "the outage message")
     assert all(items_of(r)[0].insert_text == fake.reply for r in results)
     warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
     assert len([w for w in warnings if "inline completions use the reasoning model" in w]) == 1

@@ -8,7 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from engine.config import EndpointConfig
-from engine.endpoints.replicas import in_affinity_order, session_id
+from engine.endpoints.replicas import in_affinity_order
+from engine.team.identity import session_id
 from tests.support.fake_server import fake_server
 from tests.support.lsp_session import (
     end_position,

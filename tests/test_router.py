@@ -13,7 +13,7 @@ import pytest
 
 from engine.config import build_settings
 from engine.doctor import diagnose
-from engine.endpoints.replicas import session_id, user_id
+from engine.team.identity import session_id, user_id
 from tests.conftest import VllmEndpoint
 from tests.support.fake_server import fake_server
 from tests.support.lsp_session import (

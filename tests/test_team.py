@@ -13,7 +13,6 @@ import re
 import signal
 import ssl
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ import httpx
 import pytest
 import websockets
 
+from engine.team.identity import cache_salt
 from engine.team.tokens import TokenStore
 from lsp.serve.framing import frame
 from lsp.serve.limits import UserLimits
-from lsp.serve.session import cache_salt
 from tests.conftest import VllmEndpoint
 from tests.support.certificates import self_signed
 from tests.support.fake_server import fake_server
@@ -36,6 +35,7 @@ from tests.support.lsp_session import (
     open_document,
     stats,
 )
+from tests.support.polling import eventually
 from tests.support.team import editor, team_daemon
 
 SOURCE = "def total(values):\n    return "
@@ -91,8 +91,7 @@ async def test_one_editor_leaving_leaves_the_others_served(tmp_path: Path):
                 open_document(alice, uri, SOURCE)
                 assert items_of(await inline_completion(alice, uri, end_position(SOURCE)))
             # alice sent shutdown and exit: her connection is gone, the daemon is not.
-            await asyncio.sleep(0.3)
-            assert daemon.metrics.connections._value.get() == 1
+            await eventually(lambda: daemon.metrics.connections._value.get() == 1, 5)
             open_document(bob, uri, SOURCE)
             assert items_of(await inline_completion(bob, uri, end_position(SOURCE)))
 
@@ -217,7 +216,7 @@ async def test_per_user_limits_refuse_bursts_and_documents_but_not_other_users(t
             )
             open_document(bob, uris[0], SOURCE)
             bobs = await inline_completion(bob, uris[0], end_position(SOURCE))
-            await asyncio.sleep(0.2)
+            await eventually(lambda: any("not opened here" in m.message for m in alice.messages), 5)
             warnings = [m.message for m in alice.messages if "not opened here" in m.message]
     refused = [r for r in burst if isinstance(r, Exception)]
     assert refused and all("limit reached" in str(r) for r in refused)
@@ -244,10 +243,10 @@ async def test_a_users_burst_waits_behind_other_users_at_the_model_server(tmp_pa
                 asyncio.ensure_future(inline_completion(alice, uri, end_position(SOURCE)))
                 for uri in uris
             ]
-            await _until(lambda: len(fake.completion_requests) == 4)
+            await eventually(lambda: len(fake.completion_requests) == 4, 10)
             open_document(bob, uris[0], SOURCE)
             bobs = asyncio.ensure_future(inline_completion(bob, uris[0], end_position(SOURCE)))
-            await _until(lambda: len(fake.completion_requests) == 5)
+            await eventually(lambda: len(fake.completion_requests) == 5, 10)
             fake.release.set()
             answers = await asyncio.gather(*bursts, bobs)
     priorities = [body.get("priority", 0) for body in fake.completion_requests]
@@ -255,13 +254,6 @@ async def test_a_users_burst_waits_behind_other_users_at_the_model_server(tmp_pa
     assert priorities[4] == 0  # bob's, first in line although it came last
     assert all(items_of(answer) for answer in answers)
     assert daemon.fair_share.at_server("alice") == 0  # every place given back
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_server_checkouts_give_context_only_to_users_allowed_to_see_them(tmp_path: Path):

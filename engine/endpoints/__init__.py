@@ -10,8 +10,6 @@ from engine.endpoints.replicas import (
     SESSION_HEADER,
     USER_HEADER,
     routing_headers,
-    session_id,
-    user_id,
 )
 from engine.endpoints.routing import EndpointName, Route, Router
 
@@ -31,6 +29,4 @@ __all__ = [
     "budget_for",
     "routing_headers",
     "send_without_refused",
-    "session_id",
-    "user_id",
 ]

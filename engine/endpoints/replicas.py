@@ -19,20 +19,6 @@ SESSION_HEADER = "X-Session-ID"
 USER_HEADER = "X-User-ID"
 
 
-def session_id(user: str | None, workspace: str | None, key: bytes = b"") -> str:
-    """Opaque and stable: routers see no user or folder names. Keyed by the team daemon's
-    secret, so nobody can compute another user's id (or cache salt) from their name."""
-    text = f"{user or ''}\0{workspace or ''}".encode()
-    return hashlib.blake2b(text, key=key, digest_size=12).hexdigest()
-
-
-def user_id(user: str | None, key: bytes = b"") -> str:
-    """The user alone, opaque like :func:`session_id` (its own ``person``, so it never equals a
-    session id): a router's per-user limits and affinity key."""
-    text = (user or "").encode()
-    return hashlib.blake2b(text, key=key, digest_size=12, person=b"iquest-user").hexdigest()
-
-
 def routing_headers(session: str | None, user: str | None) -> dict[str, str]:
     """What a router in front of vLLM keys on. Both stable per session and user, never per
     request: a per-request value would scatter one session's prompts over the replicas."""

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from lsprotocol import types
-from pygls.workspace import Workspace
 
 from engine.notices import Notice
 from lsp import extensions
@@ -75,9 +74,8 @@ class Dispatcher:
         except Exception:  # pygls answers errors itself; anything else must not end the daemon
             log.exception("a message could not be handled")
         if _is_limited_request(message, method):
-            # pygls files the request's handler under its id until it is answered.
-            running = protocol._request_futures.get(message.id)
-            if running is not None and not running.done():
+            running = server.rpc.running_request(message.id)
+            if running is not None:
                 self._connections.usage(connection.user).running(running)
         connection.fold_stats()
 
@@ -170,7 +168,7 @@ class Dispatcher:
 
     def _reply_error(self, connection: Connection, msg_id: object, code: int, text: str) -> None:
         answer = {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": text}}
-        connection.server.protocol._send_data(answer)
+        connection.server.rpc.send_raw(answer)
 
 
 def metric_method(method: object) -> str:
@@ -181,10 +179,10 @@ def metric_method(method: object) -> str:
 
 
 def _documents(server: Any) -> dict[str, Any]:
-    """A connection's open documents; none before it is initialized (pygls's workspace
-    raises until then, and one editor's early message must not break another's)."""
-    workspace: Workspace | None = getattr(server.protocol, "_workspace", None)
-    return workspace.text_documents if workspace is not None else {}
+    """A connection's open documents; none before it is initialized (one editor's early
+    message must not break another's)."""
+    documents: dict[str, Any] = server.rpc.open_documents()
+    return documents
 
 
 def _is_limited_request(message: object, method: object) -> bool:

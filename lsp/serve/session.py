@@ -8,8 +8,6 @@ out of other users' cache."""
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,6 +23,7 @@ from engine.config import Settings
 from engine.endpoints import ActionSlots
 from engine.repository.index import RepositoryIndex
 from engine.team.fair_share import FairShare
+from engine.team.identity import Identity
 from engine.workspace import Workspace
 from lsp.protocol import TeamProtocol
 from lsp.session import Session, shared_converter
@@ -40,18 +39,16 @@ class TeamSession(Session):
 
     def __init__(
         self,
-        user: str,
         layers: SettingsLayers,
         models: ModelDirectory,
         repositories: list[RepositoryIndex],
         fair_share: FairShare,
         close: Callable[[], None],
-        session_key: bytes = b"",
+        identity: Identity,
         action_slots: ActionSlots | None = None,
     ) -> None:
         super().__init__(layers, models, action_slots)
-        self.user = self.name = user
-        self.session_key = session_key
+        self.identity = identity
         self.repositories = repositories
         self.fair_share = fair_share
         self._close = close
@@ -85,7 +82,7 @@ class TeamSession(Session):
         return workspace
 
     def share(self) -> Callable[[], AbstractContextManager[int]] | None:
-        return functools.partial(self.fair_share.request, self.name)
+        return functools.partial(self.fair_share.request, self.identity.user)
 
     def stats_extra(self) -> dict[str, Any]:
         return {"worker_pid": os.getpid()}  # with --workers, which process serves this editor
@@ -120,17 +117,10 @@ def team_session(
     close: Callable[[], None],
     action_slots: ActionSlots | None = None,
 ) -> TeamSession:
+    identity = Identity(user, secret, salt_per)
     layers = SettingsLayers(
         config_path,
-        forced={"completion": {"cache_salt": cache_salt(secret, salt_per, user)}},
+        forced={"completion": {"cache_salt": identity.cache_salt}},
         editor_keys=EDITOR_KEYS,
     )
-    return TeamSession(user, layers, models, repositories, fair_share, close, secret, action_slots)
-
-
-def cache_salt(secret: bytes, salt_per: str, user: str) -> str:
-    """vLLM's cache_salt for a user's requests: keyed with the daemon's secret, so whoever can
-    reach vLLM cannot compute it from a user name and probe that user's cached prompts. With
-    ``--salt-per team`` every user shares one (more cache hits, no isolation)."""
-    scope = "team" if salt_per == "team" else f"user:{user}"
-    return hmac.new(secret, scope.encode(), hashlib.sha256).hexdigest()[:32]
+    return TeamSession(layers, models, repositories, fair_share, close, identity, action_slots)
