@@ -1,4 +1,6 @@
-"""The completion service: runs the stages for each request and owns their shared state."""
+"""The completion service: runs the stages for each request (context, templating, generation,
+post-processing, filtering) on the model its replica serves (engine.completion.served_models),
+counting what happened in its stats."""
 
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from engine.completion.postprocessing import (
     choose_line_mode,
     finalize,
 )
+from engine.completion.served_models import ServedModels
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.completion.typing_through import TypingThroughMemory
-from engine.config import EndpointConfig, Settings
+from engine.config import Settings
 from engine.context import RepositoryContext, TokenCounts
 from engine.endpoints import (
     Endpoints,
@@ -33,16 +36,9 @@ from engine.endpoints import (
     routing_headers,
     send_without_refused,
 )
-from engine.endpoints.replicas import in_affinity_order
 from engine.metrics import CompletionStats
-from engine.notices import Notice
 
 log = logging.getLogger(__name__)
-
-_ESTIMATES = TokenCounts(None)
-
-# Per (endpoint name, replica URL).
-_ReplicaKey = tuple[str, str]
 
 
 class CompletionService:
@@ -54,17 +50,12 @@ class CompletionService:
         share: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
         self.endpoints = endpoints
-        # Shared in team mode (template checks, token counts); closed by its owner.
-        self._models = models
         self.repository = repository
+        self.models = ServedModels(endpoints, models, repository, lambda: self.settings)
         # Team mode: this user's place at the model server (engine.team.fair_share).
         self._share = share or (lambda: nullcontext(0))
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
-        # Per replica: what discovery learned, its task, and the context built on its counts.
-        self._served: dict[_ReplicaKey, ServedModel] = {}
-        self._contexts: dict[_ReplicaKey, ContextBuilder] = {}
-        self._discovery: dict[_ReplicaKey, asyncio.Task[ServedModel]] = {}
         self.stats = CompletionStats()
 
     @property
@@ -73,24 +64,15 @@ class CompletionService:
 
     @property
     def served_model(self) -> ServedModel | None:
-        """The model serving inline completions by the routing rules, once discovered."""
-        primary = self.endpoints.route("inline").endpoint
-        return next(
-            (served for (name, _), served in self._served.items() if name == primary),
-            next(iter(self._served.values()), None),
-        )
+        return self.models.primary
 
     @property
     def counts(self) -> TokenCounts:
-        """Token counts of the model serving completions (estimates until it is known)."""
-        served = self.served_model
-        return served.counts if served is not None else _ESTIMATES
+        return self.models.counts
 
     async def start(self) -> None:
         """Discover the model and template in the background; the first request waits for it."""
-        primary = self.endpoints.route("inline").endpoint
-        config = in_affinity_order(getattr(self.settings, primary), None)[0]
-        self._discovery_task(Replica(primary, config))
+        self.models.start()
 
     async def reconfigure(self, before: Settings) -> None:
         """The endpoints' settings changed from ``before``: rediscover if what discovery
@@ -98,16 +80,16 @@ class CompletionService:
         settings = self.settings
         fields = ("instruct", "reasoning", "routing", "completion", "index")
         if any(getattr(settings, f) != getattr(before, f) for f in fields):
-            self._drop_served_models()
+            self.models.drop()
             await self.start()
 
     async def aclose(self) -> None:
-        self._drop_served_models()
+        self.models.drop()
 
     def forget_document(self, uri: str) -> None:
         self._latest.cancel(uri)
         self._memory.forget(uri)
-        for context in self._contexts.values():
+        for context in self.models.contexts():
             context.forget(uri)
 
     def in_flight(self) -> int:
@@ -162,19 +144,17 @@ class CompletionService:
         route = self.endpoints.route("inline")
 
         async def attempt(replica: Replica) -> Suggestion | None:
-            nonlocal overhead_from
-            key = (replica.endpoint, replica.url)
             try:
                 waited = time.perf_counter()
-                served = await self._served_model(replica)
+                served, context = await self.models.served(replica)
                 # Discovery (once per endpoint) is start-up, not per-request overhead.
-                overhead_from += time.perf_counter() - waited
-                return await self._generate(served, key, request, started, overhead_from)
+                discovery_s = time.perf_counter() - waited
+                return await self._generate(
+                    served, context, request, started, overhead_from + discovery_s
+                )
             except BackendError:
                 self.stats.failures += 1
-                task = self._discovery.get(key)
-                if task is not None and task.done() and key not in self._served:
-                    del self._discovery[key]  # retry discovery on the next request
+                self.models.failed(replica)
                 raise
 
         try:
@@ -185,13 +165,13 @@ class CompletionService:
     async def _generate(
         self,
         served: ServedModel,
-        key: _ReplicaKey,
+        builder: ContextBuilder,
         request: CompletionRequest,
         started: float,
         overhead_from: float,
     ) -> Suggestion | None:
         settings = self.settings.completion
-        context = self._contexts[key].build(request, settings.prompt_token_budget)
+        context = builder.build(request, settings.prompt_token_budget)
         if context is None:
             log.info("no completion in %s: it may hold secrets", request.document_uri)
             return None
@@ -258,48 +238,6 @@ class CompletionService:
         """How many suggestions to ask for: several only when the user asked (cycling), all
         from one request and one prompt."""
         return self.settings.completion.candidates if request.explicit else 1
-
-    def _discovery_task(self, replica: Replica) -> asyncio.Task[ServedModel]:
-        key = (replica.endpoint, replica.url)
-        if key not in self._discovery:
-            task = asyncio.create_task(self._discover(key, replica.config))
-            # A failure is reported by the request that awaits it; don't warn it was unseen.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._discovery[key] = task
-        return self._discovery[key]
-
-    async def _served_model(self, replica: Replica) -> ServedModel:
-        served = self._served.get((replica.endpoint, replica.url))
-        if served is not None:
-            return served
-        # shield: one cancelled keystroke must not kill discovery for the others.
-        return await asyncio.shield(self._discovery_task(replica))
-
-    async def _discover(self, key: _ReplicaKey, endpoint: EndpointConfig) -> ServedModel:
-        settings = self.settings
-        served = await self._models.get(
-            endpoint, settings.completion.template, settings.completion.timeout_s
-        )
-        if served.choice.warning:
-            log.warning("%s", served.choice.warning)
-            self.endpoints.notify(Notice("warning", f"iquest: {served.choice.warning}"))
-        self._contexts[key] = ContextBuilder(
-            self.repository,
-            served.counts,
-            settings.completion.layout,
-            settings.completion.cursor_line,
-            settings.index.exclude,
-        )
-        self._served[key] = served
-        return served
-
-    def _drop_served_models(self) -> None:
-        for task in self._discovery.values():
-            if not task.done():
-                task.cancel()
-        self._discovery = {}
-        self._served = {}
-        self._contexts = {}
 
 
 def distinct(texts: Iterable[str | None]) -> tuple[str, ...]:
