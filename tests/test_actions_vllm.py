@@ -147,3 +147,63 @@ async def test_findings_from_vllm_become_diagnostics(vllm: VllmEndpoint, tmp_pat
         published = client.diagnostics.get(uri, [])
     assert len(published) == field(result, "findings")
     assert all(d.source == "iquest" and 0 <= d.range.start.line < line_count for d in published)
+
+
+async def test_an_action_prompt_fits_the_servers_context(vllm: VllmEndpoint, tmp_path: Path):
+    """Explaining two lines of a big file sent more than the served model's context (issue
+    25: HTTP 400 on the embedded model): the prompt is fitted to max_model_len less
+    max_tokens, trimming the repository context and the far lines first. Here 20,000 tokens
+    of budget and 12,000 to answer against a 24,576-token server."""
+    uri = (tmp_path / "big.py").as_uri()
+    big = CODE * 60  # ~60,000 tokens
+    settings = options(vllm, max_tokens=12000, temperature=0.0, prompt_token_budget=20000)
+    async with lsp_session(settings, tmp_path) as client:
+        open_document(client, uri, big)
+        pending = asyncio.ensure_future(
+            client.protocol.send_request_async(
+                types.WORKSPACE_EXECUTE_COMMAND,
+                types.ExecuteCommandParams(
+                    command="iquest.explain",
+                    arguments=[{"uri": uri, "range": line_range(1200, 1202)}],
+                ),
+                msg_id="explain-big",
+            )
+        )
+        deadline = time.monotonic() + 60
+        while not any(
+            sum(isinstance(r, types.WorkDoneProgressReport) for r in reports) >= 2
+            for reports in client.progress_reports.values()
+        ):
+            if pending.done():
+                pending.result()  # the server's refusal, as the editor got it
+            assert time.monotonic() < deadline, "the action never started streaming"
+            await asyncio.sleep(0.01)
+        client.protocol.notify("$/cancelRequest", types.CancelParams(id="explain-big"))
+        with pytest.raises(JsonRpcException):
+            await pending
+
+
+async def test_a_refused_request_is_that_requests_error_not_an_outage(
+    vllm: VllmEndpoint, tmp_path: Path
+):
+    """A 400 (here a prompt over the server's context) paused every suggestion for the next
+    seconds with "Suggestions pause until it answers again" (issue 25)."""
+    from tests.support.lsp_session import end_position, inline_completion, stats
+
+    big, small = (tmp_path / "big.py").as_uri(), (tmp_path / "small.py").as_uri()
+    settings = {
+        "instruct": {"base_url": vllm.base_url, "model": vllm.model},
+        "completion": {"debounce_ms": 0, "prompt_token_budget": 200000, "max_tokens": 8},
+    }
+    async with lsp_session(settings, tmp_path) as client:
+        open_document(client, big, CODE * 200)
+        open_document(client, small, "def total(values):\n    return ")
+        await inline_completion(client, big, end_position(CODE * 200))
+        await inline_completion(client, small, end_position("def total(values):\n    return "))
+        figures = await stats(client)
+    errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert figures["backend_requests"] == 2, figures  # the second went to the server
+    assert figures["failures"] == 1, str({k: v for k, v in figures.items() if "ms" not in k})
+    assert not any("pause" in m for m in errors)
+    assert any("refused a request" in w and "400" in w for w in warnings), client.messages

@@ -263,3 +263,22 @@ async def test_an_explicit_request_gets_distinct_candidates_from_one_vllm_reques
     assert computed < 2 * prompt, moved
     assert counted["accepted_by_index"][:3] == [0, 1, 0] and counted["accepted"] == 1
     assert server_stats["backend_requests"] == 1 and server_stats["served_from_memory"] == 1
+
+
+async def test_an_empty_prompt_is_never_sent(vllm: VllmEndpoint, tmp_path: Path):
+    """Typing then deleting a character in an empty file sent an empty prompt with a
+    prefix-only template: HTTP 400, then "Suggestions pause" (issue 25)."""
+    from tests.support.lsp_session import stats
+
+    uri = (tmp_path / "empty.py").as_uri()
+    settings = {
+        "instruct": {"base_url": vllm.base_url, "model": vllm.model},
+        "completion": {"debounce_ms": 0, "template": "prefix-only"},
+    }
+    async with lsp_session(settings, tmp_path) as client:
+        open_document(client, uri, "")
+        answer = await inline_completion(client, uri, types.Position(line=0, character=0))
+        figures = await stats(client)
+    assert items_of(answer) == []
+    assert figures["backend_requests"] == 0 and figures["failures"] == 0
+    assert not [m for m in client.messages if m.type == types.MessageType.Error]

@@ -47,6 +47,17 @@ PROGRESS_EVERY = 16
 
 # (message, percentage or None)
 Progress = Callable[[str, int | None], None]
+# An action's messages for a budget of the file's lines (tokens), with or without the
+# repository's definitions.
+Prompt = Callable[[int, bool], tuple[ChatMessage, ...]]
+
+# What a prompt is measured by before it is sent: fewer characters a token than the prompts'
+# own estimate (code with short tokens must not overflow the context), and per message the
+# chat template's markers.
+FIT_CHARS_PER_TOKEN = 2.5
+TOKENS_PER_MESSAGE = 8
+# The least a prompt keeps when max_tokens would take the whole context.
+MIN_PROMPT_TOKENS = 1024
 
 
 class ActionService:
@@ -73,17 +84,18 @@ class ActionService:
 
     # --- the actions ---------------------------------------------------------------------
     async def explain(self, request: ActionRequest, progress: Progress) -> Explanation:
-        answer = await self._answer(request, self._messages(request), progress)
+        answer = await self._answer(request, self._prompt(request), progress)
         return Explanation(answer.content, answer.thinking)
 
     async def ask(self, request: ActionRequest, progress: Progress) -> Explanation:
         if not (request.question or "").strip():
             raise ActionError("ask needs a question")
-        answer = await self._answer(request, self._messages(request), progress)
+        answer = await self._answer(request, self._prompt(request), progress)
         return Explanation(answer.content, answer.thinking)
 
     async def fix(self, request: ActionRequest, progress: Progress) -> FixOutcome:
-        messages = self._messages(request)
+        prompt = self._prompt(request)
+        follow_up: tuple[ChatMessage, ...] = ()
         path = request.relative_path or (request.path.name if request.path else "")
         thinking: list[str] = []
         problem = ""
@@ -91,7 +103,9 @@ class ActionService:
             fix_schema(len(request.selection)) if self.settings.actions.structured_fix else None
         )
         for attempt in (1, 2):
-            answer = await self._answer(request, messages, progress, json_schema=schema)
+            answer = await self._answer(
+                request, prompt, progress, json_schema=schema, follow_up=follow_up
+            )
             thinking.append(answer.thinking)
             try:
                 proposal = read_proposal(answer.content)
@@ -103,8 +117,8 @@ class ActionService:
                 problem = str(rejected)
                 log.info("fix attempt %d rejected: %s", attempt, problem)
                 progress(f"retrying: {problem}", None)
-                messages = (
-                    *messages,
+                follow_up = (
+                    *follow_up,
                     ChatMessage("assistant", answer.content),
                     retry_message(problem),
                 )
@@ -112,7 +126,7 @@ class ActionService:
 
     async def find_bugs(self, request: ActionRequest, progress: Progress) -> list[Finding]:
         answer = await self._answer(
-            request, self._messages(request), progress, json_schema=findings_schema()
+            request, self._prompt(request), progress, json_schema=findings_schema()
         )
         first = 0 if request.whole_file else request.text.count("\n", 0, request.start)
         last = (
@@ -126,7 +140,9 @@ class ActionService:
             raise ActionError(f"find bugs: {error}") from error
 
     # --- stages ----------------------------------------------------------------------------
-    def _messages(self, request: ActionRequest) -> tuple[ChatMessage, ...]:
+    def _prompt(self, request: ActionRequest) -> Prompt:
+        """The action's messages for a budget of the file's lines, with or without the
+        repository's definitions (fitted to the server in :meth:`_answer`)."""
         check_sizes(request, self.settings.actions.prompt_token_budget)
         file = FileAt(
             request.document_uri,
@@ -142,24 +158,34 @@ class ActionService:
             self._counts(),
             completion.layout,
         )
-        return build_messages(
-            request, workspace_name, entries, self.settings.actions.prompt_token_budget
-        )
+
+        def build(budget_tokens: int, with_repository: bool) -> tuple[ChatMessage, ...]:
+            shown = entries if with_repository else ()
+            return build_messages(request, workspace_name, shown, budget_tokens)
+
+        return build
 
     async def _answer(
         self,
         request: ActionRequest,
-        messages: tuple[ChatMessage, ...],
+        prompt: Prompt,
         progress: Progress,
         json_schema: dict[str, object] | None = None,
+        follow_up: tuple[ChatMessage, ...] = (),
     ) -> Answer:
         selected = 0 if request.whole_file else request.selection.count("\n") + 1
         route = self.endpoints.route(request.kind.value, selected)
 
         async def attempt(replica: Replica) -> Answer:
+            clients = self.endpoints.clients
+            model = await clients.model_name(replica.config)
+            context = await clients.max_model_len(replica.config, model)
+            max_tokens, allowed = answer_room(self.settings.actions.max_tokens, context)
+            messages = fit(prompt, follow_up, self.settings.actions.prompt_token_budget, allowed)
             return await self._stream(
                 replica,
                 messages,
+                max_tokens,
                 progress,
                 json_schema,
                 routing_headers(request.session, request.user_key),
@@ -174,6 +200,7 @@ class ActionService:
         self,
         replica: Replica,
         messages: tuple[ChatMessage, ...],
+        max_tokens: int,
         progress: Progress,
         json_schema: dict[str, object] | None,
         headers: dict[str, str],
@@ -189,7 +216,7 @@ class ActionService:
             response_format = fields.pop("response_format", None)
             params = ChatParams(
                 messages=messages,
-                max_tokens=settings.max_tokens,
+                max_tokens=max_tokens,
                 temperature=settings.temperature,
                 top_p=settings.top_p,
                 json_schema=response_format if isinstance(response_format, dict) else None,
@@ -276,3 +303,37 @@ def check_sizes(request: ActionRequest, budget_tokens: int) -> None:
             f"the selection is {len(request.selection):,} characters; at most "
             f"{budget_chars:,} fit one action (actions.prompt_token_budget): select less"
         )
+
+
+def answer_room(max_tokens: int, context: int | None) -> tuple[int, int | None]:
+    """The answer's max_tokens and the prompt's room within a server's ``context`` (None:
+    unknown, not limited here). A max_tokens that would leave the prompt less than
+    MIN_PROMPT_TOKENS is lowered."""
+    if context is None:
+        return max_tokens, None
+    max_tokens = max(1, min(max_tokens, context - MIN_PROMPT_TOKENS))
+    return max_tokens, max(1, context - max_tokens - 2 * TOKENS_PER_MESSAGE)
+
+
+def estimated_tokens(messages: tuple[ChatMessage, ...]) -> int:
+    return sum(int(len(m.content) / FIT_CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE for m in messages)
+
+
+def fit(
+    prompt: Prompt, follow_up: tuple[ChatMessage, ...], budget: int, allowed: int | None
+) -> tuple[ChatMessage, ...]:
+    """The prompt within ``allowed`` tokens, trimming the least relevant first: the
+    repository's definitions, then the file's lines farthest from the selection (the
+    selection itself always stays)."""
+    with_repository = True
+    messages = (*prompt(budget, with_repository), *follow_up)
+    for _ in range(8):
+        size = estimated_tokens(messages)
+        if allowed is None or size <= allowed:
+            break
+        if with_repository:
+            with_repository = False
+        else:
+            budget = max(64, int(budget * allowed / size) - 32)
+        messages = (*prompt(budget, with_repository), *follow_up)
+    return messages

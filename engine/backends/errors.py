@@ -20,6 +20,15 @@ class BackendError(Exception):
         self.detail = detail
         self.status = status
 
+    @property
+    def server_is_failing(self) -> bool:
+        """Down, silent, failing inside (5xx) or saying so (408, 429), or answering garbage:
+        the server's state, worth a pause and a message. Any other 4xx concerns the one
+        request that got it (a prompt over the context length, an empty prompt)."""
+        if self.status is None or self.status >= 500:
+            return True
+        return self.status in (408, 429)
+
     def rejects_field(self, name: str) -> bool:
         """A 400 that names a request field: the server does not take it (vLLM refuses a
         non-zero ``priority`` unless it schedules by priority)."""

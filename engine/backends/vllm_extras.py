@@ -219,7 +219,10 @@ class ServerInfo:
             ) from exc
         if response.status_code >= 400:
             raise BackendError(
-                url, FailureKind.HTTP_STATUS, f"HTTP {response.status_code}: {response.text[:200]}"
+                url,
+                FailureKind.HTTP_STATUS,
+                f"HTTP {response.status_code}: {response.text[:200]}",
+                status=response.status_code,
             )
         return response
 

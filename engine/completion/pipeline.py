@@ -177,6 +177,8 @@ class CompletionService:
             return None
         template = served.template
         prompt = template.render(context, served.repo_headers)
+        if not prompt.strip():
+            return None  # an empty file with no context: nothing to complete (vLLM says 400)
         line_mode = choose_line_mode(context, settings.multiline)
         self.stats.backend_requests += 1
         self.stats.overheads_ms.append(_ms_since(overhead_from))

@@ -33,6 +33,7 @@ class EndpointClients:
         self._refused: dict[str, RefusedFields] = {}
         # Each server's sequence limit as it said it (None: it doesn't say).
         self._max_num_seqs: dict[str, asyncio.Task[int | None]] = {}
+        self._max_model_lens: dict[tuple[str, str], asyncio.Task[int | None]] = {}
 
     def completions(
         self, endpoint: EndpointConfig, model: str, timeout_s: float
@@ -67,6 +68,19 @@ class EndpointClients:
             log.info("cannot ask %s for its sequence limit: %s", url, error)
             return None
 
+    async def max_model_len(self, endpoint: EndpointConfig, model: str) -> int | None:
+        """The context length the server allows ``model`` (vLLM's model list), asked once;
+        None where it does not say or cannot be asked."""
+        try:
+            return await _asked_once(
+                self._max_model_lens,
+                (endpoint.base_url, model),
+                lambda: self.info(endpoint).max_model_len(model),
+            )
+        except BackendError as error:
+            log.info("cannot ask %s for its context length: %s", endpoint.base_url, error)
+            return None
+
     async def model_name(self, endpoint: EndpointConfig) -> str:
         """The endpoint's configured model, else the first the server lists (asked once; a
         failure is asked again next time)."""
@@ -79,9 +93,10 @@ class EndpointClients:
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         infos, self._info = self._info, {}
-        for task in [*self._model_names.values(), *self._max_num_seqs.values()]:
+        tasks = [*self._model_names.values(), *self._max_num_seqs.values()]
+        for task in [*tasks, *self._max_model_lens.values()]:
             task.cancel()
-        self._model_names, self._max_num_seqs = {}, {}
+        self._model_names, self._max_num_seqs, self._max_model_lens = {}, {}, {}
         for client in clients.values():
             await client.aclose()
         for info in infos.values():

@@ -131,6 +131,9 @@ class Endpoints:
             try:
                 result = await attempt(replica)
             except BackendError as error:
+                if not error.server_is_failing:
+                    self.outages.refused(error)
+                    raise  # that request's own error: the server is fine
                 self.outages.failed(error)
                 if not worth_falling_back(error):
                     raise

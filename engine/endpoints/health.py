@@ -21,6 +21,9 @@ class OutageTracker:
         self._notify = notify
         self._down_since: dict[str, float] = {}
         self._last_failure: dict[str, float] = {}
+        # (url, status) of requests a server refused that the user was told of; forgotten
+        # when that server answers again.
+        self._refusals_told: set[tuple[str, int | None]] = set()
 
     def failed(self, error: BackendError) -> None:
         now = time.monotonic()
@@ -38,7 +41,24 @@ class OutageTracker:
             )
         )
 
+    def refused(self, error: BackendError) -> None:
+        """A server that answered a request with an error about that request (a 4xx): no
+        pause, the next request goes as usual; the user is told once what it said."""
+        log.info("request refused: %s", error)
+        key = (error.url, error.status)
+        if key in self._refusals_told:
+            return
+        self._refusals_told.add(key)
+        hint = " (is base_url right? vLLM's usually ends in /v1)" if error.status == 404 else ""
+        self._notify(
+            Notice(
+                "warning",
+                f"iquest: model server {error.url} refused a request: {error.detail}{hint}",
+            )
+        )
+
     def succeeded(self, url: str) -> None:
+        self._refusals_told = {told for told in self._refusals_told if told[0] != url}
         if self._down_since.pop(url, None) is not None:
             self._last_failure.pop(url, None)
             log.info("backend back: %s", url)
