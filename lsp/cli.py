@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"iquest-lsp connect: {warning}", file=sys.stderr)
 
         try:
-            return asyncio.run(run_bridge(args.url, read_token(args.token_file), args.ca_file))
+            token = read_token(args.token_file, lambda line: print(line, file=sys.stderr))
+            return asyncio.run(run_bridge(args.url, token, args.ca_file))
         except (BridgeError, OSError) as error:
             print(f"iquest-lsp connect: {error}", file=sys.stderr)
             return 2

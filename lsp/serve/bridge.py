@@ -12,7 +12,7 @@ import json
 import os
 import ssl
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,12 +29,32 @@ class BridgeError(RuntimeError):
     pass
 
 
-def read_token(token_file: Path | None) -> str:
-    if token_file is not None:
-        return token_file.read_text(encoding="utf-8").strip()
-    token = os.environ.get("IQUEST_TOKEN", "").strip()
+def read_token(token_file: Path | None, warn: Callable[[str], None] = lambda _: None) -> str:
+    """The token from ``token_file`` (``~`` expanded) or $IQUEST_TOKEN; a file others can read
+    is used, with a warning."""
+    if token_file is None:
+        token = os.environ.get("IQUEST_TOKEN", "").strip()
+        if not token:
+            raise BridgeError("no token: set IQUEST_TOKEN or pass --token-file")
+        return token
+    path = token_file.expanduser()
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise BridgeError(
+            f"token file {path} not found: save the token `iquest-lsp token add NAME` printed "
+            "there (chmod 600)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BridgeError(f"cannot read token file {path}: {error}") from None
     if not token:
-        raise BridgeError("no token: set IQUEST_TOKEN or pass --token-file")
+        raise BridgeError(f"token file {path} is empty: save your token there")
+    if mode & 0o077:
+        warn(
+            f"warning: token file {path} is mode {mode & 0o777:o}: others can read your "
+            f"token; chmod 600 {path}"
+        )
     return token
 
 

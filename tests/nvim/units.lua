@@ -45,6 +45,12 @@ vim.api.nvim_buf_set_lines(buf, 0, -1, false, { "a = 1", "b = 'é€'", "c = 3" 
 eq(actions.arguments(buf, { range = 0 }, nil), { uri = "file:///tmp/iquest-units/app.py" }, "whole file")
 eq(actions.arguments(buf, { range = 2, line1 = 1, line2 = 2 }, { offset_encoding = "utf-16" }).range,
   { start = { line = 0, character = 0 }, ["end"] = { line = 1, character = 8 } }, "line range in utf-16")
+-- A team token file given as "~/...": expanded before it reaches `iquest-lsp connect`.
+local cmd = require("iquest").command_line({
+  cmd = { "iquest-lsp" }, team_url = "tls://gpu-host:7070", token_file = "~/.config/iquest-token",
+})
+eq(cmd[1] .. " " .. cmd[2] .. " " .. cmd[3] .. " " .. cmd[4], "iquest-lsp connect tls://gpu-host:7070 --token-file", "connect command")
+eq(cmd[5], vim.fn.expand("$HOME") .. "/.config/iquest-token", "token file expanded")
 if #failures > 0 then
   io.stderr:write(table.concat(failures, "\n") .. "\n")
   vim.cmd("cquit 1")

@@ -51,13 +51,19 @@ function M.check()
       health.warn("no token: set $IQUEST_TOKEN or token_file")
     end
   end
-  local client = require("iquest").client(0)
+  -- :checkhealth runs in a buffer of its own: any buffer the daemon is attached to counts.
+  local client = vim.lsp.get_clients({ name = "iquest" })[1]
   if not client then
-    health.warn("the daemon is not attached to the current buffer (open a file first)")
+    health.warn("the daemon is not running (open a file of a configured file type first)")
     return
   end
-  health.ok("attached: client " .. client.id)
-  local answer = client:request_sync(protocol.STATS, vim.NIL, 5000, 0)
+  local buffers = vim.tbl_keys(client.attached_buffers or {})
+  if #buffers == 0 then
+    health.warn("the daemon runs but no buffer is attached (open a file first)")
+    return
+  end
+  health.ok(string.format("attached: client %d, %d buffer(s)", client.id, #buffers))
+  local answer = client:request_sync(protocol.STATS, vim.NIL, 5000, buffers[1])
   local stats = answer and answer.result
   if not stats then
     health.error("the daemon did not answer iquest/stats")

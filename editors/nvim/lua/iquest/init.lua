@@ -29,11 +29,13 @@ M.defaults = {
 
 M.config = vim.deepcopy(M.defaults)
 
-local function command_line(opts)
+-- The daemon's command line: `iquest-lsp connect URL` for a team server. A token_file such as
+-- "~/.config/iquest-token" is expanded here (no shell runs the command).
+function M.command_line(opts)
   if opts.team_url then
     local cmd = { opts.cmd[1], "connect", opts.team_url }
     if opts.token_file then
-      vim.list_extend(cmd, { "--token-file", opts.token_file })
+      vim.list_extend(cmd, { "--token-file", vim.fn.expand(opts.token_file) })
     end
     return cmd
   end
@@ -56,7 +58,7 @@ function M.setup(opts)
   M.config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
   local settings = { iquest = M.config.settings }
   vim.lsp.config("iquest", {
-    cmd = command_line(M.config),
+    cmd = M.command_line(M.config),
     filetypes = M.config.filetypes,
     root_markers = M.config.root_markers,
     init_options = settings,
@@ -73,6 +75,18 @@ function M.setup(opts)
         require("iquest.actions").show_explanation(payload)
       end,
     },
+    -- A daemon (or team bridge) that stops, e.g. on a revoked token, says so once; the
+    -- reason is in :LspLog. Scheduled: never a blocking prompt while typing.
+    on_exit = function(code, signal)
+      if code ~= 0 or (signal or 0) ~= 0 then
+        vim.schedule(function()
+          vim.notify(
+            string.format("iquest: the daemon stopped (exit code %d); :LspLog has its reason, :checkhealth iquest checks the set-up", code),
+            vim.log.levels.WARN
+          )
+        end)
+      end
+    end,
   })
   vim.lsp.enable("iquest")
 
