@@ -11,6 +11,7 @@ Precedence, lowest to highest (a later layer overrides a key of an earlier one):
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import tomllib
@@ -254,16 +255,52 @@ def merge_layers(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def build_settings(merged: Mapping[str, Any]) -> Settings:
     merged = dict(merged)
-    if "reasoning" not in merged and "instruct" in merged:
+    copied = "reasoning" not in merged and "instruct" in merged
+    if copied:
         # One deployment serving both: actions go where completions go unless told otherwise.
         merged["reasoning"] = merged["instruct"]
     try:
         return _SETTINGS_ADAPTER.validate_python(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise SettingsError(f"invalid settings: {problems}") from exc
+        problems = [
+            _problem(error["loc"], error["type"], error["msg"])
+            for error in exc.errors()
+            # The copy of [instruct] is not something the user wrote: its errors are
+            # [instruct]'s, said once.
+            if not (copied and error["loc"][:1] == ("reasoning",))
+        ]
+        raise SettingsError(f"invalid settings: {'; '.join(problems)}") from exc
+
+
+def _problem(location: tuple[Any, ...], kind: str, message: str) -> str:
+    dotted = ".".join(str(part) for part in location)
+    if kind != "unexpected_keyword_argument":
+        return f"{dotted}: {message}"
+    # A misspelled key: say so, and which key was probably meant.
+    known = _known_keys(location[:-1])
+    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{dotted}: not a setting{hint}"
+
+
+def _known_keys(table: tuple[Any, ...]) -> list[str]:
+    """The keys of the settings table at ``table`` (a dotted path), if it is one."""
+    model: Any = Settings
+    for part in table:
+        field = getattr(model, "__dataclass_fields__", {}).get(part) or getattr(
+            model, "model_fields", {}
+        ).get(part)
+        if field is None:
+            return []
+        model = getattr(field, "type", None) or getattr(field, "annotation", None)
+        if isinstance(model, str):
+            model = _resolve_annotation(model)
+    fields = getattr(model, "__dataclass_fields__", None) or getattr(model, "model_fields", {})
+    return list(fields)
+
+
+def _resolve_annotation(name: str) -> Any:
+    return globals().get(name.split("|")[0].strip())
 
 
 def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:

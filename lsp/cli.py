@@ -16,25 +16,36 @@ from typing import Any
 from engine import __version__
 
 
+class UsageError(Exception):
+    """A mistake in how iquest-lsp was started: one line on stderr, exit code 2."""
+
+
+def _add_config(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        # On a command: given there or before it (the command's own wins when both are).
+        default=argparse.SUPPRESS if suppress else None,
+        help="TOML settings file (default: $IQUEST_CONFIG "
+        "or the user config dir's iquest-lsp/config.toml)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="iquest-lsp",
         description="AI code completion language server for vLLM deployments. "
         "With no command, speaks LSP over stdio.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     root.add_argument("--version", action="version", version=f"iquest-lsp {__version__}")
     root.add_argument("--stdio", action="store_true", help="speak LSP over stdio (the default)")
-    root.add_argument(
-        "--config",
-        type=Path,
-        help="TOML settings file (default: $IQUEST_CONFIG "
-        "or the user config dir's iquest-lsp/config.toml)",
-    )
+    _add_config(root, suppress=False)
     serve = root.add_argument_group("team mode (--serve)")
     serve.add_argument(
         "--serve", action="store_true", help="serve many editors over TCP/TLS and WebSocket"
     )
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=7070, help="LSP over TCP (TLS with --tls-cert)")
     serve.add_argument(
         "--ws-port", type=int, default=7071, help="LSP over WebSocket; also /healthz, /metrics"
@@ -70,7 +81,14 @@ def parser() -> argparse.ArgumentParser:
         help="vLLM cache_salt per user (isolation, default) or one for the team",
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
-    token = commands.add_parser("token", help="manage team-mode access tokens")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    token = commands.add_parser(
+        "token",
+        help="manage team-mode access tokens",
+        description="Add, list or revoke the tokens editors connect to a team daemon with. "
+        "A token is printed once, when added, and stored hashed.",
+        formatter_class=formatter,
+    )
     token.add_argument("action", choices=("add", "list", "revoke"))
     token.add_argument("name", nargs="?", help="user (add), token id or user (revoke)")
     token.add_argument("--tokens", type=Path, dest="token_store", help="token store")
@@ -82,16 +100,30 @@ def parser() -> argparse.ArgumentParser:
         "(default: all)",
     )
     bridge = commands.add_parser(
-        "connect", help="bridge stdio to a team server (token from $IQUEST_TOKEN or a file)"
+        "connect",
+        help="bridge stdio to a team server (token from $IQUEST_TOKEN or a file)",
+        description="Speak LSP on stdio for an editor and relay it to a team daemon "
+        "(iquest-lsp --serve). The token comes from $IQUEST_TOKEN or --token-file, never "
+        "from the command line.",
+        formatter_class=formatter,
     )
     bridge.add_argument("url", help="tcp://, tls://, ws:// or wss:// HOST:PORT")
-    bridge.add_argument("--token-file", type=Path)
+    bridge.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the token (mode 600; ~ is expanded); default: $IQUEST_TOKEN",
+    )
     bridge.add_argument("--ca-file", type=Path, help="CA bundle for a self-signed server")
     demo = commands.add_parser(
         "demo",
         help="start the embedded model on vLLM's CPU build (unless an instruct endpoint "
         "answers) and show a real suggestion through the language server",
+        description="Show a real suggestion end to end: the configured instruct endpoint if "
+        "one answers, else SmolLM2-135M on vLLM's CPU build (converted once into the user "
+        "cache; no model hub), driven through the language server over stdio.",
+        formatter_class=formatter,
     )
+    _add_config(demo, suppress=True)
     demo.add_argument(
         "--file", type=Path, help="complete at the end of this file instead of the built-in example"
     )
@@ -99,8 +131,13 @@ def parser() -> argparse.ArgumentParser:
         "--port", type=int, default=0, help="port for the embedded vLLM (default: free)"
     )
     doctor = commands.add_parser(
-        "doctor", help="check the endpoints, models, FIM tokens and prefix caching"
+        "doctor",
+        help="check the endpoints, models, FIM tokens and prefix caching",
+        description="Check each configured endpoint: health, served models, the prompt "
+        "template and its FIM tokens, prefix caching, priority scheduling and routing.",
+        formatter_class=formatter,
     )
+    _add_config(doctor, suppress=True)
     doctor.add_argument(
         "--profile", help="also compare each server with this launch profile (iquest-lsp vllm)"
     )
@@ -126,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     # `iquest-lsp vllm ... -- --load-format dummy`: what follows -- is vLLM's own.
     ours, vllm_extra = split_extra(list(sys.argv[1:] if argv is None else argv))
     args = parser().parse_args(ours)
+    try:
+        check_arguments(args)
+        return _run(args, vllm_extra)
+    except UsageError as error:
+        print(f"iquest-lsp: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, vllm_extra: tuple[str, ...]) -> int:
     if args.command == "vllm":
         from lsp.vllm_cli import run_vllm
 
@@ -191,29 +237,86 @@ def main(argv: list[str] | None = None) -> int:
             salt_per=args.salt_per,
             new_connections_per_address_per_s=args.new_connections_per_s,
         )
-        if args.workers > 1:
-            from lsp.serve.workers import run_workers
-
-            try:
-                return run_workers(
-                    options,
-                    args.workers,
-                    _run_fast,
-                    os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
-                )
-            finally:
-                if metrics_dir:
-                    shutil.rmtree(metrics_dir, ignore_errors=True)
         try:
+            if args.workers > 1:
+                from lsp.serve.workers import run_workers
+
+                try:
+                    return run_workers(
+                        options,
+                        args.workers,
+                        _run_fast,
+                        os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+                    )
+                finally:
+                    if metrics_dir:
+                        shutil.rmtree(metrics_dir, ignore_errors=True)
             return _run_fast(run_serve(options))
         except KeyboardInterrupt:
             return 0
+        except OSError as error:
+            raise UsageError(_serve_failure(args, error)) from None
     from lsp.server import build_stdio_server
     from lsp.stdio import serve_stdio
 
     _console_logging()  # until the session's log file is set up: stderr, guarded
     serve_stdio(build_stdio_server(args.config))
     return 0
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The mistakes a first day brings, each told in one line before anything starts."""
+    config = getattr(args, "config", None)
+    if config is not None and not config.expanduser().is_file():
+        raise UsageError(
+            f"config file {config} not found: give an existing file, or leave --config out "
+            "($IQUEST_CONFIG or the user config dir's iquest-lsp/config.toml is read then)"
+        )
+    if args.command is None and args.serve:
+        _check_serve(args)
+
+
+def _check_serve(args: argparse.Namespace) -> None:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together: give both, or neither")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {path}: no such file (a PEM file)")
+    if args.tls_cert is not None:
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                args.tls_cert, args.tls_key
+            )
+        except (ssl.SSLError, OSError) as error:
+            raise UsageError(
+                f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key} cannot be used: "
+                f"{getattr(error, 'reason', None) or error} (PEM certificate chain and its key)"
+            ) from None
+    if args.tokens is not None and not args.tokens.expanduser().parent.is_dir():
+        raise UsageError(
+            f"--tokens {args.tokens}: folder {args.tokens.parent} does not exist "
+            "(create it, or leave --tokens out for the user config dir)"
+        )
+    for repo in args.repo:
+        if not repo.is_dir():
+            raise UsageError(f"--repo {repo}: no such folder (a server-side checkout)")
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+
+
+def _serve_failure(args: argparse.Namespace, error: OSError) -> str:
+    import errno
+
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"a port on {args.host} is in use (--port {args.port}, --ws-port {args.ws_port}): "
+            "stop what listens there, or choose other ports"
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"--host {args.host} is not an address of this machine"
+    return f"cannot serve: {error.strerror or error}"
 
 
 def _token_command(args: argparse.Namespace) -> int:
@@ -228,6 +331,11 @@ def _token_command(args: argparse.Namespace) -> int:
             print(store.add(args.name, repos))
             print("(shown once: give it to the user; it is stored hashed)", file=sys.stderr)
         elif args.action == "list":
+            if not store.entries():
+                print(
+                    f"no tokens in {store.path}: add one with `iquest-lsp token add NAME`",
+                    file=sys.stderr,
+                )
             for entry in store.entries():
                 state = "revoked" if entry.revoked else "active"
                 visible = ", ".join(entry.repos) if entry.repos is not None else "all checkouts"

@@ -20,9 +20,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "arguments after -- go to vLLM",
         description="Plan and start the vLLM server(s) the daemon talks to. Arguments after "
         "-- are passed to vLLM as they are.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     vllm.add_argument("--model", required=True, help="model folder, or a hub id in the local cache")
-    vllm.add_argument("--role", choices=("instruct", "reasoning", "both"), default="instruct")
+    vllm.add_argument(
+        "--role",
+        choices=("instruct", "reasoning", "both"),
+        default="instruct",
+        help="which model the server serves: inline completions (instruct), actions "
+        "(reasoning), or one server of each",
+    )
     vllm.add_argument(
         "--reasoning-model", help="--role both: the reasoning (Thinking) model's folder or id"
     )

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus
 
 from lsp.serve.framing import frame, read_bodies
 
@@ -96,7 +97,61 @@ async def run_bridge(url: str, token: str, ca_file: Path | None = None) -> int:
     first = await anext(bodies, None)
     if first is None:
         return 0
-    if target.scheme in ("tcp", "tls"):
+    try:
+        return await _relay(url, target.scheme, target, context, token, first, bodies)
+    except BridgeError:
+        raise
+    except Exception as error:
+        raise BridgeError(explain_failure(url, error)) from error
+
+
+def explain_failure(url: str, error: BaseException) -> str:
+    """One line on why a connection to a team server failed, and what to do."""
+    scheme = urlparse(url).scheme
+    if isinstance(error, InvalidStatus):
+        status = error.response.status_code
+        if status == 401:
+            return (
+                f"{url} refused the token (HTTP 401): check it, or ask for a new one "
+                "(iquest-lsp token add NAME on the server)"
+            )
+        return f"{url} refused the connection (HTTP {status})"
+    if isinstance(error, InvalidHandshake | InvalidMessage | EOFError):
+        return (
+            f"{url} did not answer as a WebSocket server: ws:// and wss:// go to the daemon's "
+            "--ws-port (7071 by default), tcp:// and tls:// to its --port (7070)"
+        )
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"{url}: the server's certificate is not trusted ({error.verify_message}): pass "
+            "--ca-file with the CA that signed it"
+        )
+    if isinstance(error, ssl.SSLError) or (
+        scheme in ("tls", "wss") and isinstance(error, ConnectionResetError)
+    ):
+        plain = "tcp" if scheme == "tls" else "ws"
+        reason = error.reason if isinstance(error, ssl.SSLError) else type(error).__name__
+        return (
+            f"TLS with {url} failed ({reason}): is the server started with --tls-cert? "
+            f"A server without it takes {plain}://"
+        )
+    if isinstance(error, ConnectionRefusedError):
+        return f"nothing listens at {url}: is iquest-lsp --serve running there, on that port?"
+    if isinstance(error, OSError):
+        return f"cannot connect to {url}: {error.strerror or type(error).__name__}"
+    return f"connection to {url} failed: {type(error).__name__}: {str(error)[:200]}"
+
+
+async def _relay(
+    url: str,
+    scheme: str,
+    target: Any,
+    context: ssl.SSLContext | None,
+    token: str,
+    first: bytes,
+    bodies: Any,
+) -> int:
+    if scheme in ("tcp", "tls"):
         assert target.hostname and target.port
         reader, writer = await asyncio.open_connection(target.hostname, target.port, ssl=context)
 
