@@ -125,7 +125,12 @@ async def test_a_request_error_is_not_retried_elsewhere():
     with pytest.raises(BackendError, match="422"):
         await endpoints.call(route, "s", script, try_paused=True)
     assert script.tried == [REASONING]
-    assert not [n for n in notices if n.level == "warning"]
+    # No fallback, no outage: that request's error, told once as such.
+    assert not [n for n in notices if "meanwhile" in n.message or n.level == "error"]
+    assert [n.message for n in notices] == [
+        "iquest: model server http://reasoning/v1 refused a request: HTTP 422: bad request"
+    ]
+    assert not endpoints.outages.should_skip(REASONING)
 
 
 async def test_the_fallback_notice_comes_back_after_the_endpoint_recovered_and_failed_again():

@@ -282,3 +282,36 @@ async def test_an_empty_prompt_is_never_sent(vllm: VllmEndpoint, tmp_path: Path)
     assert items_of(answer) == []
     assert figures["backend_requests"] == 0 and figures["failures"] == 0
     assert not [m for m in client.messages if m.type == types.MessageType.Error]
+
+
+async def test_every_prompt_token_is_counted_in_team_metrics(vllm: VllmEndpoint, tmp_path: Path):
+    """iquest_prompt_tokens_total stayed 0 after six completions (issue 25): a single-line
+    suggestion ends at its line's end, where the daemon closes the stream, before vLLM's final
+    usage chunk. Every chunk now carries the prompt's size; a request's counts reach /metrics
+    when it ends."""
+    from types import SimpleNamespace
+
+    from tests.support.polling import eventually
+    from tests.support.team import editor, team_daemon
+
+    server = SimpleNamespace(base_url=vllm.base_url)
+    uri = (tmp_path / "proj" / "geometry.py").as_uri()
+    async with team_daemon(tmp_path, server) as (daemon, team):  # type: ignore[arg-type]
+        url = f"tls://127.0.0.1:{daemon.bound['tcp']}"
+        async with editor(url, team["tokens"]["alice"], tmp_path, team["cert"]) as client:
+            before = await vllm_samples(vllm.root_url)
+            open_document(client, uri, SOURCE)
+            text = SOURCE
+            for n in range(6):
+                text += f"\nvalue_{n} = "
+                open_document(client, uri.replace(".py", f"{n}.py"), text)
+                # As typed (one candidate: vLLM counts an n=3 prompt three times).
+                await inline_completion(
+                    client, uri.replace(".py", f"{n}.py"), end_position(text), invoked=False
+                )
+            after = await vllm_samples(vllm.root_url)
+            sent = after["vllm:prompt_tokens_total"] - before["vllm:prompt_tokens_total"]
+            await eventually(lambda: daemon.metrics.prompt_tokens._value.get() >= sent, 5)
+            counted = daemon.metrics.prompt_tokens._value.get()
+    assert sent > 0
+    assert counted == sent

@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 SERVER_STOP_LIMIT = 4
 
 
+# continuous_usage_stats (vLLM's own): every chunk says the prompt's size, so a stream the
+# daemon closes at the end of a line (most single-line suggestions end before vLLM's final
+# usage chunk) still counts its prompt tokens. (Typed loosely: the OpenAI type lacks it.)
+STREAM_OPTIONS: Any = {"include_usage": True, "continuous_usage_stats": True}
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     prompt: str
@@ -95,7 +101,7 @@ class CompletionBackend(EndpointClient):
             top_p=params.top_p,
             stop=list(params.stop[:SERVER_STOP_LIMIT]) or None,
             stream=True,
-            stream_options={"include_usage": True},
+            stream_options=STREAM_OPTIONS,
             extra_body=params.extra_body or None,
             extra_headers=params.headers or None,
             n=params.n,

@@ -77,6 +77,9 @@ class Dispatcher:
             running = server.rpc.running_request(message.id)
             if running is not None:
                 self._connections.usage(connection.user).running(running)
+                # Its counts (prompt tokens, latency) reach /metrics when it ends, not with
+                # the connection's next message.
+                running.add_done_callback(lambda _: connection.fold_stats())
         connection.fold_stats()
 
     def _refusal(self, connection: Connection, message: Any, method: object) -> str | None:
