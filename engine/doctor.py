@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.backends.errors import BackendError
+from engine.backends.errors import BackendError, FailureKind
 from engine.backends.vllm_extras import CacheConfig, ServerInfo
 from engine.completion.templating.selection import choose_template, split_markers
 from engine.config import EndpointConfig, LaunchProfile, Settings
@@ -103,7 +103,7 @@ async def _run_checks(
     try:
         models = await info.served_models()
     except BackendError as error:
-        add(Check("model list", False, str(error)))
+        add(Check("model list", False, f"{error}; {_next_step(error)}"))
         return None, None
     model = endpoint.model or (models[0] if models else None)
     served = model is not None and model in models
@@ -202,12 +202,24 @@ async def _server_checks(
     except BackendError:
         scheduler = None
     if scheduler is None or scheduler.policy is None:
+        # /server_info is dev mode only: ask with one token that carries a priority instead.
+        try:
+            takes = await server.takes_priority(model)
+        except BackendError:
+            takes = None
         add(
             Check(
                 "priority scheduling",
-                None,
-                "unknown: the server does not say (vLLM shows it at /server_info in dev mode); "
-                "start it with --scheduling-policy priority",
+                takes,
+                "on (a request with a priority was taken)"
+                if takes
+                else (
+                    "off: start vLLM with --scheduling-policy priority, or completions wait "
+                    "behind actions"
+                    if takes is False
+                    else "unknown: the server does not say; start it with "
+                    "--scheduling-policy priority"
+                ),
             )
         )
     else:
@@ -257,3 +269,17 @@ async def _server_checks(
         add(Check("KV cache", enough, detail))
     if cache.cache_dtype is not None:
         add(Check("KV cache dtype", True, cache.cache_dtype))
+
+
+def _next_step(error: BackendError) -> str:
+    """What to do about a server that cannot list its models."""
+    if error.status == 404:
+        return "is base_url right? vLLM's ends in /v1 (http://HOST:8000/v1)"
+    if error.status in (401, 403):
+        return "the server wants a key: set api_key_env to the variable that holds it"
+    if error.kind in (FailureKind.UNREACHABLE, FailureKind.TIMEOUT):
+        return (
+            "is vLLM running there? start it with `iquest-lsp vllm --model MODEL`, "
+            "or set base_url to where it runs"
+        )
+    return "see the server's own log"

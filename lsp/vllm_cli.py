@@ -33,6 +33,11 @@ def run_vllm(args: argparse.Namespace, extra: tuple[str, ...]) -> int:
         settings = SettingsLayers(args.config).build()
         request = _request(args, extra)
         listed = [] if args.device == "cpu" or args.gpu_memory else asyncio.run(list_gpus())
+        if request.gpus and not listed and not args.gpu_memory and args.device != "cpu":
+            raise ValueError(
+                f"--gpus {args.gpus}: nvidia-smi lists no GPU on this machine; leave --gpus out "
+                "to plan for the CPU, or add --gpu-memory GIB to plan for GPUs elsewhere"
+            )
         launches = plan_launch(request, listed, settings.profiles)
     # Settings, model, devices, sizing and profile errors are all ValueErrors, with the words.
     except ValueError as error:

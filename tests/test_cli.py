@@ -34,6 +34,8 @@ def test_doctor_reports_an_unreachable_endpoint_and_fails(tmp_path):
     report = run_cli("--config", str(config), "doctor")
     assert report.returncode == 1
     assert "FAIL" in report.stdout and "http://127.0.0.1:9" in report.stdout
+    # What to do next, not only what failed (issue 25).
+    assert "is vLLM running there? start it with `iquest-lsp vllm" in report.stdout
 
 
 def test_the_cli_parser_imports_no_metrics_library():

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -302,7 +303,9 @@ async def test_a_launch_serves_the_daemon_doctor_checks_it_and_ctrl_c_stops_it(
         text = "\n".join(lines)
         assert "--kv-cache-memory-bytes 268435456" in text
         pid = int(re.search(r"ready at \S+, pid (\d+)", text).group(1))
-        assert re.search(r"vLLM's KV cache: [\d,]+ tokens; planned [\d,]+ \([+-]\d", text)
+        assert re.search(
+            r"KV cache: vLLM allocated [\d,]+ tokens; the plan counted [\d,]+ \(", text
+        )
 
         base_url = f"http://127.0.0.1:{port}/v1"
         endpoint = {"base_url": base_url, "model": tiny_model_dir.name}
@@ -330,6 +333,8 @@ async def test_a_launch_serves_the_daemon_doctor_checks_it_and_ctrl_c_stops_it(
         assert doctor.returncode == 1, report
         assert "[FAIL] prefix caching: OFF: start vLLM with --enable-prefix-caching" in report
         assert "[ok  ] context length: 8,192 tokens" in report
+        # The launcher started it with --scheduling-policy priority: doctor knows (issue 25).
+        assert "[ok  ] priority scheduling: on" in report, report
         assert re.search(r"\[ok  \] KV cache: [\d,]+ tokens \([\d,]+ blocks of 32\)", report)
     finally:
         launcher.send_signal(signal.SIGINT)
@@ -360,3 +365,25 @@ def test_the_printed_daemon_config_is_toml_whatever_the_model_folder_is_called(t
     assert set(settings) == {"instruct"}
     assert set(settings["instruct"]) == {"base_url", "model", "max_num_seqs"}
     assert settings["instruct"]["model"] == hostile.name
+
+
+def test_the_first_hour_outputs_of_the_plan_read_right(tmp_path: Path):
+    """Issue 25: the KV comparison read backwards ("planned 23,301 (-50.0%)"), a CPU plan
+    lowered --max-num-seqs below the profile's minimum, and --gpus on a machine without GPUs
+    planned for the CPU without a word."""
+    from engine.deploy.hardware import Hardware
+    from engine.deploy.launcher import KvCheck
+
+    assert KvCheck(23_301, 46_592).describe() == (
+        "KV cache: vLLM allocated 46,592 tokens; the plan counted 23,301 (50.0% less than vLLM's)"
+    )
+    assert "1.1% more than vLLM's" in KvCheck(10_110, 10_000).describe()
+    seven = read_shape(iquest_shape(tmp_path, "7B"))
+    profile = completion()
+    small_cpu = Hardware((), 2 * seven.kv_bytes_per_token() * 8192 + 1)  # two full requests
+    plan = plan_server(seven, small_cpu, profile)
+    assert plan.max_num_seqs == profile.min_num_seqs == 8
+    assert any("kept at the profile's minimum 8" in reason for reason in plan.reasons)
+    if shutil.which("nvidia-smi") is None:
+        code, _, err = vllm_cli("--model", str(iquest_shape(tmp_path, "14B")), "--gpus", "0,1")
+        assert code == 2 and "nvidia-smi lists no GPU" in err and "Traceback" not in err

@@ -184,6 +184,22 @@ class ServerInfo:
             policy=policy if isinstance(policy, str) else None,
         )
 
+    async def takes_priority(self, model: str) -> bool | None:
+        """Whether the server schedules by priority, asked with a one-token request carrying
+        a non-zero ``priority`` (vLLM refuses one, HTTP 400 naming it, unless it runs
+        ``--scheduling-policy priority``); None when the answer says neither."""
+        url = f"{self.base_url.rstrip('/')}/completions"
+        body = {"model": model, "prompt": "x", "max_tokens": 1, "priority": 1}
+        try:
+            await self._post_json(url, body)
+        except BackendError as error:
+            if error.status == 400 and "priority" in error.detail.lower():
+                return False
+            if error.status is not None and error.status < 500:
+                return None
+            raise
+        return True
+
     async def max_num_seqs(self) -> int | None:
         config = await self.scheduler_config()
         return config.max_num_seqs if config is not None else None

@@ -136,9 +136,13 @@ class KvCheck:
         if self.reported_tokens is None:
             return "vLLM's KV cache size: not reported (no vllm:cache_config_info)"
         ratio = self.ratio or 0.0
+        # The plan against vLLM's figure: "planned 1.1% less" reads one way only.
+        difference = abs(ratio - 1) * 100
+        side = "as much as" if difference < 0.05 else ("more than" if ratio > 1 else "less than")
+        amount = "" if side == "as much as" else f"{difference:.1f}% "
         return (
-            f"vLLM's KV cache: {self.reported_tokens:,} tokens; planned {self.planned_tokens:,} "
-            f"({(ratio - 1) * 100:+.1f}%)"
+            f"KV cache: vLLM allocated {self.reported_tokens:,} tokens; the plan counted "
+            f"{self.planned_tokens:,} ({amount}{side} vLLM's)"
         )
 
 

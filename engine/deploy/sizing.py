@@ -177,9 +177,17 @@ def _cpu_plan(
             f"a KV space of {_gb(hardware.kv_space_bytes)} holds {kv_tokens:,} tokens, less "
             f"than one {context:,}-token request: raise --gpu-memory"
         )
-    seqs = min(profile.max_num_seqs, max(1, kv_tokens // context))
+    fits = kv_tokens // context
+    seqs = min(profile.max_num_seqs, max(profile.min_num_seqs, fits))
     reasons = ["CPU: weights live in RAM; the KV cache is the space given"]
-    if seqs < profile.max_num_seqs:
+    if fits < profile.min_num_seqs:
+        # Never below the profile's minimum (README): vLLM queues what the KV cannot hold.
+        reasons.append(
+            f"--max-num-seqs kept at the profile's minimum {seqs}: the KV space holds "
+            f"{fits} full {context:,}-token request(s); more wait in vLLM's queue "
+            "(--gpu-memory gives the CPU more KV space)"
+        )
+    elif seqs < profile.max_num_seqs:
         reasons.append(f"--max-num-seqs lowered to {seqs}: the KV space holds no more")
     return Plan(
         tp=1,
