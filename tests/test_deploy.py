@@ -21,7 +21,8 @@ from lsp.serve.metrics import DaemonMetrics
 from tests.conftest import VllmEndpoint
 from tests.support.vllm_metrics import vllm_samples
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
 KUBERNETES_VERSION = "1.37.0"
 # Kinds whose schemas are not Kubernetes' own (KEDA's CRD): checked by hand below.
 CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject")}
@@ -135,3 +136,34 @@ def test_systemd_unit_and_container_image_start_the_daemon_with_valid_flags():
     assert cmd is not None
     options = parser().parse_args(yaml.safe_load(cmd.group(1).replace("\\\n", " ")))
     assert options.serve and options.config
+
+
+def test_every_relative_link_in_the_documentation_resolves():
+    """deploy/README.md linked ../prometheus.yml and ../grafana/, which do not exist (issue 25)."""
+    broken = []
+    for document in [REPO / "README.md", *REPO.glob("*/README.md"), *REPO.glob("*/*/README.md")]:
+        text = document.read_text(encoding="utf-8")
+        # Markdown links, and paths in code spans that climb out of the document's folder.
+        targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"`(\.\./[^`\s]+)`", text)
+        for target in targets:
+            if "://" in target or target.startswith(("#", "mailto:")):
+                continue
+            if not (document.parent / target.split("#")[0]).exists():
+                broken.append(f"{document.relative_to(REPO)}: {target}")
+    assert not broken
+
+
+def test_the_dashboard_shows_the_daemons_own_metrics_including_the_action_queue():
+    import json
+
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "iquest-lsp.json").read_text())
+    queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    used = set(re.findall(r"\biquest_[a-z_]+", queries))
+    scraped = DaemonMetrics().scrape().decode()
+    assert {"iquest_actions_queued", "iquest_actions_running", "iquest_open_sockets"} <= used
+    for name in used:
+        assert re.search(rf"^# TYPE {name.removesuffix('_bucket')} ", scraped, re.M) or (
+            f"{name} " in scraped or f"{name}{{" in scraped
+        ), name
+    readme = (REPO / "deploy" / "README.md").read_text()
+    assert "Import" in readme and "grafana/iquest-lsp.json" in readme
