@@ -51,6 +51,17 @@ local cmd = require("iquest").command_line({
 })
 eq(cmd[1] .. " " .. cmd[2] .. " " .. cmd[3] .. " " .. cmd[4], "iquest-lsp connect tls://gpu-host:7070 --token-file", "connect command")
 eq(cmd[5], vim.fn.expand("$HOME") .. "/.config/iquest-token", "token file expanded")
+-- Ghost text is grey without termguicolors too (Comment had a GUI colour only).
+local iquest = require("iquest")
+iquest.define_highlights()
+local ghost_hl = vim.api.nvim_get_hl(0, { name = "IquestGhost" })
+eq(ghost_hl.ctermfg, 8, "ghost text's terminal colour")
+eq(ghost_hl.fg ~= nil, true, "ghost text's GUI colour")
+-- The daemon's messages never stop typing with "Press ENTER": one line that fits.
+local shown = iquest.notice("iquest: model server http://gpu:8000/v1 refused a request:\n" .. string.rep("x", 500), 2)
+eq(shown:find("\n") == nil, true, "one line")
+eq(vim.fn.strdisplaywidth(shown) <= math.max(20, vim.v.echospace - 1), true, "fits: " .. shown)
+eq(iquest.notices[#iquest.notices]:sub(-500), string.rep("x", 500), "kept whole")
 if #failures > 0 then
   io.stderr:write(table.concat(failures, "\n") .. "\n")
   vim.cmd("cquit 1")

@@ -33,10 +33,10 @@ local function show(bufnr, text, row, col)
   local lines = vim.split(text, "\n", { plain = true })
   local virt_lines = {}
   for i = 2, #lines do
-    table.insert(virt_lines, { { lines[i], "Comment" } })
+    table.insert(virt_lines, { { lines[i], "IquestGhost" } })
   end
   vim.api.nvim_buf_set_extmark(bufnr, ns, row, col, {
-    virt_text = { { lines[1], "Comment" } },
+    virt_text = { { lines[1], "IquestGhost" } },
     virt_text_pos = "inline",
     virt_lines = #virt_lines > 0 and virt_lines or nil,
     hl_mode = "combine",

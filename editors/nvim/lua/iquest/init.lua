@@ -42,6 +42,35 @@ function M.command_line(opts)
   return opts.cmd
 end
 
+-- Ghost text: grey in every terminal. Linked to Comment it was invisible without
+-- termguicolors where Comment has a GUI colour only; ctermfg 8 is grey in 16- and 256-colour
+-- palettes. `default`: a colour scheme or the user may set IquestGhost themselves.
+function M.define_highlights()
+  vim.api.nvim_set_hl(0, "IquestGhost", { default = true, fg = "#808080", ctermfg = 8, italic = true })
+end
+
+-- The daemon's messages (window/showMessage) while typing: one line that fits the command line
+-- (a longer or multi-line message stops Neovim with "Press ENTER"), the whole text kept for
+-- :IquestNotices.
+M.notices = {}
+local HIGHLIGHTS = { [1] = "ErrorMsg", [2] = "WarningMsg" }
+
+function M.notice(message, kind)
+  table.insert(M.notices, message)
+  if #M.notices > 50 then
+    table.remove(M.notices, 1)
+  end
+  local line = message:gsub("%s*\n%s*", " ")
+  local room = math.max(20, (vim.v.echospace or vim.o.columns - 12) - 1)
+  if vim.fn.strdisplaywidth(line) > room then
+    line = vim.fn.strcharpart(line, 0, room - 1) .. "…"
+  end
+  vim.schedule(function()
+    vim.api.nvim_echo({ { line, HIGHLIGHTS[kind] or "None" } }, false, {})
+  end)
+  return line
+end
+
 function M.client(bufnr)
   return vim.lsp.get_clients({ bufnr = bufnr or 0, name = "iquest" })[1]
 end
@@ -74,23 +103,31 @@ function M.setup(opts)
       [protocol.EXPLANATION] = function(_, payload)
         require("iquest.actions").show_explanation(payload)
       end,
+      ["window/showMessage"] = function(_, params)
+        M.notice(params.message, params.type)
+      end,
     },
     -- A daemon (or team bridge) that stops, e.g. on a revoked token, says so once; the
     -- reason is in :LspLog. Scheduled: never a blocking prompt while typing.
     on_exit = function(code, signal)
       if code ~= 0 or (signal or 0) ~= 0 then
-        vim.schedule(function()
-          vim.notify(
-            string.format("iquest: the daemon stopped (exit code %d); :LspLog has its reason, :checkhealth iquest checks the set-up", code),
-            vim.log.levels.WARN
-          )
-        end)
+        M.notice(
+          string.format("iquest: the daemon stopped (exit code %d); :LspLog has its reason, :checkhealth iquest checks the set-up", code),
+          2
+        )
       end
     end,
   })
   vim.lsp.enable("iquest")
 
   local group = vim.api.nvim_create_augroup("iquest", { clear = true })
+  M.define_highlights()
+  vim.api.nvim_create_autocmd("ColorScheme", { group = group, callback = M.define_highlights })
+  vim.api.nvim_create_user_command("IquestNotices", function()
+    for _, message in ipairs(M.notices) do
+      vim.api.nvim_echo({ { message } }, false, {})
+    end
+  end, { desc = "iquest: the daemon's recent messages, whole" })
   vim.api.nvim_create_autocmd("LspAttach", {
     group = group,
     callback = function(args)
