@@ -15,6 +15,10 @@ from engine.repository.index import RepositoryIndex
 
 log = logging.getLogger(__name__)
 
+# A folder's indexing: (folder name, None) when it starts, (folder name, what was done) when
+# it ends; the editor shows it as progress.
+IndexingProgress = Callable[[str, str | None], None]
+
 
 def default_index_cache() -> Path:
     return Path(platformdirs.user_cache_dir("iquest-lsp")) / "index"
@@ -27,6 +31,7 @@ class Workspace:
         extra_deny: tuple[str, ...] = (),
         own_files: tuple[Path, ...] = (),
         on_failure: Callable[[str], None] | None = None,
+        on_progress: IndexingProgress | None = None,
     ) -> None:
         self.documents = OpenDocuments()
         self.indexes: list[RepositoryIndex] = []
@@ -35,6 +40,7 @@ class Workspace:
         # The daemon's log and caches: a watcher must not report our own writes.
         self._own_files = (*own_files, *((cache_dir,) if cache_dir else ()))
         self._on_failure = on_failure
+        self._on_progress = on_progress or (lambda _folder, _done: None)
         self._builds: list[asyncio.Task[object]] = []
 
     def add_folder(self, root: Path, watch: bool = True) -> RepositoryIndex:
@@ -44,9 +50,11 @@ class Workspace:
         self.indexes.sort(key=lambda i: len(str(i.root)), reverse=True)
 
         async def build_then_watch() -> None:
+            self._on_progress(root.name, None)
             try:
-                await index.build(lambda resolver: self._imported_by_open(index, resolver))
+                report = await index.build(lambda resolver: self._imported_by_open(index, resolver))
             except Exception as error:
+                self._on_progress(root.name, "failed")
                 # Completions go on without repository context; the user hears of it once.
                 log.exception("indexing %s failed", root)
                 if self._on_failure is not None:
@@ -55,6 +63,11 @@ class Workspace:
                         "completions go on without repository context."
                     )
                 return
+            self._on_progress(
+                root.name,
+                f"{report.files:,} files ({report.parsed:,} parsed, "
+                f"{report.from_cache:,} from the cache) in {report.seconds:.1f} s",
+            )
             if watch:
                 index.start_watching()
 

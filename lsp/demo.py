@@ -91,7 +91,10 @@ async def _start_embedded(port: int) -> LocalVllmServer:
     started = time.perf_counter()
     say(f"Preparing the embedded model {EMBEDDED_MODEL_NAME} (converted once, then cached)...")
     model_dir = await asyncio.to_thread(ensure_embedded_model)
-    say(f"Starting vLLM (CPU build) on {model_dir} ... (typically 30-90 s)")
+    say(
+        f"Starting vLLM (CPU build) on {model_dir} ... (one to three minutes on a laptop's "
+        "cores; `iquest-lsp vllm` keeps it served between runs, see README)"
+    )
     work_dir = Path(platformdirs.user_cache_dir("iquest-lsp")) / "vllm"
     server = LocalVllmServer(
         LocalVllmSpec(
@@ -167,30 +170,48 @@ async def _drive_language_server(options: dict[str, Any], text: str, name: str) 
                 ],
             )
         )
+        before = await _served_from_memory(client)
         started = time.perf_counter()
-        rest = await _suggestion_at(client, uri, _end_of(text + typed))
+        # As typing asks (an automatic trigger): an explicit request would ask the model for
+        # fresh candidates instead.
+        rest = await _suggestion_at(client, uri, _end_of(text + typed), typed=True)
         latency = (time.perf_counter() - started) * 1000
+        from_memory = await _served_from_memory(client) > before
+        source = (
+            "served from memory without a model request"
+            if from_memory
+            else "from the model (what was typed did not continue the suggestion)"
+        )
         print(
             f"after typing {typed!r}: the remaining {len(rest)} characters in {latency:.1f} ms, "
-            "served from memory without a model request"
+            f"{source}"
         )
         await client.shutdown_async(None)
         client.exit(None)
     await client.stop()
 
 
-async def _suggestion_at(client: LanguageClient, uri: str, position: types.Position) -> str:
+async def _suggestion_at(
+    client: LanguageClient, uri: str, position: types.Position, typed: bool = False
+) -> str:
+    kind = types.InlineCompletionTriggerKind
     result = await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=position,
             context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                trigger_kind=kind.Automatic if typed else kind.Invoked
             ),
         )
     )
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
     return str(items[0].insert_text) if items else ""
+
+
+async def _served_from_memory(client: LanguageClient) -> int:
+    stats = await client.protocol.send_request_async("iquest/stats", None)
+    value = stats["served_from_memory"] if isinstance(stats, dict) else stats.served_from_memory
+    return int(value)
 
 
 def _end_of(text: str) -> types.Position:

@@ -3,6 +3,7 @@ editor. Handlers live in ``lsp.server`` (documents, completions) and ``lsp.actio
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from lsprotocol import types
@@ -37,6 +38,8 @@ class IquestServer(LanguageServer):
         )
         self.session = session
         session.notify = self.notify_user
+        session.indexing = self.indexing_progress
+        self._indexing: dict[str, asyncio.Future[bool]] = {}
 
     @property
     def rpc(self) -> IquestProtocol:
@@ -49,6 +52,37 @@ class IquestServer(LanguageServer):
         self.window_show_message(
             types.ShowMessageParams(type=_NOTICE_TYPES[notice.level], message=notice.message)
         )
+
+    def indexing_progress(self, folder: str, done: str | None) -> None:
+        """A folder's indexing as work-done progress: begun when ``done`` is None, ended with
+        what was done (after its begin, however fast the index was)."""
+        window = self.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return
+        token = f"iquest-indexing-{folder}"
+        if done is None:
+            self._indexing[token] = asyncio.ensure_future(self._begin_indexing(token, folder))
+            return
+        begun = self._indexing.pop(token, None)
+        if begun is None:
+            return
+
+        def end(future: asyncio.Future[bool]) -> None:
+            if not future.cancelled() and future.result():
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done))
+
+        begun.add_done_callback(end)
+
+    async def _begin_indexing(self, token: str, folder: str) -> bool:
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception as error:  # a client may refuse: indexing goes on without a bar
+            log.info("indexing progress refused: %s", error)
+            return False
+        self.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title="iquest: indexing", message=folder)
+        )
+        return True
 
     def close_connection(self) -> None:
         """The editor's ``exit`` (lsp.protocol.TeamProtocol)."""

@@ -31,7 +31,7 @@ from engine.endpoints import ActionSlots, EndpointClients, Endpoints
 from engine.metrics import CompletionStats
 from engine.notices import Notice, Notify
 from engine.team.identity import Identity
-from engine.workspace import Workspace, default_index_cache
+from engine.workspace import IndexingProgress, Workspace, default_index_cache
 from lsp.logging_setup import configure_file_logging
 from lsp.protocol import IquestProtocol
 from lsp.settings import SettingsLayers
@@ -81,6 +81,8 @@ class Session:
         self.action_slots = action_slots or ActionSlots()
         self.findings = FindingsStore()
         self.notify: Notify = lambda notice: None
+        # Set by the language server: a folder's indexing as work-done progress.
+        self.indexing: IndexingProgress = lambda _folder, _done: None
         self.workspace: Workspace | None = None
         self._started: tuple[Endpoints, CompletionService, ActionService] | None = None
 
@@ -239,6 +241,7 @@ class SingleUserSession(Session):
             settings.index.exclude,
             own_files=(_log_path(settings),),
             on_failure=lambda message: self.notify(Notice("warning", message)),
+            on_progress=lambda folder, done: self.indexing(folder, done),
         )
         for folder in self.folders:
             workspace.add_folder(folder)

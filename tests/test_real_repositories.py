@@ -185,3 +185,36 @@ async def test_an_inline_completion_answers_in_every_real_project(
     await asyncio.gather(*(complete_in(project) for project in PROJECTS))
     assert set(answered) == {project.name for project in PROJECTS}
     assert all(answered.values()), {k: v for k, v in answered.items() if not v}
+
+
+async def test_indexing_shows_progress_in_the_editor(tmp_path: Path):
+    """People expected indexing progress in the editor (issue 25): work-done progress per
+    folder, begun when indexing starts and ended with what was indexed."""
+    from lsprotocol import types
+
+    from tests.support.polling import eventually
+
+    workspace = tmp_path / AWKWARD
+    make_shop(workspace)
+    async with fake_server() as server:
+        options = {"instruct": {"base_url": server.base_url}}
+        async with lsp_session(options, workspace) as client:
+
+            def ended() -> list[types.WorkDoneProgressEnd]:
+                return [
+                    report
+                    for reports in client.progress_reports.values()
+                    for report in reports
+                    if isinstance(report, types.WorkDoneProgressEnd)
+                ]
+
+            await eventually(lambda: bool(ended()), 20, "indexing progress ended")
+            begins = [
+                report
+                for reports in client.progress_reports.values()
+                for report in reports
+                if isinstance(report, types.WorkDoneProgressBegin)
+            ]
+    assert [b.title for b in begins] == ["iquest: indexing"]
+    assert begins[0].message == workspace.name
+    assert "3 files (3 parsed" in (ended()[0].message or "")  # __init__, models, main
