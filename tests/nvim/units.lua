@@ -62,6 +62,10 @@ local shown = iquest.notice("iquest: model server http://gpu:8000/v1 refused a r
 eq(shown:find("\n") == nil, true, "one line")
 eq(vim.fn.strdisplaywidth(shown) <= math.max(20, vim.v.echospace - 1), true, "fits: " .. shown)
 eq(iquest.notices[#iquest.notices]:sub(-500), string.rep("x", 500), "kept whole")
+-- The statusline component says which model answers.
+eq(iquest.statusline_text(nil), "", "no daemon: nothing")
+eq(iquest.statusline_text({ model = "coder-7b", last_latency_ms = 212.4 }), "iquest: coder-7b 212 ms", "model and latency")
+eq(iquest.statusline_text({ model = "m", backend_down = true }), "iquest: model server down", "down")
 if #failures > 0 then
   io.stderr:write(table.concat(failures, "\n") .. "\n")
   vim.cmd("cquit 1")

@@ -49,6 +49,7 @@ export interface ExplanationParams {
 // The part of the STATS answer the plugin reads.
 export interface DaemonStats {
   model?: string | null;
+  template?: string | null;
   last_latency_ms?: number | null;
   backend_down?: boolean;
   in_flight?: number;

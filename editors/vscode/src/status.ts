@@ -24,6 +24,7 @@ const ICONS: Record<DaemonState, string> = {
 export class StatusModel {
   state: DaemonState = "starting";
   model: string | null = null;
+  template: string | null = null;
   latencyMs: number | null = null;
   private pending = 0;
 
@@ -51,6 +52,7 @@ export class StatusModel {
   // The daemon's own figures: the model it found, the last latency, whether its backend is down.
   update(stats: DaemonStats): void {
     this.model = stats.model ?? this.model;
+    this.template = stats.template ?? this.template;
     if (typeof stats.last_latency_ms === "number") {
       this.latencyMs = stats.last_latency_ms;
     }
@@ -83,6 +85,14 @@ export class StatusModel {
       down: "the model server is not answering; suggestions pause until it does",
       stopped: "the daemon stopped (iquest: Restart the daemon)",
     };
-    this.item.tooltip = `iquest: ${states[this.state]}`;
+    // Which model answers (and with which prompt template): what people look for here.
+    const lines = [`iquest: ${states[this.state]}`];
+    if (this.model) {
+      lines.push(`model: ${this.model}` + (this.template ? ` (template ${this.template})` : ""));
+    }
+    if (this.latencyMs !== null) {
+      lines.push(`last suggestion: ${Math.round(this.latencyMs)} ms`);
+    }
+    this.item.tooltip = lines.join("\n");
   }
 }

@@ -12,9 +12,11 @@ test("the status shows the model and latency once the daemon reports them", () =
   const status = new StatusModel(shown);
   assert.equal(shown.shown, true);
   assert.match(shown.text, /loading~spin\) iquest$/);
-  status.update({ model: "coder-7b", last_latency_ms: 212.4, backend_down: false });
+  status.update({ model: "coder-7b", template: "qwen", last_latency_ms: 212.4, backend_down: false });
   assert.equal(status.state, "ready");
   assert.equal(shown.text, "$(sparkle) iquest coder-7b 212 ms");
+  // Which model answered, in the tooltip too (issue 25).
+  assert.equal(shown.tooltip, "iquest: ready\nmodel: coder-7b (template qwen)\nlast suggestion: 212 ms");
 });
 
 test("busy while a request is out, ready when the last one ends", () => {

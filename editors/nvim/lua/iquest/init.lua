@@ -71,6 +71,49 @@ function M.notice(message, kind)
   return line
 end
 
+-- A statusline component: which model answers and the last latency, from the daemon's
+-- iquest/stats (asked every few seconds while a daemon runs). E.g.
+--   vim.o.statusline = "%f %= %{v:lua.require'iquest'.statusline()}"
+M.last_stats = nil
+
+function M.statusline_text(stats)
+  if not stats then
+    return ""
+  end
+  if stats.backend_down then
+    return "iquest: model server down"
+  end
+  local text = "iquest: " .. (stats.model or "starting")
+  if type(stats.last_latency_ms) == "number" then
+    text = text .. string.format(" %d ms", math.floor(stats.last_latency_ms + 0.5))
+  end
+  return text
+end
+
+function M.statusline()
+  return M.statusline_text(M.last_stats)
+end
+
+local stats_timer = nil
+local function watch_stats()
+  if stats_timer then
+    return
+  end
+  stats_timer = vim.uv.new_timer()
+  stats_timer:start(0, 5000, vim.schedule_wrap(function()
+    local client = vim.lsp.get_clients({ name = "iquest" })[1]
+    if not client then
+      M.last_stats = nil
+      return
+    end
+    client:request(protocol.STATS, vim.NIL, function(err, result)
+      if not err and result then
+        M.last_stats = result
+      end
+    end)
+  end))
+end
+
 function M.client(bufnr)
   return vim.lsp.get_clients({ bufnr = bufnr or 0, name = "iquest" })[1]
 end
@@ -135,6 +178,7 @@ function M.setup(opts)
       if not client or client.name ~= "iquest" then
         return
       end
+      watch_stats()
       if uses_native() then
         vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
       else
