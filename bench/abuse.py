@@ -35,10 +35,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
-
 from bench.common import REPO, percentile, start_team_daemon, tiny_vllm
-from bench.slot_churn import Target, churn, cycles_for
+from bench.slot_churn import Target, churn, cycles_for, open_sockets
 from bench.team_load import Rpc, cpu_seconds, editor, rss_mb
 from engine.team.tokens import TokenStore
 from lsp.serve.framing import frame
@@ -342,17 +340,6 @@ async def phase(
     return latencies, errors, said
 
 
-async def _open_sockets(ws_port: int) -> float:
-    """The daemon's iquest_open_sockets (summed over workers)."""
-    async with httpx.AsyncClient() as http:
-        scraped = (await http.get(f"http://127.0.0.1:{ws_port}/metrics")).text
-    return sum(
-        float(line.split()[-1])
-        for line in scraped.splitlines()
-        if line.startswith("iquest_open_sockets")
-    )
-
-
 async def _served_from_attacker_address(port: int, token: str) -> bool:
     """After the phase: a new connection from the attacker's address is served at once."""
     try:
@@ -431,7 +418,7 @@ async def main() -> None:
                     rss = rss_mb(process.pid)
                     cpu_share = (cpu_seconds(process.pid) - cpu) / args.seconds
                     await asyncio.sleep(2)  # let the attack's leftovers drain
-                    sockets = await _open_sockets(daemon.ws_port)
+                    sockets = await open_sockets(daemon.ws_port)
                     served = await _served_from_attacker_address(daemon.port, attacker_token)
                     log_mb = (_log_bytes(log_file) - logged) / 1e6
                     rows.append(

@@ -216,3 +216,28 @@ async def churn(target: Target, cycle: Cycle, count: int, parallel: int = 4) -> 
 
     await asyncio.gather(*(worker() for _ in range(parallel)))
     return errors
+
+
+async def open_sockets(ws_port: int, host: str = "127.0.0.1") -> float:
+    """The daemon's ``iquest_open_sockets`` from its /metrics (summed over its workers)."""
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"http://{host}:{ws_port}/metrics")).text
+    return sum(
+        float(line.split()[-1])
+        for line in scraped.splitlines()
+        if line.startswith("iquest_open_sockets")
+    )
+
+
+async def served_over_websocket(ws_port: int, token: str, host: str = "127.0.0.1") -> bool:
+    """Whether a new ws:// connection with ``token`` gets an answer at once."""
+    from websockets.asyncio.client import connect
+
+    async with connect(
+        f"ws://{host}:{ws_port}", additional_headers={"Authorization": f"Bearer {token}"}
+    ) as socket:
+        await socket.send('{"jsonrpc": "2.0", "id": 1, "method": "iquest/stats"}')
+        answer = await asyncio.wait_for(socket.recv(), 5)
+    return (b'"id": 1' if isinstance(answer, bytes) else '"id": 1') in answer

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import pytest
 import websockets
 
 from bench.slot_churn import CYCLES as CYCLES_BY_NAME
-from bench.slot_churn import Target, churn, cycles_for
+from bench.slot_churn import Target, churn, cycles_for, open_sockets, served_over_websocket
 from lsp.serve.daemon import TeamDaemon
 from tests.support.fake_server import fake_server
 from tests.support.polling import eventually
@@ -125,63 +123,31 @@ async def test_every_way_a_socket_ends_gives_its_slot_back(tmp_path: Path, tls: 
             editor.close()
             assert answer["result"]["items"][0]["insertText"] == fake.reply
         else:
-            async with websockets.connect(
-                f"ws://127.0.0.1:{daemon.bound['ws']}",
-                additional_headers={"Authorization": f"Bearer {team['tokens']['bob']}"},
-            ) as socket:
-                await socket.send('{"jsonrpc": "2.0", "id": 1, "method": "iquest/stats"}')
-                assert b'"id": 1' in await asyncio.wait_for(socket.recv(), 5)
+            assert await served_over_websocket(daemon.bound["ws"], team["tokens"]["bob"])
     assert not failed
 
 
 async def test_slots_come_back_under_workers(tmp_path: Path):
     """With --workers every process keeps its own slots: churn past the default per-address cap
     of 64 times the workers, on the paths that leaked, then the address is still served."""
-    import httpx
-
+    from bench.common import start_team_daemon
     from engine.team.tokens import TokenStore
-    from tests.support.lsp_session import REPO
 
     store = TokenStore(tmp_path / "tokens.json")
     token = store.add("alice")
-    daemon = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "lsp", "--serve", "--port", "0", "--ws-port", "0", "--workers", "2"),
-        *("--tokens", str(store.path), "--new-connections-per-s", "100000"),
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+    daemon, port, ws_port = await start_team_daemon(
+        *("--workers", "2", "--tokens", str(store.path), "--new-connections-per-s", "100000")
     )
     try:
-        assert daemon.stdout is not None
-        banner = (await asyncio.wait_for(daemon.stdout.readline(), 120)).decode()
-        ports = re.search(r"tcp://[^:]+:(\d+) ws://[^:]+:(\d+)", banner)
-        assert ports, banner
-        target = Target("127.0.0.1", int(ports.group(1)), int(ports.group(2)), token)
+        target = Target("127.0.0.1", port, ws_port, token)
         for name in ("ws-close", "ws-failed-upgrade", "ws-reset", "tcp-reset"):
             assert not await churn(target, CYCLES_BY_NAME[name], 300, parallel=4), name
-        async with httpx.AsyncClient() as http:
-
-            async def open_sockets() -> float:
-                scraped = (await http.get(f"http://127.0.0.1:{target.ws_port}/metrics")).text
-                return sum(
-                    float(line.split()[-1])
-                    for line in scraped.splitlines()
-                    if line.startswith("iquest_open_sockets")
-                )
-
-            for _ in range(100):  # the workers see the last closes within 5 s
-                if await open_sockets() == 0:
-                    break
-                await asyncio.sleep(0.05)
-            assert await open_sockets() == 0
-        async with websockets.connect(
-            f"ws://127.0.0.1:{target.ws_port}",
-            additional_headers={"Authorization": f"Bearer {token}"},
-        ) as socket:
-            await socket.send('{"jsonrpc": "2.0", "id": 1, "method": "iquest/stats"}')
-            assert b'"id": 1' in await asyncio.wait_for(socket.recv(), 5)
+        for _ in range(100):  # the workers see the last closes within 5 s
+            if await open_sockets(ws_port) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await open_sockets(ws_port) == 0
+        assert await served_over_websocket(ws_port, token)
     finally:
         daemon.terminate()
         await daemon.wait()
