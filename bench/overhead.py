@@ -35,6 +35,7 @@ from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
 from engine.context import RepositoryContext
 from engine.metrics import percentile
+from engine.place import Place
 from engine.repository.index import RepositoryIndex
 from engine.workspace import Workspace
 from lsp.positions import offset_at
@@ -128,7 +129,7 @@ async def request_overhead(
         )
         started = time.perf_counter()
         cursor = offset_at(document, insert_at)
-        request = CompletionRequest(uri, "python", document.source, cursor, path=path)
+        request = CompletionRequest(Place(uri, path=path), "python", document.source, cursor)
         context = builder.build(request, 2048)
         assert context is not None
         template.render(context)

@@ -13,9 +13,10 @@ from pygls.workspace import TextDocument
 
 from engine import __version__
 from engine.notices import Notice
+from engine.place import Place
 from lsp.documents import open_document
 from lsp.protocol import IquestProtocol
-from lsp.session import DocumentPlace, Session
+from lsp.session import Session
 from lsp.settings import SECTION
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class IquestServer(LanguageServer):
             raise JsonRpcInvalidParams(f"document {uri[:200]} is not open")
         return document
 
-    def place(self, uri: str) -> DocumentPlace:
+    def place(self, uri: str) -> Place:
         return self.session.locate(uri, self.workspace.folders.values())
 
     def can_pull_configuration(self) -> bool:

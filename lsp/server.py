@@ -200,14 +200,9 @@ def _completion_request(
 ) -> CompletionRequest:
     place = ls.place(document.uri)
     return CompletionRequest(
-        session=place.session,
-        user_key=place.user_key,
-        path=place.path,
-        document_uri=document.uri,
+        place=place,
         language_id=document.language_id or "plaintext",
         text=document.source,
         cursor=offset_at(document, position),
         explicit=explicit,
-        relative_path=place.relative,
-        workspace_name=place.workspace_name,
     )

@@ -11,7 +11,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from engine.context import RepositoryContext
 from engine.endpoints import ActionSlots, EndpointClients, Endpoints
 from engine.metrics import CompletionStats
 from engine.notices import Notice, Notify
+from engine.place import Place
 from engine.team.identity import Identity
 from engine.workspace import IndexingProgress, Workspace, default_index_cache
 from lsp.logging_setup import configure_file_logging
@@ -37,25 +37,6 @@ from lsp.protocol import IquestProtocol
 from lsp.settings import SettingsLayers
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DocumentPlace:
-    """Where a document is, worked out once per request from its URI."""
-
-    uri: str
-    # The file on this machine (team mode: in the server-side checkout), if it is a file.
-    path: Path | None
-    # Its path in a repository index, when one holds it (the key of its context).
-    indexed: str | None
-    # The path the prompt shows: in the index, else in the editor's folder, else its name.
-    relative: str | None
-    # The editor's workspace folder holding it.
-    workspace_name: str | None
-    # Keeps this user's work in this folder on one vLLM replica (X-Session-ID).
-    session: str
-    # The user alone, for a router's per-user keys (X-User-ID).
-    user_key: str
 
 
 class Session:
@@ -158,7 +139,8 @@ class Session:
         endpoints.reconfigure(settings)
         await completions.reconfigure(before)
 
-    def locate(self, uri: str, folders: Iterable[types.WorkspaceFolder]) -> DocumentPlace:
+    def locate(self, uri: str, folders: Iterable[types.WorkspaceFolder]) -> Place:
+        """Where the document ``uri`` is, worked out once per request."""
         client_path = to_fs_path(uri)
         path = self.on_this_machine(Path(client_path)) if client_path is not None else None
         folder_relative = workspace_name = None
@@ -173,11 +155,11 @@ class Session:
         if self.workspace is not None and path is not None:
             _, indexed = self.workspace.locate(path)
         name = Path(client_path).name if client_path else None
-        return DocumentPlace(
-            uri=uri,
+        return Place(
+            document_uri=uri,
             path=path,
             indexed=indexed,
-            relative=indexed or folder_relative or name,
+            relative_path=indexed or folder_relative or name,
             workspace_name=workspace_name,
             session=self.identity.session_id(workspace_name),
             user_key=self.identity.user_key,

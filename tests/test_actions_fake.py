@@ -12,6 +12,7 @@ from pygls.exceptions import JsonRpcException
 
 from tests.support.actions_client import (
     act_like_an_editor,
+    action_progress,
     execute,
     field,
     fix_code_action_structuring,
@@ -110,7 +111,7 @@ async def test_explain_separates_thinking_and_reports_progress(tmp_path: Path):
     shown_path = Path(shown.uri.removeprefix("file://"))
     assert shown_path.read_text() == fake.chat_reply  # noqa: ASYNC240
     assert not shown_path.stat().st_mode & 0o222  # noqa: ASYNC240
-    [reports] = [r for r in client.progress_reports.values() if r]
+    [reports] = action_progress(client).values()
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
     assert isinstance(reports[-1], types.WorkDoneProgressEnd) and reports[-1].message == "done"
     # The request carried the action priority and the shared system prompt.

@@ -13,6 +13,7 @@ from engine.actions.types import ActionKind, ActionRequest, Finding
 from engine.config import RoutingConfig
 from engine.context.tier import ContextEntry
 from engine.endpoints.routing import Router
+from engine.place import Place
 
 CODE = """import math
 
@@ -193,7 +194,13 @@ def test_every_action_shares_the_prompt_prefix_up_to_its_instruction():
     users = []
     for kind in ActionKind:
         request = ActionRequest(
-            kind, "file:///w/stats.py", "python", CODE, start, end, "why?", "stats.py"
+            kind,
+            Place("file:///w/stats.py", relative_path="stats.py"),
+            "python",
+            CODE,
+            start,
+            end,
+            "why?",
         )
         system, user = build_messages(request, "w", entries, 4000)
         users.append(user.content)

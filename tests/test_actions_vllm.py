@@ -13,7 +13,13 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from tests.conftest import VllmEndpoint
-from tests.support.actions_client import act_like_an_editor, execute, field, line_range
+from tests.support.actions_client import (
+    act_like_an_editor,
+    action_progress,
+    execute,
+    field,
+    line_range,
+)
 from tests.support.lsp_session import lsp_session, open_document
 from tests.support.vllm_metrics import vllm_samples
 
@@ -34,7 +40,7 @@ def options(vllm: VllmEndpoint, **actions: object) -> dict[str, object]:
 
 
 def progress_of(client) -> list[list[object]]:
-    return [reports for reports in client.progress_reports.values() if reports]
+    return list(action_progress(client).values())
 
 
 async def until(condition, root_url: str, timeout_s: float) -> dict[str, float]:
@@ -101,7 +107,7 @@ async def test_cancelling_an_action_aborts_it_inside_vllm(
         if how == "cancelRequest":
             client.protocol.notify("$/cancelRequest", types.CancelParams(id=request_id))
         else:
-            [token] = [t for t, reports in client.progress_reports.items() if reports]
+            [token] = action_progress(client)
             client.protocol.notify(
                 types.WINDOW_WORK_DONE_PROGRESS_CANCEL, types.WorkDoneProgressCancelParams(token)
             )

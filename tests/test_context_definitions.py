@@ -10,6 +10,7 @@ from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
 from engine.context import RepositoryContext
+from engine.place import Place
 from engine.repository.imports import ImportResolver
 from engine.repository.index import RepositoryIndex
 from engine.repository.usage import name_usage
@@ -89,7 +90,7 @@ async def _context(root: Path, name: str, text: str, cursor: int, budget: int = 
     workspace.documents.opened(uri, name, "python", text)
     builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None, local=exact))
     context = builder.build(
-        CompletionRequest(uri, "python", text, cursor, path=root / name), budget
+        CompletionRequest(Place(uri, path=root / name), "python", text, cursor), budget
     )
     await workspace.aclose()
     assert context is not None
@@ -155,7 +156,8 @@ async def test_a_jump_far_into_a_file_stays_within_budget_before_counts_arrive(t
     for line in (10, 2600, 40):
         cursor = sum(len(x) + 1 for x in lines[:line])
         context = builder.build(
-            CompletionRequest(uri, "python", text, cursor, path=tmp_path / "big.py"), 2048
+            CompletionRequest(Place(uri, path=tmp_path / "big.py"), "python", text, cursor),
+            2048,
         )
         assert context is not None
         # Whatever the tokenizer says later, this prompt is within budget by any count of

@@ -12,6 +12,7 @@ from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
 from engine.context import RepositoryContext
 from engine.context.tier import RepositoryTier, Snippet
+from engine.place import Place
 from engine.workspace import Workspace
 
 QWEN = template_named("qwen")
@@ -80,7 +81,7 @@ async def _prompt_for(root: Path, cache: Path, text: str, cursor: int) -> str:
     uri = (root / "app" / "main.py").as_uri()
     workspace.documents.opened(uri, "app/main.py", "python", text)
     builder = ContextBuilder(RepositoryContext(workspace), words_counter())
-    request = CompletionRequest(uri, "python", text, cursor, path=root / "app" / "main.py")
+    request = CompletionRequest(Place(uri, path=root / "app" / "main.py"), "python", text, cursor)
     builder.build(request, 2048)
     await builder.counts.settle()  # real counts in, as on a warm daemon
     context = builder.build(request, 2048)
@@ -124,7 +125,7 @@ async def test_a_secrets_file_gets_no_context_at_all(tmp_path: Path):
     await workspace.ready()
     builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None))
     env = tmp_path / "repo" / ".env"
-    request = CompletionRequest(env.as_uri(), "dotenv", "API_TOKEN=", 10, path=env)
+    request = CompletionRequest(Place(env.as_uri(), path=env), "dotenv", "API_TOKEN=", 10)
     assert builder.build(request, 2048) is None
     await workspace.aclose()
 
@@ -143,7 +144,7 @@ async def test_the_naive_layout_changes_the_prompt_start_between_keystrokes(tmp_
         rendered = []
         for cursor in (len(text) - 40, len(text) - 39, len(text)):
             context = builder.build(
-                CompletionRequest(path.as_uri(), "python", text, cursor, path=path), 1024
+                CompletionRequest(Place(path.as_uri(), path=path), "python", text, cursor), 1024
             )
             assert context is not None
             rendered.append(QWEN.render(context))

@@ -24,6 +24,7 @@ from engine.endpoints import (
     send_without_refused,
 )
 from engine.notices import Notice
+from engine.place import Place
 
 INSTRUCT = ("http://instruct-a/v1", "http://instruct-b/v1")
 REASONING = "http://reasoning/v1"
@@ -230,7 +231,7 @@ async def test_the_action_service_runs_on_an_injected_endpoint_layer():
     endpoints = Endpoints(config, clients, notices.append)
     service = ActionService(endpoints, RepositoryContext(None))
     request = ActionRequest(
-        ActionKind.EXPLAIN, "file:///a.py", "python", "x = 1\n", 0, 0, session="s"
+        ActionKind.EXPLAIN, Place("file:///a.py", session="s"), "python", "x = 1\n", 0, 0
     )
     explanation = await service.explain(request, lambda message, share: None)
     assert explanation.markdown == "It adds."

@@ -21,12 +21,13 @@ from engine.completion.templating.templates import load_templates, template_name
 from engine.completion.types import CompletionRequest
 from engine.completion.typing_through import TypingThroughMemory
 from engine.config import SettingsError, build_settings, environment_layer, merge_layers
+from engine.place import Place
 
 
 def context_at(text: str, marker: str = "█", **kwargs):
     cursor = text.index(marker)
     request = CompletionRequest(
-        "file:///x.py", "python", text.replace(marker, ""), cursor, **kwargs
+        Place("file:///x.py", **kwargs), "python", text.replace(marker, ""), cursor
     )
     return build_cursor_context(request, token_budget=2048)
 
@@ -131,7 +132,7 @@ def test_context_window_cuts_at_line_starts_and_keeps_the_cursor_line():
     lines = [f"line_{i} = {i}" for i in range(2000)]
     text = "\n".join(lines) + "\nlast = █"
     cursor = text.index("█")
-    request = CompletionRequest("file:///x.py", "python", text.replace("█", ""), cursor)
+    request = CompletionRequest(Place("file:///x.py"), "python", text.replace("█", ""), cursor)
     context = build_cursor_context(request, token_budget=1000)
     assert context.line_prefix == "last = "
     # Whole lines only, ending right before the cursor's line, within the prefix's budget.

@@ -17,6 +17,7 @@ from pygls.workspace.position_codec import PositionCodec
 from engine.completion.context import build_cursor_context
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
+from engine.place import Place
 from lsp.fast_positions import FastPositionCodec
 from lsp.serve.bridge import cleartext_warning
 from lsp.stdio import BoundedStdinReader
@@ -93,7 +94,7 @@ def test_fast_positions_agree_with_pygls_on_every_encoding():
 def test_a_one_line_document_of_megabytes_sends_a_prompt_within_the_budget():
     """A 5 MB one-line document sent a 5 MB prompt."""
     text = "x = [" + "1, " * 1_700_000 + "]"
-    request = CompletionRequest("file:///big.py", "python", text, cursor=len(text) // 2)
+    request = CompletionRequest(Place("file:///big.py"), "python", text, cursor=len(text) // 2)
     context = build_cursor_context(request, 2048)
     prompt = template_named("qwen").render(context)
     assert len(prompt) < 2048 * 8

@@ -144,13 +144,7 @@ class ActionService:
         """The action's messages for a budget of the file's lines, with or without the
         repository's definitions (fitted to the server in :meth:`_answer`)."""
         check_sizes(request, self.settings.actions.prompt_token_budget)
-        file = FileAt(
-            request.document_uri,
-            request.text,
-            request.start,
-            request.path,
-            request.relative_path,
-        )
+        file = FileAt(request.place, request.text, request.start)
         completion = self.settings.completion
         workspace_name, entries = self.repository.entries(
             file,

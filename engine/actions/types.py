@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Literal
+
+from engine.place import AtPlace, Place
 
 
 class ActionKind(StrEnum):
@@ -16,23 +17,18 @@ class ActionKind(StrEnum):
 
 
 @dataclass(frozen=True)
-class ActionRequest:
-    """A document, a selection in code-point offsets (empty: the whole file) and the ask."""
+class ActionRequest(AtPlace):
+    """A document at its place, a selection in code-point offsets (empty: the whole file) and
+    the ask."""
 
     kind: ActionKind
-    document_uri: str
+    place: Place
     language_id: str
     text: str
     start: int
     end: int
     # Ask: the user's question. Fix: what is wrong, when known (a diagnostic's message).
     question: str | None = None
-    relative_path: str | None = None
-    path: Path | None = None
-    # Keeps a session on one vLLM replica (engine/endpoints/replicas.py); sent as X-Session-ID.
-    session: str | None = None
-    # The user alone, as opaque (engine/endpoints/replicas.py); sent as X-User-ID.
-    user_key: str | None = None
 
     @property
     def whole_file(self) -> bool:

@@ -18,6 +18,7 @@ from engine.context.needed import needed_definitions
 from engine.context.tier import ContextEntry, RepositoryTier, Snippet
 from engine.context.tokens import TokenCounts, upper_estimate
 from engine.documents import OpenDocument
+from engine.place import AtPlace, Place
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
 from engine.repository.usage import BLOCK_LINES, NameUsage, name_usage
@@ -39,16 +40,13 @@ TOKENS_PER_SHOWN_LINE = 128
 
 
 @dataclass(frozen=True)
-class FileAt:
+class FileAt(AtPlace):
     """A document and a place in it (a code-point offset), as the repository context needs
     them: a completion's cursor, or the start of an action's selection."""
 
-    document_uri: str
+    place: Place
     text: str
     offset: int
-    path: Path | None = None
-    relative_path: str | None = None
-    workspace_name: str | None = None
 
 
 class RepositoryContext:

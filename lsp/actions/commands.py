@@ -139,16 +139,12 @@ def _request(
     place = ls.place(parsed.uri)
     request = ActionRequest(
         kind=kind,
-        document_uri=parsed.uri,
+        place=place,
         language_id=document.language_id or "plaintext",
         text=document.source,
         start=start,
         end=end,
         question=question,
-        relative_path=place.relative,
-        path=place.path,
-        session=place.session,
-        user_key=place.user_key,
     )
     return request, document
 

@@ -76,3 +76,12 @@ def fix_code_action_structuring(client: LanguageClient) -> None:
 
     converter.register_structure_hook(types.Command | types.CodeAction, structure)
     converter.register_structure_hook(Union[types.Command, types.CodeAction], structure)  # noqa: UP007
+
+
+def action_progress(client: LanguageClient) -> dict[Any, list[Any]]:
+    """The actions' progress bars by token (not the workspace's indexing, which has its own)."""
+    return {
+        token: reports
+        for token, reports in client.progress_reports.items()
+        if reports and not str(token).startswith("iquest-indexing-")
+    }

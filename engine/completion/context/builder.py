@@ -145,14 +145,7 @@ class ContextBuilder:
 
 
 def file_at(request: CompletionRequest) -> FileAt:
-    return FileAt(
-        request.document_uri,
-        request.text,
-        request.cursor,
-        request.path,
-        request.relative_path,
-        request.workspace_name,
-    )
+    return FileAt(request.place, request.text, request.cursor)
 
 
 def build_cursor_context(request: CompletionRequest, token_budget: int) -> CursorContext:
