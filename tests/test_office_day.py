@@ -352,3 +352,23 @@ def test_a_malformed_request_over_stdio_is_answered(tmp_path: Path):
     answers, _, _ = _stdio_session(tmp_path, [initialize, hover])
     [answer] = [a for a in answers if a.get("id") == 5]
     assert answer["error"] == {"code": -32602, "message": "invalid params for textDocument/hover"}
+
+
+async def test_a_revoked_token_is_told_before_its_connection_closes(tmp_path: Path):
+    """A revoked token dropped the editor without a word (issue 25)."""
+    async with (
+        fake_server() as fake,
+        daemon_with(tmp_path, fake, token_check_s=0.1) as (daemon, team),
+    ):
+        alice = await RawEditor.connect(
+            daemon.bound["tcp"], team["cert"], team["tokens"]["alice"], tmp_path / "proj"
+        )
+        await asyncio.to_thread(team["store"].revoke, "alice")
+        try:
+            async with asyncio.timeout(5):
+                async for body in alice.bodies:
+                    alice.seen.append(json.loads(body))
+        except (ConnectionError, ssl.SSLError):
+            pass
+    told = [m["params"]["message"] for m in alice.seen if m.get("method") == "window/showMessage"]
+    assert any("token was revoked" in message for message in told), alice.seen

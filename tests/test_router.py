@@ -183,4 +183,6 @@ async def test_doctor_skips_the_affinity_check_when_the_router_lists_no_replicas
     affinity = checks["one session, one replica"]
     assert affinity.ok is None and "does not list its replicas" in affinity.detail
     assert checks["routing"].ok is True and checks["routing"].detail.startswith("router at")
-    assert not router.completion_requests  # nothing was sent to find out
+    # Nothing was sent to find out (doctor's one-token priority-scheduling probe aside).
+    assert all(r.get("priority") == 1 for r in router.completion_requests)
+    assert len(router.completion_requests) <= 1

@@ -20,6 +20,7 @@ from engine.config import (
     read_config_file,
 )
 from engine.endpoints import ActionSlots, EndpointClients
+from engine.notices import Notice
 from engine.repository.index import RepositoryIndex
 from engine.team.fair_share import FairShare
 from engine.team.tokens import TokenEntry, TokenStore
@@ -140,6 +141,15 @@ class TeamDaemon:
             for connection in self.connections.all():
                 if connection.token_id not in live:
                     log.info("closing a connection of %s: its token was revoked", connection.user)
+                    # Said before the close (written first, sent first): an editor dropped
+                    # without a word looked like a crash.
+                    connection.server.notify_user(
+                        Notice(
+                            "error",
+                            "iquest: this team token was revoked; the connection is closed. "
+                            "Ask the team server's admin for a new token.",
+                        )
+                    )
                     connection.server.close_connection()
 
 
