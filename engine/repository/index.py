@@ -296,10 +296,7 @@ class RepositoryIndex:
             return 0
         if not S_ISREG(stat.st_mode):
             return self._forget(relative)
-        if self._filter.ignored_file(relative, stat.st_size) is not None or any(
-            self._filter.ignored_dir(relative.rsplit("/", i + 1)[0])
-            for i in range(relative.count("/"))
-        ):
+        if self._skipped(relative, stat.st_size):
             return 0
         entry, _ = self._index_file(FileStat(relative, stat.st_size, stat.st_mtime_ns))
         previous = self._files.get(relative)
@@ -311,6 +308,13 @@ class RepositoryIndex:
         if previous is None or previous.header != entry.header:
             self._names.set(relative, entry.header)
         return int(previous is None or previous.header != entry.header)
+
+    def _skipped(self, relative: str, size: int) -> bool:
+        """Ignored, secret, generated, too big, or in a skipped folder: never parsed."""
+        return self._filter.ignored_file(relative, size) is not None or any(
+            self._filter.ignored_dir(relative.rsplit("/", i + 1)[0])
+            for i in range(relative.count("/"))
+        )
 
     def _forget(self, relative: str) -> int:
         """Drops ``relative`` from the index; 1 if it was there."""
