@@ -264,3 +264,20 @@ def test_accept_line_inserts_exactly_one_line_of_the_suggestion(nvim_session) ->
     assert written.count("\n") <= lines_before + expected.count("\n") + 1
     assert stats["partially_accepted"] == 1 and stats["accepted"] == 0
     assert stats["accepted_chars"] == len(expected)
+
+
+def test_checkhealth_finds_the_daemon_from_its_own_buffer(nvim_session) -> None:
+    """:checkhealth runs in a buffer of its own: it always said "not attached to the current
+    buffer" (issue 25)."""
+    tmux, _, _ = nvim_session
+    tmux.type(":checkhealth iquest", pause_s=0.01)
+    tmux.keys("Enter")
+    deadline = time.monotonic() + 30
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux.screen()
+        if "attached: client" in screen or "not running" in screen:
+            break
+        time.sleep(0.2)
+    assert "attached: client" in screen, screen
+    assert "not attached" not in screen and "not running" not in screen
