@@ -169,3 +169,27 @@ def test_each_command_has_a_description_and_shows_defaults(command: str):
         assert "--token-file" in text and "mode 600" in text
     if command == "vllm":
         assert "--role" in text and "(default: instruct)" in text
+
+
+def test_connect_with_a_wrong_token_over_tcp(plain_daemon):
+    """The editor keeps stdin open (a closed stdin ends the bridge before any answer)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lsp", "connect", f"tcp://127.0.0.1:{plain_daemon['tcp']}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "IQUEST_TOKEN": "iq_wrong_token"},
+    )
+    assert process.stdin is not None
+    process.stdin.write(FRAMED)
+    process.stdin.flush()
+    try:
+        process.wait(timeout=30)  # the daemon refuses and closes; stdin stays open
+    finally:
+        process.kill()
+    assert process.stdout is not None and process.stderr is not None
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    one_line_exit_2(done, "refused the token")
+    assert b"unauthorized" in done.stdout  # the editor still gets the server's answer

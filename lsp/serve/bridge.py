@@ -163,11 +163,24 @@ async def _relay(
                 await writer.drain()
             writer.close()
 
+        refused = False
+
         async def downstream() -> None:
+            nonlocal refused
+            first = True
             while chunk := await reader.read(65536):
+                # The daemon answers a bad token's `initialize` with UNAUTHORIZED and closes:
+                # the editor gets that answer, the command line a line saying what to do.
+                refused = refused or (first and b'"code": -32001' in chunk)
+                first = False
                 _write_stdout(chunk)
 
         await _until_either(upstream(), downstream())
+        if refused:
+            raise BridgeError(
+                f"{url} refused the token: check it, or ask for a new one "
+                "(iquest-lsp token add NAME on the server)"
+            )
         return 0
     async with connect(
         url,
