@@ -81,8 +81,9 @@ async def test_a_burst_of_actions_never_runs_more_than_the_budget_at_vllm(
     vllm: VllmEndpoint, tmp_path: Path
 ):
     uri = (tmp_path / "steps.py").as_uri()
-    async with lsp_session(options(vllm, max_running=2, max_tokens=200), tmp_path) as client:
+    async with lsp_session(options(vllm, max_running=2, max_tokens=600), tmp_path) as client:
         open_document(client, uri, CODE)
+        before = await vllm_samples(vllm.root_url)
         burst = asyncio.gather(*(execute(client, "iquest.explain", {"uri": uri}) for _ in range(6)))
         peak_running = peak_waiting = 0
         while not burst.done():
@@ -91,6 +92,10 @@ async def test_a_burst_of_actions_never_runs_more_than_the_budget_at_vllm(
             peak_waiting = max(peak_waiting, int(samples.get("vllm:num_requests_waiting", 0)))
             await asyncio.sleep(0.02)
         results = await burst
+        after = await vllm_samples(vllm.root_url)
+    # Every action ran whole at vLLM (greedy, to max_tokens): long enough (seconds) that the
+    # running gauge, which vLLM's CPU build refreshes in steps, is seen above 0.
+    assert after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"] == 6 * 600
     assert len(results) == 6
     assert 1 <= peak_running <= 2, peak_running
     assert peak_waiting == 0  # the rest waited in the daemon, not in vLLM's queue
