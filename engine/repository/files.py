@@ -135,10 +135,6 @@ def _valid_lines(lines: list[str], name: str) -> list[str]:
     return valid
 
 
-def is_binary(head: bytes) -> bool:
-    return b"\x00" in head[:BINARY_SNIFF_BYTES]
-
-
 # Minified or generated: over this size, a mean line longer than MAX_MEAN_LINE, or any line
 # longer than MAX_LINE_BYTES. (Hand-written code averages 30-50 bytes a line; the thresholds
 # are those of the code datasets' filters, loosened.) Such files cost parsing time and give no

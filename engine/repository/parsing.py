@@ -138,10 +138,18 @@ class ParserPool:
             if child is None or not child.alive:
                 child = _Child()
             header = child.parse(relative, data, self.time_limit_s)
+        except ParseFailed:
+            # A child that answered with an error stays; one killed (time limit) or dead
+            # frees its place for a fresh one.
+            if child is not None and child.alive:
+                self._give_back(child)
+            else:
+                self._idle.put(None)
+            raise
         except BaseException:
             if child is not None:
-                child.kill()  # killed already after a failure; otherwise mid-request
-            self._idle.put(None)  # its place is free again
+                child.kill()  # mid-request: its answer would reach the next caller
+            self._idle.put(None)
             raise
         self._give_back(child)
         return header

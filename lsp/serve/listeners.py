@@ -236,9 +236,7 @@ class Listeners:
             # Every way a socket ends (normal close, reset, failed upgrade, handshake
             # timeout, TLS error) loses its connection: the one place its slot is sure to
             # be given back.
-            pending = self._ws_pending.pop(key, None)
-            if pending is not None:
-                pending[1].release()
+            self._ws_pending.pop(key, None)
             slot.release()
 
         connection.connection_lost_waiter.add_done_callback(lost)
