@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import percentile, start_team_daemon, tiny_vllm
 from bench.length_proxy import proxy_process
-from bench.team_load import Rpc, cpu_seconds, open_editor
+from bench.team_load import Rpc, ask_inline, cpu_seconds, open_editor, typing_cursor
 from engine.team.tokens import TokenStore
 
 TARGET_MS = 300.0
@@ -141,10 +141,7 @@ async def open_loop_editor(
             "window": {"workDoneProgress": False},
         }
         uri, lines = await open_editor(rpc, token, n, rng, 600, capabilities)
-        text_version = 1
-        # Type new code in the middle of the file, after a real line.
-        line = rng.randrange(len(lines) // 3, max(len(lines) // 3 + 1, len(lines) - 1))
-        column = len(lines[line])
+        cursor = typing_cursor(uri, lines, rng)
         typing = "\n        result = compute(items, key=lambda item: item.size) + offset"
         if time.monotonic() >= until:
             log.errors.append("setting up took the whole step")
@@ -158,19 +155,9 @@ async def open_loop_editor(
             burst = rng.randint(3, 20)
             last: asyncio.Future[tuple[float, bool] | None] | None = None
             for _ in range(burst):
-                char = typing[rng.randrange(len(typing))]
-                text_version += 1
-                start = {"line": line, "character": column}
-                rpc.notify(
-                    "textDocument/didChange",
-                    {
-                        "textDocument": {"uri": uri, "version": text_version},
-                        "contentChanges": [{"range": {"start": start, "end": start}, "text": char}],
-                    },
-                )
-                line, column = (line + 1, 0) if char == "\n" else (line, column + 1)
+                position = cursor.type(rpc, typing[rng.randrange(len(typing))])
                 log.requests += 1
-                last = asyncio.ensure_future(_complete(rpc, uri, line, column, log))
+                last = asyncio.ensure_future(_complete(rpc, uri, position, log))
                 await asyncio.sleep(1 / rate)
             if last is not None:
                 log.pauses += 1
@@ -188,20 +175,13 @@ async def open_loop_editor(
 
 
 async def _complete(
-    rpc: Rpc, uri: str, line: int, column: int, log: EditorLog
+    rpc: Rpc, uri: str, position: dict[str, int], log: EditorLog
 ) -> tuple[float, bool] | None:
     """(milliseconds to a suggestion, whether it is one line); None for an empty answer
     (superseded ones are empty)."""
     sent = time.perf_counter()
     try:
-        answer = await rpc.request(
-            "textDocument/inlineCompletion",
-            {
-                "textDocument": {"uri": uri},
-                "position": {"line": line, "character": column},
-                "context": {"triggerKind": 2},
-            },
-        )
+        answer = await ask_inline(rpc, position, uri)
     except TimeoutError:
         log.errors.append("no answer in 30 s")
         return None

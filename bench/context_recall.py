@@ -39,7 +39,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from bench.common import lsp_client
-from engine.context.repository import REPOSITORY_SHARE
+from engine.definitions.repository import REPOSITORY_SHARE
 from engine.repository.index import RepositoryIndex
 from engine.repository.symbols import identifiers
 from tests.support.corpus import PROJECTS, Project, project_root

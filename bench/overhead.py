@@ -33,7 +33,7 @@ from tokenizers import Tokenizer
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
-from engine.context import RepositoryContext
+from engine.definitions import RepositoryContext
 from engine.metrics import percentile
 from engine.place import Place
 from engine.repository.index import RepositoryIndex

@@ -112,6 +112,48 @@ async def open_editor(
     return uri, lines
 
 
+@dataclass
+class Cursor:
+    """Where an editor types; each keystroke is sent as the editor sends it (an insertion at
+    the cursor, one version later). Shared by every benchmark that types."""
+
+    uri: str
+    line: int
+    column: int
+    version: int = 1
+
+    def type(self, rpc: Rpc, char: str) -> dict[str, int]:
+        """Sends ``char`` typed at the cursor; the position after it."""
+        self.version += 1
+        start = {"line": self.line, "character": self.column}
+        rpc.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": self.uri, "version": self.version},
+                "contentChanges": [{"range": {"start": start, "end": start}, "text": char}],
+            },
+        )
+        if char == "\n":
+            self.line, self.column = self.line + 1, 0
+        else:
+            self.column += 1
+        return {"line": self.line, "character": self.column}
+
+
+def typing_cursor(uri: str, lines: list[str], rng: random.Random) -> Cursor:
+    """At the end of a real line in the middle of the file (new code typed after it)."""
+    line = rng.randrange(len(lines) // 3, max(len(lines) // 3 + 1, len(lines) - 1))
+    return Cursor(uri, line, len(lines[line]))
+
+
+async def ask_inline(rpc: Rpc, cursor_at: dict[str, int], uri: str) -> dict[str, Any]:
+    """The automatic inline completion request an editor makes after a keystroke."""
+    return await rpc.request(
+        "textDocument/inlineCompletion",
+        {"textDocument": {"uri": uri}, "position": cursor_at, "context": {"triggerKind": 2}},
+    )
+
+
 async def editor(port: int, token: str, n: int, until: float, seed: int) -> EditorResult:
     rng = random.Random(seed)
     result = EditorResult()
@@ -119,34 +161,16 @@ async def editor(port: int, token: str, n: int, until: float, seed: int) -> Edit
     rpc = Rpc(reader, writer)
     try:
         uri, lines = await open_editor(rpc, token, n, rng, max_lines=400)
-        line = rng.randrange(len(lines) // 3, max(len(lines) // 3 + 1, len(lines) - 1))
-        column, version = len(lines[line]), 1
+        cursor = typing_cursor(uri, lines, rng)
         typed = "    value = compute(items, key=lambda item: item.size) + offset\n" * 50
         for char in typed:
             if time.monotonic() > until:
                 break
-            version += 1
-            start = {"line": line, "character": column}
-            rpc.notify(
-                "textDocument/didChange",
-                {
-                    "textDocument": {"uri": uri, "version": version},
-                    "contentChanges": [{"range": {"start": start, "end": start}, "text": char}],
-                },
-            )
-            line, column = (line + 1, 0) if char == "\n" else (line, column + 1)
-            position = {"line": line, "character": column}
+            position = cursor.type(rpc, char)
             sent = time.perf_counter()
             result.requests += 1
             try:
-                answer = await rpc.request(
-                    "textDocument/inlineCompletion",
-                    {
-                        "textDocument": {"uri": uri},
-                        "position": position,
-                        "context": {"triggerKind": 2},
-                    },
-                )
+                answer = await ask_inline(rpc, position, uri)
             except TimeoutError:
                 result.errors.append("no answer in 30 s")
                 continue

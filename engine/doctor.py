@@ -8,7 +8,7 @@ from engine.backends.errors import BackendError, FailureKind
 from engine.backends.vllm_extras import CacheConfig, ServerInfo
 from engine.completion.templating.selection import choose_template, split_markers
 from engine.config import EndpointConfig, LaunchProfile, Settings
-from engine.context.repository import REPOSITORY_SHARE
+from engine.definitions.repository import REPOSITORY_SHARE
 from engine.endpoints.affinity import replica_endpoint, session_affinity
 from engine.endpoints.replicas import routing_mode
 

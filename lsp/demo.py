@@ -19,15 +19,10 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from engine.backends.vllm_extras import ServerInfo
-from engine.config import (
-    EndpointConfig,
-    config_path_from_environment,
-    environment_layer,
-    merge_layers,
-    read_config_file,
-)
+from engine.config import EndpointConfig
 from engine.local.embedded_model import EMBEDDED_MODEL_NAME, ensure_embedded_model
 from engine.local.vllm_process import LocalVllmServer, LocalVllmSpec
+from lsp.settings import SettingsLayers
 
 EXAMPLE = '''import math
 
@@ -71,10 +66,8 @@ async def run_demo(config_path: Path | None, file: Path | None, port: int) -> in
 
 
 async def _configured_endpoint(config_path: Path | None) -> str | None:
-    layers = merge_layers(
-        read_config_file(config_path or config_path_from_environment()), environment_layer()
-    )
-    url = layers.get("instruct", {}).get("base_url")
+    written = SettingsLayers(config_path).server_layer()
+    url = written.get("instruct", {}).get("base_url")
     if not url:
         return None
     info = ServerInfo(EndpointConfig(base_url=url))

@@ -22,10 +22,11 @@ from pygls.uris import to_fs_path
 
 from engine.actions.findings import FindingsStore
 from engine.actions.service import ActionService
+from engine.assistant import Assistant
 from engine.completion.discovery import ModelDirectory
 from engine.completion.pipeline import CompletionService
 from engine.config import APP_NAME, Settings, SettingsError, default_log_path
-from engine.context import RepositoryContext
+from engine.definitions import RepositoryContext
 from engine.endpoints import ActionSlots, EndpointClients, Endpoints
 from engine.metrics import CompletionStats
 from engine.notices import Notice, Notify
@@ -65,7 +66,7 @@ class Session:
         # Set by the language server: a folder's indexing as work-done progress.
         self.indexing: IndexingProgress = lambda _folder, _done: None
         self.workspace: Workspace | None = None
-        self._started: tuple[Endpoints, CompletionService, ActionService] | None = None
+        self._assistant: Assistant | None = None
 
     @staticmethod
     def converter_factory() -> Converter:
@@ -100,19 +101,26 @@ class Session:
 
     # --- the engine ----------------------------------------------------------------------------
     @property
+    def assistant(self) -> Assistant:
+        if self._assistant is None:
+            # A client that skips `initialized` still gets completions on file/env settings.
+            self._assistant = self._build(self.settings_or_defaults())
+        return self._assistant
+
+    @property
     def endpoints(self) -> Endpoints:
-        return self._services()[0]
+        return self.assistant.endpoints
 
     @property
     def completions(self) -> CompletionService:
-        return self._services()[1]
+        return self.assistant.completions
 
     @property
     def actions(self) -> ActionService:
-        return self._services()[2]
+        return self.assistant.actions
 
     def completion_stats(self) -> CompletionStats | None:
-        return self._started[1].stats if self._started is not None else None
+        return self._assistant.completions.stats if self._assistant is not None else None
 
     def settings_or_defaults(self) -> Settings:
         try:
@@ -123,10 +131,11 @@ class Session:
 
     async def apply_settings(self) -> None:
         """The layers changed (or the editor is ready): start on them, or reconfigure."""
-        if self._started is None:
+        if self._assistant is None:
             settings = self.settings_or_defaults()
             self.configure_logging(settings)
-            await self._start(settings).start()
+            self._assistant = self._build(settings)
+            await self._assistant.start()
             return
         try:
             settings = self.layers.build()
@@ -134,10 +143,7 @@ class Session:
             self.notify(Notice("error", f"iquest: {error}; keeping the previous settings"))
             return
         self.configure_logging(settings)
-        endpoints, completions, _ = self._started
-        before = endpoints.settings
-        endpoints.reconfigure(settings)
-        await completions.reconfigure(before)
+        await self._assistant.reconfigure(settings)
 
     def locate(self, uri: str, folders: Iterable[types.WorkspaceFolder]) -> Place:
         """Where the document ``uri`` is, worked out once per request."""
@@ -166,34 +172,21 @@ class Session:
         )
 
     async def aclose(self) -> None:
-        if self._started is not None:
-            await self._started[1].aclose()
+        if self._assistant is not None:
+            await self._assistant.aclose()
 
-    def _services(self) -> tuple[Endpoints, CompletionService, ActionService]:
-        if self._started is None:
-            # A client that skips `initialized` still gets completions on file/env settings.
-            self._start(self.settings_or_defaults())
-        assert self._started is not None
-        return self._started
-
-    def _start(self, settings: Settings) -> CompletionService:
+    def _build(self, settings: Settings) -> Assistant:
         if self.workspace is None:
             self.workspace = self.open_workspace(settings)
-        repository = RepositoryContext(self.workspace)
-        endpoints = Endpoints(
-            settings, self.models.clients, self.notify, action_slots=self.action_slots
+        return Assistant(
+            settings,
+            identity=self.identity,
+            models=self.models,
+            repository=RepositoryContext(self.workspace),
+            notify=self.notify,
+            action_slots=self.action_slots,
+            share=self.share(),
         )
-        share = self.share()
-        completions = CompletionService(endpoints, self.models, repository, share=share)
-        actions = ActionService(
-            endpoints,
-            repository,
-            counts=lambda: completions.counts,
-            share=share,
-            user=self.identity.user,
-        )
-        self._started = (endpoints, completions, actions)
-        return completions
 
 
 class SingleUserSession(Session):

@@ -23,7 +23,9 @@ Bounds = tuple[float | None, float | None] | None
 
 
 class SettingsLayers:
-    """Holds each layer so that a change to one can be re-merged with the others."""
+    """The one way settings are read: the config file, the environment, then (for an editor's
+    connection) what the editor sends, held within bounds in team mode. Holds each layer so
+    that a change to one can be re-merged with the others."""
 
     def __init__(
         self,
@@ -45,8 +47,16 @@ class SettingsLayers:
     def set_editor(self, settings: object) -> None:
         self.editor = self._editor_layer(_section(settings))
 
+    def server_layer(self) -> dict[str, Any]:
+        """What the machine's owner wrote (file and environment), before any editor's layer."""
+        return merge_layers(read_config_file(self.config_path), environment_layer())
+
+    def server_settings(self) -> Settings:
+        """The daemon's own settings, no editor's (a team daemon's process-wide choices)."""
+        return build_settings(merge_layers(self.server_layer(), self.forced))
+
     def build(self) -> Settings:
-        server = merge_layers(read_config_file(self.config_path), environment_layer())
+        server = self.server_layer()
         editor = merge_layers(self.initialization_options, self.editor)
         if self.editor_keys is not None:
             editor = self._bounded(editor, build_settings(merge_layers(server, self.forced)))

@@ -80,8 +80,6 @@ def _test_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> L
             extra_args=(
                 "--kv-cache-memory-bytes",
                 "256M",
-                "--scheduling-policy",
-                "priority",
                 # Random weights under a JSON grammar emit whitespace forever otherwise.
                 "--structured-outputs-config",
                 '{"backend": "xgrammar", "disable_any_whitespace": true}',

@@ -60,7 +60,7 @@ async def test_the_budget_comes_from_the_servers_sequence_limit(vllm: VllmEndpoi
     settings = Settings()
     try:
         endpoints = Endpoints(
-            settings, clients, lambda notice: None, action_slots=ActionSlots(processes=2)
+            lambda: settings, clients, lambda notice: None, action_slots=ActionSlots(processes=2)
         )
         config = EndpointConfig(base_url=vllm.base_url)
         assert await clients.max_num_seqs(config) == 64

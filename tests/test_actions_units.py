@@ -11,7 +11,7 @@ from engine.actions.prompting import build_messages, excerpt_lines
 from engine.actions.thinking import ThinkingSplitter
 from engine.actions.types import ActionKind, ActionRequest, Finding
 from engine.config import RoutingConfig
-from engine.context.tier import ContextEntry
+from engine.definitions.tier import ContextEntry
 from engine.endpoints.routing import Router
 from engine.place import Place
 

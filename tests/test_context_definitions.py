@@ -9,7 +9,7 @@ from pathlib import Path
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
-from engine.context import RepositoryContext
+from engine.definitions import RepositoryContext
 from engine.place import Place
 from engine.repository.imports import ImportResolver
 from engine.repository.index import RepositoryIndex

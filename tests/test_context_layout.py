@@ -10,8 +10,8 @@ from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchored_window
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
-from engine.context import RepositoryContext
-from engine.context.tier import RepositoryTier, Snippet
+from engine.definitions import RepositoryContext
+from engine.definitions.tier import RepositoryTier, Snippet
 from engine.place import Place
 from engine.workspace import Workspace
 

@@ -15,7 +15,7 @@ from engine.actions.types import ActionError, ActionKind, ActionRequest
 from engine.backends.chat import ChatBackend, ChatDelta, ChatParams
 from engine.backends.errors import BackendError, FailureKind
 from engine.config import EndpointConfig, RoutingConfig, Settings
-from engine.context import RepositoryContext
+from engine.definitions import RepositoryContext
 from engine.endpoints import (
     EndpointClients,
     Endpoints,
@@ -66,7 +66,8 @@ def layer(
     **routing: Any,
 ) -> tuple[Endpoints, list[Notice]]:
     notices: list[Notice] = []
-    return Endpoints(settings(**routing), EndpointClients(), notices.append), notices
+    chosen = settings(**routing)
+    return Endpoints(lambda: chosen, EndpointClients(), notices.append), notices
 
 
 async def test_the_session_keeps_its_replica_and_fails_over_to_the_next():
@@ -228,8 +229,8 @@ async def test_the_action_service_runs_on_an_injected_endpoint_layer():
     notices: list[Notice] = []
     config = settings()
     config = dataclasses.replace(config, actions=dataclasses.replace(config.actions, priority=3))
-    endpoints = Endpoints(config, clients, notices.append)
-    service = ActionService(endpoints, RepositoryContext(None))
+    endpoints = Endpoints(lambda: config, clients, notices.append)
+    service = ActionService(lambda: config, endpoints, RepositoryContext(None))
     request = ActionRequest(
         ActionKind.EXPLAIN, Place("file:///a.py", session="s"), "python", "x = 1\n", 0, 0
     )

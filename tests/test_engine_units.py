@@ -314,7 +314,7 @@ def test_handled_notifications_leave_no_futures_behind():
 
 
 def test_token_counts_stay_within_their_text_budget():
-    from engine.context.tokens import TokenCounts
+    from engine.definitions.tokens import TokenCounts
 
     counts = TokenCounts(None, local=len, max_chars=1_000)
     for n in range(500):

@@ -13,7 +13,7 @@ from importlib import resources
 
 from engine.actions.types import ActionKind, ActionRequest
 from engine.backends.chat import ChatMessage
-from engine.context.tier import ContextEntry
+from engine.definitions.tier import ContextEntry
 from engine.repository.secrets import mask_credentials
 
 # Actions show whole stretches of a file: a character estimate is enough to stay in budget.

@@ -30,8 +30,8 @@ from engine.backends.chat import ChatBackend, ChatMessage, ChatParams
 from engine.backends.errors import BackendError
 from engine.backends.vllm_extras import vllm_request_fields
 from engine.config import Settings
-from engine.context import FileAt, RepositoryContext, TokenCounts
-from engine.context.repository import REPOSITORY_SHARE
+from engine.definitions import FileAt, RepositoryContext, TokenCounts
+from engine.definitions.repository import REPOSITORY_SHARE
 from engine.endpoints import (
     Endpoints,
     NoEndpointAnswered,
@@ -63,12 +63,15 @@ MIN_PROMPT_TOKENS = 1024
 class ActionService:
     def __init__(
         self,
+        settings: Callable[[], Settings],
         endpoints: Endpoints,
         repository: RepositoryContext,
         counts: Callable[[], TokenCounts] = lambda: TokenCounts(None),
         share: Callable[[], AbstractContextManager[int]] | None = None,
         user: str = "local",
     ) -> None:
+        # Read from the connection's assistant (engine.assistant), which owns them.
+        self._settings = settings
         self.endpoints = endpoints
         # Whose turn it is in the action queue (engine.endpoints.action_slots).
         self.user = user
@@ -80,7 +83,7 @@ class ActionService:
 
     @property
     def settings(self) -> Settings:
-        return self.endpoints.settings
+        return self._settings()
 
     # --- the actions ---------------------------------------------------------------------
     async def explain(self, request: ActionRequest, progress: Progress) -> Explanation:

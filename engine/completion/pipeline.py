@@ -28,7 +28,7 @@ from engine.completion.served_models import ServedModels
 from engine.completion.types import CompletionRequest, Suggestion
 from engine.completion.typing_through import TypingThroughMemory
 from engine.config import Settings
-from engine.context import RepositoryContext, TokenCounts
+from engine.definitions import RepositoryContext, TokenCounts
 from engine.endpoints import (
     Endpoints,
     NoEndpointAnswered,
@@ -44,11 +44,14 @@ log = logging.getLogger(__name__)
 class CompletionService:
     def __init__(
         self,
+        settings: Callable[[], Settings],
         endpoints: Endpoints,
         models: ModelDirectory,
         repository: RepositoryContext,
         share: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
+        # Read from the connection's assistant (engine.assistant), which owns them.
+        self._settings = settings
         self.endpoints = endpoints
         self.repository = repository
         self.models = ServedModels(endpoints, models, repository, lambda: self.settings)
@@ -60,7 +63,7 @@ class CompletionService:
 
     @property
     def settings(self) -> Settings:
-        return self.endpoints.settings
+        return self._settings()
 
     @property
     def served_model(self) -> ServedModel | None:
@@ -75,8 +78,8 @@ class CompletionService:
         self.models.start()
 
     async def reconfigure(self, before: Settings) -> None:
-        """The endpoints' settings changed from ``before``: rediscover if what discovery
-        depends on changed."""
+        """The settings changed from ``before``: rediscover if what discovery depends on
+        changed."""
         settings = self.settings
         fields = ("instruct", "reasoning", "routing", "completion", "index")
         if any(getattr(settings, f) != getattr(before, f) for f in fields):

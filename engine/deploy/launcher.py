@@ -1,4 +1,6 @@
-"""Start the planned vLLM servers, wait until they are healthy, and stop them cleanly.
+"""The one way vLLM servers are started, waited for and stopped: the planned servers of
+``iquest-lsp vllm``, the embedded model's server (``demo``, engine.local.vllm_process), and
+the test suite's and benchmarks' servers through it.
 
 Each server runs in its own process group (tensor parallel workers included), so a stop
 reaches every process it started; a server that fails to come up stops the others, and
@@ -10,15 +12,18 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from engine.backends.errors import BackendError
 from engine.backends.vllm_extras import ServerInfo, server_root
 from engine.config import EndpointConfig
 from engine.deploy.command import ServerLaunch
-from engine.local.vllm_process import ServerExited, log_tail, wait_healthy
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,60 @@ STOP_GRACE_S = 30.0
 
 class LaunchError(RuntimeError):
     pass
+
+
+class ServerExited(RuntimeError):
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"exited with {returncode}")
+        self.returncode = returncode
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def spawn(
+    argv: Sequence[str], env: dict[str, str], log_path: Path
+) -> asyncio.subprocess.Process:
+    """A server process writing to ``log_path``, in its own process group (stopped as one)."""
+    with log_path.open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+async def wait_healthy(
+    process: asyncio.subprocess.Process, root_url: str, timeout_s: float, poll_s: float
+) -> None:
+    """Until ``root_url``/health answers 200. Raises ServerExited when the process ends
+    first, TimeoutError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise ServerExited(process.returncode)
+            try:
+                if (await client.get(f"{root_url}/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(poll_s)
+    raise TimeoutError(f"not healthy after {timeout_s:.0f} s")
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` of a server's log, for an error message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 @dataclass
@@ -52,15 +111,7 @@ async def start_servers(
     try:
         for launch in launches:
             log_path = log_dir / f"vllm-{launch.role}-{launch.port}.log"
-            with log_path.open("wb") as out:
-                process = await asyncio.create_subprocess_exec(
-                    *launch.argv(),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
-                    env=launch.environment(),
-                    start_new_session=True,  # its own process group: stopped as one
-                )
+            process = await spawn(launch.argv(), launch.environment(), log_path)
             running.append(RunningServer(launch, log_path, process))
         await asyncio.gather(*(_wait_healthy(server, timeout_s) for server in running))
     except BaseException:
@@ -87,20 +138,26 @@ async def _wait_healthy(server: RunningServer, timeout_s: float) -> None:
 
 
 async def stop_servers(servers: list[RunningServer]) -> None:
+    await stop_processes([(server.launch.role, server.process) for server in servers])
+
+
+async def stop_processes(
+    processes: Sequence[tuple[str, asyncio.subprocess.Process]], grace_s: float = STOP_GRACE_S
+) -> None:
     """SIGTERM to each server's process group, SIGKILL to what is left after a grace."""
-    for server in servers:
-        _signal_group(server.pid, signal.SIGTERM)
-    for server in servers:
+    for _, process in processes:
+        _signal_group(process.pid, signal.SIGTERM)
+    for name, process in processes:
         try:
-            await asyncio.wait_for(server.process.wait(), STOP_GRACE_S)
+            await asyncio.wait_for(process.wait(), grace_s)
         except TimeoutError:
-            log.warning("vLLM (%s) ignored SIGTERM: killing it", server.launch.role)
+            log.warning("vLLM (%s) ignored SIGTERM: killing it", name)
         # Workers (tensor parallel ranks, helpers) may outlive the API process: the group
         # goes too, and the launcher returns only once it is gone.
-        _signal_group(server.pid, signal.SIGKILL)
-        if server.process.returncode is None:
-            await server.process.wait()
-        await _group_gone(server.pid)
+        _signal_group(process.pid, signal.SIGKILL)
+        if process.returncode is None:
+            await process.wait()
+        await _group_gone(process.pid)
 
 
 async def _group_gone(pgid: int, timeout_s: float = 10.0) -> None:

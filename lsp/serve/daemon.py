@@ -13,12 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.completion.discovery import ModelDirectory
-from engine.config import (
-    SettingsError,
-    build_settings,
-    config_path_from_environment,
-    read_config_file,
-)
+from engine.config import SettingsError
 from engine.endpoints import ActionSlots, EndpointClients
 from engine.notices import Notice
 from engine.repository.index import RepositoryIndex
@@ -33,6 +28,7 @@ from lsp.serve.metrics import DaemonMetrics
 from lsp.serve.options import ServeOptions
 from lsp.serve.session import team_session
 from lsp.server import build_server
+from lsp.settings import SettingsLayers
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +159,7 @@ async def _close_session(server: IquestServer) -> None:
 def _index_cache(options: ServeOptions) -> Path:
     """The checkouts' index cache: ``[index] cache_dir`` of the daemon's config, if set."""
     try:
-        settings = build_settings(
-            read_config_file(options.config or config_path_from_environment())
-        )
+        settings = SettingsLayers(options.config).server_settings()
     except SettingsError as error:
         log.warning("the config's index settings cannot be read (%s): default cache", error)
         return default_index_cache()

@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from engine.local.vllm_process import ServerExited, free_port, log_tail, wait_healthy
+from engine.deploy.launcher import ServerExited, free_port, log_tail, wait_healthy
 
 
 def router_command() -> str | None:

@@ -1,7 +1,7 @@
 """Stage 1: what the model sees: other files' headers, the current file, the cursor."""
 
 from engine.completion.context.builder import ContextBuilder, CursorContext, build_cursor_context
-from engine.context.tier import ContextEntry
-from engine.context.tokens import TokenCounts
+from engine.definitions.tier import ContextEntry
+from engine.definitions.tokens import TokenCounts
 
 __all__ = ["ContextBuilder", "ContextEntry", "CursorContext", "TokenCounts", "build_cursor_context"]

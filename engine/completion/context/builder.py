@@ -15,9 +15,9 @@ from engine.completion.context.window import (
     sliding_window,
 )
 from engine.completion.types import CompletionRequest
-from engine.context.repository import REPOSITORY_SHARE, FileAt, Layout, RepositoryContext
-from engine.context.tier import ContextEntry
-from engine.context.tokens import TokenCounts, upper_estimate
+from engine.definitions.repository import REPOSITORY_SHARE, FileAt, Layout, RepositoryContext
+from engine.definitions.tier import ContextEntry
+from engine.definitions.tokens import TokenCounts, upper_estimate
 from engine.repository.secrets import is_denied, mask_credentials
 
 # Shares of the prompt budget, most stable first. What is left (5%) covers the cursor's line

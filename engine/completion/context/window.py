@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.context.tokens import (
+from engine.definitions.tokens import (
     ASCII_CHARS_PER_TOKEN_BOUND,
     TokenCounts,
     upper_estimate,

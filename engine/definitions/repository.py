@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine.context.needed import needed_definitions
-from engine.context.tier import ContextEntry, RepositoryTier, Snippet
-from engine.context.tokens import TokenCounts, upper_estimate
+from engine.definitions.needed import needed_definitions
+from engine.definitions.tier import ContextEntry, RepositoryTier, Snippet
+from engine.definitions.tokens import TokenCounts, upper_estimate
 from engine.documents import OpenDocument
 from engine.place import AtPlace, Place
 from engine.repository.headers import FileHeader
