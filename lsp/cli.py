@@ -114,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
         help="file holding the token (mode 600; ~ is expanded); default: $IQUEST_TOKEN",
     )
     bridge.add_argument("--ca-file", type=Path, help="CA bundle for a self-signed server")
+    # VS Code's language client adds --stdio to every server command line it launches.
+    bridge.add_argument(
+        "--stdio", action="store_true", help="accepted and ignored: connect always uses stdio"
+    )
     demo = commands.add_parser(
         "demo",
         help="start the embedded model on vLLM's CPU build (unless an instruct endpoint "

@@ -155,7 +155,7 @@ def on_stats(ls: IquestServer, params: Any) -> dict[str, object]:
             **service.stats.as_dict(),
             "model": served.name if served else None,
             "template": served.template.name if served else None,
-            "backend_down": ls.session.endpoints.outages.any_down(),
+            "backend_down": ls.session.endpoints.suggestions_paused(),
             "in_flight": service.in_flight(),
             **ls.session.stats_extra(),
         }

@@ -57,3 +57,16 @@ def test_the_cli_parser_imports_no_metrics_library():
         timeout=60,
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_command_lines_vscode_launches_parse():
+    """vscode-languageclient adds --stdio to a stdio server's arguments: `connect` refused it,
+    so team mode never started in a real VS Code (found by the in-host suite)."""
+    from lsp.cli import parser
+
+    for argv in (
+        ["--config", "/etc/iquest.toml", "--stdio"],
+        ["connect", "tls://gpu-host:7070", "--stdio"],
+        ["connect", "wss://gpu-host:7071", "--token-file", "/home/me/t", "--stdio"],
+    ):
+        parser().parse_args(argv)  # exits 2 on an unknown argument

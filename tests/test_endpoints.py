@@ -247,3 +247,32 @@ async def test_the_action_service_runs_on_an_injected_endpoint_layer():
     endpoints.outages.RETRY_AFTER_S = 0.0  # type: ignore[misc]
     with pytest.raises(ActionError, match=r"explain: .*unreachable"):
         await service.explain(request, lambda message, share: None)
+
+
+def test_suggestions_pause_only_while_every_current_inline_server_is_down():
+    """Found in the real VS Code: a URL the user corrected stayed "down" in the status item
+    forever (any server ever down counted)."""
+    current = [settings(fallback=False)]
+    endpoints = Endpoints(lambda: current[0], EndpointClients(), lambda notice: None)
+    endpoints.outages.failed(down(INSTRUCT[0]))
+    assert not endpoints.suggestions_paused()  # the other replica answers
+    endpoints.outages.failed(down(INSTRUCT[1]))
+    assert endpoints.suggestions_paused()
+    fixed = EndpointConfig(base_url="http://instruct-c/v1", model="coder")
+    current[0] = dataclasses.replace(current[0], instruct=fixed)
+    assert not endpoints.suggestions_paused()
+
+
+async def test_a_failure_of_a_page_under_a_server_pauses_that_server():
+    """Discovery's /tokenize failing carried that page's URL: the server was never skipped
+    nor shown as down (the real VS Code's status item stayed "ready" on a dead server)."""
+    endpoints, notices = layer(fallback=False)
+
+    async def attempt(replica: Replica) -> str:
+        raise down(replica.url.removesuffix("/v1") + "/tokenize")
+
+    with pytest.raises(NoEndpointAnswered):
+        await endpoints.call(endpoints.route("inline"), None, attempt, try_paused=False)
+    assert endpoints.suggestions_paused()
+    assert all(endpoints.outages.should_skip(url) for url in INSTRUCT)
+    assert INSTRUCT[0] in notices[0].message and "/tokenize" not in notices[0].message

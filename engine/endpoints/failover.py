@@ -105,6 +105,12 @@ class Endpoints:
         paused = [r for r in everything if r not in ready] if try_paused else []
         return ready + paused
 
+    def suggestions_paused(self) -> bool:
+        """Every server inline completions may use now is down (the editor shows "paused").
+        Servers of earlier settings do not count: a URL the user corrected is not an outage."""
+        replicas = self.replicas(self.route("inline"), None, try_paused=True)
+        return bool(replicas) and all(self.outages.is_down(r.url) for r in replicas)
+
     async def action_budget(self, replica: Replica) -> int:
         """How many actions this process lets run at once on ``replica``."""
         processes = self.action_slots.processes
@@ -136,7 +142,7 @@ class Endpoints:
                 if not error.server_is_failing:
                     self.outages.refused(error)
                     raise  # that request's own error: the server is fine
-                self.outages.failed(error)
+                self.outages.failed(error, replica.url)
                 if not worth_falling_back(error):
                     raise
                 last_error, failed_endpoint = error, replica.endpoint

@@ -25,18 +25,21 @@ class OutageTracker:
         # when that server answers again.
         self._refusals_told: set[tuple[str, int | None]] = set()
 
-    def failed(self, error: BackendError) -> None:
+    def failed(self, error: BackendError, server: str | None = None) -> None:
+        """``server``: the replica's base URL the request went to, which is what is skipped
+        and shown as down (``error.url`` may be a page under it, such as /tokenize)."""
+        url = server or error.url
         now = time.monotonic()
-        self._last_failure[error.url] = now
-        if error.url in self._down_since:
+        self._last_failure[url] = now
+        if url in self._down_since:
             log.debug("backend still failing: %s", error)
             return
-        self._down_since[error.url] = now
+        self._down_since[url] = now
         log.warning("backend failure: %s", error)
         self._notify(
             Notice(
                 "error",
-                f"iquest: model server {error.url} {error.kind.value}: "
+                f"iquest: model server {url} {error.kind.value}: "
                 f"{error.detail}. Suggestions pause until it answers again.",
             )
         )
@@ -70,6 +73,3 @@ class OutageTracker:
 
     def is_down(self, url: str) -> bool:
         return url in self._down_since
-
-    def any_down(self) -> bool:
-        return bool(self._down_since)

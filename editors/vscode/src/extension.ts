@@ -39,7 +39,30 @@ const explanationsFeature: StaticFeature = {
   clear() {},
 };
 
-export async function activate(context: vscode.ExtensionContext): Promise<void> {
+// What activate returns (vscode.extensions.getExtension(...).exports): the state the user sees,
+// for the in-host suite (test-host/) and for other extensions.
+export interface IquestApi {
+  status: StatusModel;
+  // The suggestions the daemon gave the last inline request (what VS Code shows as ghost text).
+  lastSuggestions(): readonly string[];
+  // Explanations opened so far.
+  explanations(): readonly vscode.TextDocument[];
+  running(): boolean;
+  // The daemon's figures (iquest/stats): what it was told the user took, among others.
+  stats(): Promise<DaemonStats | undefined>;
+}
+
+function insertTexts(result: unknown): string[] {
+  const items = Array.isArray(result) ? result : (result as { items?: unknown[] } | null)?.items ?? [];
+  return items.map((item) => {
+    const text = (item as { insertText?: unknown }).insertText;
+    return typeof text === "string" ? text : ((text as { value?: string } | undefined)?.value ?? "");
+  });
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<IquestApi> {
+  let lastSuggestions: string[] = [];
+  const explanations: vscode.TextDocument[] = [];
   const output = vscode.window.createOutputChannel("iquest", { log: true });
   const status = new StatusModel(vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100));
   let lastStats = 0;
@@ -89,7 +112,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         provideInlineCompletionItems: async (document, position, inlineContext, token, next) => {
           status.requestStarted();
           try {
-            return await next(document, position, inlineContext, token);
+            const result = await next(document, position, inlineContext, token);
+            lastSuggestions = insertTexts(result);
+            return result;
           } finally {
             status.requestEnded();
             void refreshStats();
@@ -105,16 +130,29 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     });
     await client.start();
-    client.onNotification(protocol.EXPLANATION, (payload: ExplanationPayload) => {
-      void showExplanation(payload);
+    client.onNotification(protocol.EXPLANATION, async (payload: ExplanationPayload) => {
+      explanations.push(await showExplanation(payload));
     });
     lastStats = 0;
     await refreshStats();
   };
 
+  // Starting can fail (no daemon on PATH, a team server that refuses the token): the user is told
+  // in one message and the status item says stopped; the command that started it does not fail.
+  const startOrSay = async (): Promise<void> => {
+    try {
+      await start();
+    } catch (error) {
+      status.stopped();
+      void vscode.window.showErrorMessage(
+        `iquest: could not start the daemon (${String(error)}). Is iquest-lsp installed and on PATH? See the setting iquest.server.command.`,
+      );
+    }
+  };
+
   const restart = async (): Promise<void> => {
     await client?.stop();
-    await start();
+    await startOrSay();
   };
 
   const daemon = (): Daemon | undefined =>
@@ -128,12 +166,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ...registerCommands(daemon),
     vscode.commands.registerCommand("iquest.vscode.restart", restart),
     vscode.commands.registerCommand("iquest.vscode.showLog", () => output.show()),
-    vscode.commands.registerCommand("iquest.vscode.setTeamToken", async () => {
-      const token = await vscode.window.showInputBox({
-        prompt: "Your iquest team token (from `iquest-lsp token add`); kept in VS Code's secret storage",
-        password: true,
-        ignoreFocusOut: true,
-      });
+    // A token given as the argument (a keybinding's or a script's) skips the prompt.
+    vscode.commands.registerCommand("iquest.vscode.setTeamToken", async (given?: unknown) => {
+      const token =
+        typeof given === "string"
+          ? given
+          : await vscode.window.showInputBox({
+              prompt: "Your iquest team token (from `iquest-lsp token add`); kept in VS Code's secret storage",
+              password: true,
+              ignoreFocusOut: true,
+            });
       if (!token?.trim()) {
         return;
       }
@@ -142,18 +184,30 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     vscode.commands.registerCommand("iquest.vscode.signOut", async () => {
       await context.secrets.delete(TOKEN_SECRET);
+      const teamUrl = String(readSetting("team.url") ?? "").trim();
+      const otherToken = String(readSetting("team.tokenFile") ?? "").trim() || process.env.IQUEST_TOKEN;
+      if (teamUrl && !otherToken) {
+        // Nothing left to connect with: the connection ends here, not in a refused start.
+        await client?.stop();
+        client = undefined;
+        status.stopped();
+        void vscode.window.showInformationMessage(
+          `iquest: signed out of ${teamUrl}. Run "iquest: Set team token" to connect again.`,
+        );
+        return;
+      }
       await restart();
     }),
     { dispose: () => void client?.stop() },
   );
-  try {
-    await start();
-  } catch (error) {
-    status.stopped();
-    void vscode.window.showErrorMessage(
-      `iquest: could not start the daemon (${String(error)}). Is iquest-lsp installed and on PATH? See the setting iquest.server.command.`,
-    );
-  }
+  await startOrSay();
+  return {
+    status,
+    lastSuggestions: () => lastSuggestions,
+    explanations: () => explanations,
+    running: () => client?.state === State.Running,
+    stats: async () => (client ? ((await client.sendRequest(protocol.STATS, null)) as DaemonStats) : undefined),
+  };
 }
 
 export async function deactivate(): Promise<void> {

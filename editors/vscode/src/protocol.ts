@@ -55,4 +55,8 @@ export interface DaemonStats {
   in_flight?: number;
   suggestions?: number;
   accepted?: number;
+  partially_accepted?: number;
+  accepted_chars?: number;
+  // Team mode only: the daemon process serving this editor.
+  worker_pid?: number;
 }

@@ -138,6 +138,28 @@ test("the team token is kept in secret storage and reaches the bridge only throu
   assert.deepEqual(signedOut.serverOptions.args.slice(2), ["--token-file", "/home/me/.iquest-token"]);
 });
 
+test("signing out with no other token ends the team connection and says how to reconnect", async () => {
+  const secrets = new Map([["iquest.teamToken", "iq_stored"]]);
+  vscodeStub.settings.set("iquest.team.url", "tls://team.example:7070");
+  const inherited = process.env.IQUEST_TOKEN;
+  delete process.env.IQUEST_TOKEN;
+  try {
+    await activate(context(secrets) as any);
+    const [client] = FakeLanguageClient.instances;
+    assert.equal(client.started, true);
+    await vscodeStub.commands.executeCommand("iquest.vscode.signOut");
+    // Stopped, not restarted into a refused connection.
+    assert.equal(client.started, false);
+    assert.equal(FakeLanguageClient.instances.length, 1);
+    assert.equal(secrets.size, 0);
+    assert.match(vscodeStub.messages.at(-1) ?? "", /signed out of tls:\/\/team.example:7070.*Set team token/);
+  } finally {
+    if (inherited !== undefined) {
+      process.env.IQUEST_TOKEN = inherited;
+    }
+  }
+});
+
 test("an empty token answer stores nothing and keeps the daemon running", async () => {
   const secrets = new Map<string, string>();
   vscodeStub.settings.set("iquest.team.url", "wss://team.example:7071");

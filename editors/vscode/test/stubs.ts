@@ -73,6 +73,10 @@ export const vscodeStub = {
       vscodeStub.messages.push(message);
       return undefined;
     },
+    async showInformationMessage(message: string) {
+      vscodeStub.messages.push(message);
+      return undefined;
+    },
     async showErrorMessage(message: string) {
       vscodeStub.messages.push(message);
       return undefined;
