@@ -58,7 +58,7 @@ async def run_demo(config_path: Path | None, file: Path | None, port: int) -> in
             },
         }
     try:
-        await _drive_language_server(options, text, name)
+        await _drive_language_server(options, text, name, config_path)
     finally:
         if server is not None:
             await server.stop()
@@ -106,7 +106,9 @@ async def _start_embedded(port: int) -> LocalVllmServer:
     return server
 
 
-async def _drive_language_server(options: dict[str, Any], text: str, name: str) -> None:
+async def _drive_language_server(
+    options: dict[str, Any], text: str, name: str, config_path: Path | None
+) -> None:
     client = LanguageClient("iquest-demo", "0.1")
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
@@ -118,7 +120,9 @@ async def _drive_language_server(options: dict[str, Any], text: str, name: str) 
         if params.type <= types.MessageType.Warning:
             say(f"[server log] {params.message}")
 
-    await client.start_io(sys.executable, "-m", "lsp")
+    # The daemon reads the same config the demo did (it found the endpoint there).
+    config = ("--config", str(config_path)) if config_path else ()
+    await client.start_io(sys.executable, "-m", "lsp", *config)
     with tempfile.TemporaryDirectory() as folder:
         uri = (Path(folder) / name).as_uri()
         await client.initialize_async(

@@ -293,3 +293,40 @@ async def test_the_team_mode_commands_serve_an_editor_as_written(tmp_path: Path,
         await asyncio.wait_for(daemon.wait(), 60)
         console.close()
     assert b"Traceback" not in (tmp_path / "daemon.log").read_bytes()
+
+
+async def test_the_demo_shows_a_suggestion_from_a_configured_endpoint(tmp_path: Path, vllm):
+    """`iquest-lsp demo --config FILE` with an instruct endpoint that answers: no embedded
+    model is started (minutes of CPU, left to the README's first command in CI), and the
+    suggestion comes through the language server from that endpoint. The daemon it drives
+    read no --config before: the demo said "using the configured endpoint", then the daemon
+    used another."""
+    config = tmp_path / "my config.toml"
+    config.write_text(
+        f'[instruct]\nbase_url = "{vllm.base_url}"\nmodel = "{vllm.model}"\n'
+        "[completion]\ndebounce_ms = 0\ntemperature = 0.0\nmax_tokens = 12\ntimeout_s = 60\n"
+        "[index]\nenabled = false\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "home" / "config"),
+        "XDG_CACHE_HOME": str(tmp_path / "home" / "cache"),
+    }
+    env.pop("IQUEST_CONFIG", None)
+    demo = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "lsp", "demo", "--config", str(config)),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(demo.communicate(), 240)
+    stdout, stderr = out.decode(), err.decode()
+    assert demo.returncode == 0, stderr
+    assert f"Using the configured instruct endpoint {vllm.base_url}" in stderr
+    assert "Starting vLLM" not in stderr and "Traceback" not in stderr + stdout
+    shown = stdout.split("--- suggestion from the model:")[1].split("\n---")[0]
+    assert "def is_prime" in shown  # the example, then the model's continuation
+    assert "(no suggestion" not in stdout, stdout
+    assert "after typing" in stdout
