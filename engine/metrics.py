@@ -70,6 +70,22 @@ class CompletionStats:
     # End-to-end latency of the suggestions shown. The latest 1,000.
     latencies_ms: RecentSamples = field(default_factory=RecentSamples)
 
+    # --- what the stage runner records, one call per event ------------------------------
+    def request_sent(self, overhead_ms: float) -> None:
+        self.backend_requests += 1
+        self.overheads_ms.append(overhead_ms)
+
+    def tokens_used(self, prompt_tokens: int, cached_tokens: int | None) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.cached_tokens += cached_tokens or 0
+
+    def answered(self, latency_ms: float, shown: bool) -> None:
+        """A model answer came back after ``latency_ms``; ``shown``: it held a suggestion."""
+        self.last_latency_ms = latency_ms
+        self.latencies_ms.append(latency_ms)
+        if shown:
+            self.suggestions += 1
+
     def as_dict(self) -> dict[str, object]:
         values: dict[str, object] = {
             f.name: list(value) if isinstance(value, list) else value

@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 from engine.backends.errors import BackendError
-from engine.backends.openai_compatible import GenerationParams
 from engine.backends.vllm_extras import vllm_request_fields
 from engine.completion.context import ContextBuilder
 from engine.completion.discovery import ModelDirectory, ServedModel
 from engine.completion.generation import LatestWins, generate
+from engine.completion.generation.sampling import sampling_params
 from engine.completion.generation.stream import GenerationOutcome
 from engine.completion.postprocessing import (
-    LineMode,
     StreamCutter,
     block_indent,
     choose_line_mode,
@@ -183,30 +182,13 @@ class CompletionService:
         if not prompt.strip():
             return None  # an empty file with no context: nothing to complete (vLLM says 400)
         line_mode = choose_line_mode(context, settings.multiline)
-        self.stats.backend_requests += 1
-        self.stats.overheads_ms.append(_ms_since(overhead_from))
+        self.stats.request_sent(_ms_since(overhead_from))
 
         n = self._candidates(request)
 
         async def send(fields: dict[str, object]) -> GenerationOutcome:
-            params = GenerationParams(
-                prompt=prompt,
-                max_tokens=(
-                    settings.max_tokens
-                    if line_mode is LineMode.MULTI
-                    else min(settings.max_tokens, settings.max_tokens_single_line)
-                ),
-                temperature=(
-                    max(settings.temperature, settings.candidates_temperature)
-                    if n > 1
-                    else settings.temperature
-                ),
-                top_p=settings.top_p,
-                stop=template.stop,
-                extra_body=fields,
-                headers=routing_headers(request.session, request.user_key),
-                n=n,
-            )
+            headers = routing_headers(request.session, request.user_key)
+            params = sampling_params(settings, prompt, template.stop, line_mode, n, fields, headers)
             cutters = [
                 StreamCutter(template.stop, line_mode, block_indent=block_indent(context))
                 for _ in range(n)
@@ -218,16 +200,13 @@ class CompletionService:
             refused = self.endpoints.clients.refused(served.backend.url)
             outcome = await send_without_refused(refused, fields, send)
         if outcome.usage is not None:
-            self.stats.prompt_tokens += outcome.usage.prompt_tokens
-            self.stats.cached_tokens += outcome.usage.cached_tokens or 0
+            self.stats.tokens_used(outcome.usage.prompt_tokens, outcome.usage.cached_tokens)
         texts = distinct(finalize(raw, context, template.stop) for raw in outcome.texts)
         latency = _ms_since(started)
-        self.stats.last_latency_ms = latency
-        self.stats.latencies_ms.append(latency)
+        self.stats.answered(latency, shown=bool(texts))
         if not texts:
             log.debug("nothing worth showing from %r", outcome.text[:80])
             return None
-        self.stats.suggestions += 1
         prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
         # The editor shows the first: typing through it is served from memory.
         self._memory.remember(request.document_uri, prefix, suffix, texts[0])
