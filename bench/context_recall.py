@@ -19,6 +19,7 @@ interval (positions resampled):
 - oracle: the tokens the needed declarations themselves cost.
 
     .venv/bin/python -m bench.context_recall [--positions 80] [--budgets 2048 4096]
+        [--languages python typescript go rust] [--projects NAME ...]
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ from bench.common import lsp_client
 from engine.definitions.repository import REPOSITORY_SHARE
 from engine.repository.index import RepositoryIndex
 from engine.repository.symbols import identifiers
-from tests.support.corpus import PROJECTS, Project, project_root
+from tests.support.corpus import OTHER_LANGUAGES, PROJECTS, Project, project_root
 from tests.support.fake_server import fake_server
 
-LANGUAGE_IDS = {"python": "python", "typescript": "typescript"}
-EXTENSIONS = {"python": (".py",), "typescript": (".ts", ".tsx")}
+LANGUAGE_IDS = {"python": "python", "typescript": "typescript", "go": "go", "rust": "rust"}
+EXTENSIONS = {"python": (".py",), "typescript": (".ts", ".tsx"), "go": (".go",), "rust": (".rs",)}
 MAX_PER_FILE = 4
 CHUNK_LINES = 10
 QUERY_LINES = 20
@@ -85,12 +86,59 @@ _NOT_NAMES = frozenset(
         "true",
         "false",
         "super",
+        # Go and Rust keywords and built-in types.
+        "func",
+        "package",
+        "struct",
+        "type",
+        "map",
+        "chan",
+        "range",
+        "defer",
+        "nil",
+        "error",
+        "int",
+        "bool",
+        "byte",
+        "fn",
+        "impl",
+        "trait",
+        "enum",
+        "pub",
+        "mut",
+        "use",
+        "mod",
+        "crate",
+        "Self",
+        "match",
+        "Some",
+        "None",
+        "Ok",
+        "Err",
+        "Option",
+        "Result",
+        "Vec",
+        "String",
+        "Box",
+        "usize",
+        "u8",
+        "u32",
+        "u64",
+        "i32",
+        "i64",
+        "str",
+        "where",
+        "dyn",
+        "ref",
+        "unsafe",
+        "loop",
+        "while",
     }
 )
 
 
 _BINDING = re.compile(
-    r"(?:\b(?:const|let|var|def|class|function|for|as|import)\s+([A-Za-z_$][\w$]*))"
+    r"(?:\b(?:const|let|mut|var|def|class|function|for|as|import)\s+([A-Za-z_$][\w$]*))"
     r"|(?:(?:^|[(,{\s])([A-Za-z_$][\w$]*)\s*(?::|=(?!=)|\bin\b))"
 )
 
@@ -181,6 +229,11 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
         if header is None:
             continue
         local = {d.name for d in header.definitions}
+        # The continuation lines of multi-line imports (`from m import (` ... `)`, Rust use
+        # lists): emptying one removes the import itself, there is nothing to look up.
+        inside_imports = {
+            line.strip() for statement in header.imports for line in statement.splitlines()[1:]
+        }
         lines = lines_of(path)
         bound = bound_names(lines)
         per_file = []
@@ -188,7 +241,10 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
             stripped = line.strip()
             if (
                 not stripped
-                or stripped.startswith(("#", "//", "*", "/*", "import ", "from ", "export *"))
+                or stripped in inside_imports
+                or stripped.startswith(
+                    ("#", "//", "*", "/*", "import ", "from ", "export *", '"', "use ", "pub use ")
+                )
                 or len(stripped) > 200
             ):
                 continue
@@ -359,7 +415,13 @@ def smollm_counter() -> Callable[[str], int]:
 
 async def run(args: argparse.Namespace) -> None:
     counter = smollm_counter()
-    chosen = [p for p in PROJECTS if not args.projects or p.name in args.projects]
+    pool = (*PROJECTS, *OTHER_LANGUAGES)
+    chosen = [
+        p
+        for p in pool
+        if (not args.projects or p.name in args.projects)
+        and (not args.languages or p.language in args.languages)
+    ]
     rows: dict[tuple[str, int], dict[str, Tally]] = {}
     costs: dict[str, list[int]] = {}
     sizes: dict[tuple[str, int], list[int]] = {}
@@ -408,6 +470,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
             print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
     print_table(rows, costs, sizes, args.budgets, [p.name for p in chosen])
+    print_languages(rows, args.budgets, chosen)
 
 
 def print_table(
@@ -450,11 +513,38 @@ def print_table(
         )
 
 
+def print_languages(
+    rows: dict[tuple[str, int], dict[str, Tally]], budgets: list[int], chosen: list[Project]
+) -> None:
+    """Per language: the mean over its repositories, and its names pooled with an interval."""
+    languages = list(dict.fromkeys(p.language for p in chosen))
+    print("\n### Per language\n")
+    print(
+        "| language | budget | repositories | ours (mean) | ours, pooled | current file only | "
+        "retrieval |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for language in languages:
+        names = [p.name for p in chosen if p.language == language]
+        for budget in budgets:
+            pooled = {k: Tally() for k in ("ours", "alone", "retrieval")}
+            for name in names:
+                for key, tally in pooled.items():
+                    tally.hits += rows[(name, budget)][key].hits
+            mean = statistics.mean(rows[(n, budget)]["ours"].share() for n in names)
+            print(
+                f"| {language} | {budget} | {len(names)} | **{mean:.0%}** | "
+                f"{pooled['ours'].cell()} | {pooled['alone'].cell()} | "
+                f"{pooled['retrieval'].cell()} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--positions", type=int, default=80)
     parser.add_argument("--budgets", type=int, nargs="+", default=[2048, 4096])
     parser.add_argument("--projects", nargs="*", default=[])
+    parser.add_argument("--languages", nargs="*", default=[])
     parser.add_argument("--seed", type=int, default=1)
     asyncio.run(run(parser.parse_args()))
 

@@ -4,11 +4,14 @@ Replays editing sessions through the real language server (``python -m lsp`` ove
 against a real vLLM (the CPU build on the tiny model: caching does not depend on weights):
 real files of a well-known project (httpx, from the installed packages) retyped character by
 character with realistic pauses, with jumps between files, edits in the middle of files,
-typos deleted and retyped. Each layout runs the same session with its own ``cache_salt``, so
+typos deleted and retyped (``--project cobra`` or another corpus project: a Go or Rust session
+on Debian's sources, regions cut from the middle of its largest files). Each layout runs the
+same session with its own ``cache_salt``, so
 none reuses another's cache, and reads vLLM's own counters and the per-request
 ``usage.prompt_tokens_details.cached_tokens``.
 
-    .venv/bin/python -m bench.prefix_cache [--keys 400] [--vllm-root http://127.0.0.1:8000]
+    .venv/bin/python -m bench.prefix_cache [--keys 400] [--project NAME]
+        [--vllm-root http://127.0.0.1:8000]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from bench.common import daemon_stats, kv_block_size, lsp_client, tiny_vllm, vllm_counters
+from tests.support.corpus import OTHER_LANGUAGES, PROJECTS, project_root
 
 PROJECT = Path(httpx_package.__file__).parent
 # (file, first line of the region to retype, number of lines) — mid-file function bodies.
@@ -53,21 +57,43 @@ class Keystroke:
     pause_s: float
 
 
-def session(keys: int, seed: int) -> tuple[dict[str, str], list[Keystroke]]:
+LANGUAGE_OF = {".py": "python", ".go": "go", ".rs": "rust", ".ts": "typescript"}
+
+
+def corpus_regions(root: Path, suffix: str) -> list[tuple[str, int, int]]:
+    """Mid-file regions of a project's three largest files of one language (tests aside): a
+    third of the way down each, and two thirds down the largest."""
+    files = sorted(
+        (p for p in root.rglob(f"*{suffix}") if "test" not in p.relative_to(root).as_posix()),
+        key=lambda p: -p.stat().st_size,
+    )[:3]
+    regions = []
+    for rank, path in enumerate(files):
+        count = path.read_text(errors="replace").count("\n")
+        relative = path.relative_to(root).as_posix()
+        regions.append((relative, count // 3, 30))
+        if rank == 0:
+            regions.append((relative, 2 * count // 3, 20))
+    return regions
+
+
+def session(
+    keys: int, seed: int, project: Path = PROJECT, regions: list[tuple[str, int, int]] = REGIONS
+) -> tuple[dict[str, str], list[Keystroke]]:
     """Initial texts (regions cut out) and the keystrokes that type them back in."""
     rng = random.Random(seed)
-    originals = {name: (PROJECT / name).read_text() for name, _, _ in REGIONS}
+    originals = {name: (project / name).read_text() for name, _, _ in regions}
     texts = dict(originals)
     plan: list[tuple[str, int, str]] = []  # (file, offset, text to type)
     # Cut every region first (from the bottom up, so offsets stay valid), then retype in order.
     cuts: dict[str, list[tuple[int, str]]] = {}
-    for name, first, count in sorted(REGIONS, key=lambda r: (r[0], -r[1])):
+    for name, first, count in sorted(regions, key=lambda r: (r[0], -r[1])):
         lines = texts[name].splitlines(keepends=True)
         start = sum(len(line) for line in lines[:first])
         region = "".join(lines[first : first + count])
         texts[name] = texts[name][:start] + texts[name][start + len(region) :]
         cuts.setdefault(name, []).append((start, region))
-    for name, first, _ in REGIONS:
+    for name, first, _ in regions:
         start, region = next(
             (s, r) for s, r in cuts[name] if s == _start_of(originals[name], first)
         )
@@ -181,12 +207,19 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--budget", type=int, default=2048, help="prompt token budget")
     parser.add_argument("--vllm-root", help="use this running vLLM instead of starting one")
+    parser.add_argument("--project", help="a corpus project (tests/support/corpus.py)")
     args = parser.parse_args()
-    initial, strokes = session(args.keys, args.seed)
+    source, regions, name = PROJECT, REGIONS, "httpx"
+    if args.project:
+        chosen = next(p for p in (*PROJECTS, *OTHER_LANGUAGES) if p.name == args.project)
+        source, name = project_root(chosen), chosen.name
+        suffix = {"go": ".go", "rust": ".rs", "python": ".py"}.get(chosen.language, ".ts")
+        regions = corpus_regions(source, suffix)
+    initial, strokes = session(args.keys, args.seed, source, regions)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        workspace = work / "httpx"
-        shutil.copytree(PROJECT, workspace, ignore=shutil.ignore_patterns("__pycache__"))
+        workspace = work / name
+        shutil.copytree(source, workspace, ignore=shutil.ignore_patterns("__pycache__"))
         for name, text in initial.items():
             (workspace / name).write_text(text)
         async with tiny_vllm(work, args.vllm_root) as (root, model):
@@ -222,8 +255,8 @@ async def main() -> None:
                 )
                 rows.append((label, stats, hits, queries, prompt_tokens))
     print(
-        f"\n{len(strokes)} keystrokes per layout over {len(REGIONS)} regions of httpx "
-        f"({', '.join(sorted({r[0] for r in REGIONS}))}); prompt budget {args.budget} tokens; "
+        f"\n{len(strokes)} keystrokes per layout over {len(regions)} regions of {name} "
+        f"({', '.join(sorted({r[0] for r in regions}))}); prompt budget {args.budget} tokens; "
         f"vLLM at {args.vllm_root or 'a CPU server it started'}, KV block size {block_size}\n"
     )
     print(

@@ -100,7 +100,7 @@ class OpenDocuments:
         # than one from an error-recovered tree (it would change the prompt on every pause).
         if clean or document.header is None:
             document.header = replace(header, text=mask_credentials(header.text))
-            document.usage = name_usage(document.text, header.bindings)
+            document.usage = name_usage(document.text, header.bindings, header.language)
 
 
 def _apply_edit(tree: Tree, old: bytes, new: bytes) -> None:

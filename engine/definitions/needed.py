@@ -9,6 +9,7 @@ that typing a new use appends to the list instead of reshuffling it."""
 from __future__ import annotations
 
 import keyword
+import posixpath
 
 from engine.repository.definitions import MAX_PLACES, Located
 from engine.repository.headers import FileHeader
@@ -65,6 +66,9 @@ MAX_DEFINITIONS = 200
 MAX_MEMBERS = 12
 # Return types and base classes followed this many steps (Flask -> App -> Scaffold).
 RELATED_STEPS = 1
+# Languages whose files see every other file of their folder (a Go package, a Java package)
+# without an import.
+PACKAGE_SCOPED = frozenset({"go", "java"})
 
 
 def needed_definitions(
@@ -80,9 +84,13 @@ def needed_definitions(
     if near:
         close = [u for u in usage.uses if u in near]
         rest = [u for u in usage.uses if u not in near]
-        first = needed_definitions(index, relative, header, NameUsage(tuple(close)))
+        first = needed_definitions(
+            index, relative, header, NameUsage(tuple(close), types=usage.types)
+        )
         keys = {located.key for located in first}
-        second = needed_definitions(index, relative, header, NameUsage(tuple(rest)))
+        second = needed_definitions(
+            index, relative, header, NameUsage(tuple(rest), types=usage.types)
+        )
         return first + [located for located in second if located.key not in keys]
     local = {d.name for d in header.definitions if d.container is None}
     bound = {b.local for b in header.bindings}
@@ -106,6 +114,8 @@ def needed_definitions(
                 for type_name in located.definition.returns:
                     add(target, index.follow(located.path, type_name), related - 1)
 
+    package_scoped = header.language in PACKAGE_SCOPED
+    stars = any(b.local == "*" for b in header.bindings)
     for use in usage.uses:
         if len(imported) + len(by_name) >= MAX_DEFINITIONS:
             break
@@ -113,16 +123,41 @@ def needed_definitions(
         if not owner:
             if use in bound and use not in local:
                 add(imported, index.follow(relative, use), RELATED_STEPS)
+            elif (
+                use not in local and package_scoped and (same := _in_package(index, relative, use))
+            ):
+                add(imported, same, RELATED_STEPS)
+            elif use not in local and stars and (through := index.follow(relative, use)):
+                add(imported, through, RELATED_STEPS)  # `use module::*`, `from m import *`
             elif use not in local and _worth_looking_up(use):
                 add(by_name, _unique(index, use, members=False), RELATED_STEPS)
             continue
         module = index.module_of(relative, header, owner) if owner in bound else None
+        if module is None and header.language == "rust" and owner not in bound:
+            # A path written out in full: `crate::parser::strings::APOSTROPHE`.
+            qualified = _rust_qualified(index, relative, owner, attribute)
+            if qualified:
+                add(imported, qualified, RELATED_STEPS)
+                continue
         if module is not None:
             add(imported, index.follow(module, attribute), RELATED_STEPS)
+        elif header.language == "go" and owner in bound:
+            add(imported, _in_go_import(index, header, owner, attribute), RELATED_STEPS)
         elif owner in bound and (members := _members(index, relative, owner, attribute)):
             add(
                 imported, members, RELATED_STEPS
             )  # Client.create(...): a member of an imported class
+        elif (
+            package_scoped
+            and "." not in owner
+            and owner not in local
+            and (members := _members_in_package(index, relative, owner, attribute))
+        ):
+            add(imported, members, RELATED_STEPS)  # Type.Method with Type in the package
+        elif "." not in owner and (
+            typed := _members_of_type(index, relative, header, usage, owner, attribute)
+        ):
+            add(imported, typed, 0)  # `value.as_bool()` with `value: &Value` written
         elif _worth_looking_up(attribute) and owner.rpartition(".")[2] not in local:
             # obj.method where obj's class lives elsewhere: a member declared in few places.
             add(by_name, _unique(index, attribute, members=True), 0)
@@ -133,11 +168,160 @@ def _members_used(index: RepositoryIndex, owner: Located, attributes: set[str]) 
     header = index.header(owner.path)
     if header is None:
         return []
-    return [
+    found = [
         Located(owner.path, d)
         for d in header.definitions
         if d.container == owner.definition.name and d.name in attributes
-    ][:MAX_MEMBERS]
+    ]
+    if header.language == "go" and owner.definition.text.startswith("type "):
+        # Methods are declared beside the type, in any file of its package.
+        folder = posixpath.dirname(owner.path)
+        found += [
+            located
+            for attribute in sorted(attributes)
+            for located in index.declarations(attribute)
+            if posixpath.dirname(located.path) == folder
+            and go_receiver(located.definition.text) == owner.definition.name
+        ]
+    return found[:MAX_MEMBERS]
+
+
+def go_receiver(text: str) -> str | None:
+    """``func (c *Command) Name(`` -> ``Command``; None for a plain function."""
+    if not text.startswith("func ("):
+        return None
+    inside = text[6 : text.find(")", 6)] if ")" in text[6:] else ""
+    words = inside.replace("*", " ").split()
+    if not words:
+        return None
+    return words[-1].split("[", 1)[0]
+
+
+def _members_of_type(
+    index: RepositoryIndex,
+    relative: str,
+    header: FileHeader,
+    usage: NameUsage,
+    owner: str,
+    attribute: str,
+) -> list[Located]:
+    """Members named ``attribute`` of the type the text annotates ``owner`` with."""
+    kind = usage.type_of(owner)
+    if kind is None:
+        return []
+    types = index.follow(relative, kind)
+    if not types and header.language in PACKAGE_SCOPED:
+        types = _in_package(index, relative, kind)
+    if not types:
+        types = _unique(index, kind, members=False)
+    found: list[Located] = []
+    for located in types:
+        found += _members_used(index, located, {attribute})
+        if not found:
+            found += [
+                other
+                for other in index.declarations(attribute)
+                if other.definition.container == located.definition.name
+                or go_receiver(other.definition.text) == located.definition.name
+            ][:MAX_PLACES]
+    return found[:MAX_PLACES]
+
+
+def _rust_qualified(
+    index: RepositoryIndex, relative: str, owner: str, attribute: str
+) -> list[Located]:
+    """``a::b::Name`` (owner ``a.b``) or ``a::Type::method``: from the module file the path
+    names, starting at the crate, this module or its parent (``mod`` children by name)."""
+    parts = owner.split(".")
+    starts = (
+        [parts]
+        if parts[0] in ("crate", "super", "self")
+        else [
+            ["self", *parts],
+            ["crate", *parts],
+        ]
+    )
+    resolver = index.resolver()
+    for path in starts:
+        module = resolver.module_path(relative, "rust", "::".join(path))
+        if module is None or module == relative:
+            continue
+        found = index.follow(module, attribute)
+        if found:
+            return found
+        # `Type::method`: the last part is a type declared in that module.
+        for located in index.follow(module, path[-1]):
+            found += (
+                _members_used(index, located, {attribute})
+                or [
+                    other
+                    for other in index.declarations(attribute)
+                    if other.definition.container == located.definition.name
+                ][:MAX_PLACES]
+            )
+        if found:
+            return found[:MAX_PLACES]
+    return []
+
+
+def _in_package(index: RepositoryIndex, relative: str, name: str) -> list[Located]:
+    """``name`` declared at the top level of another file of the same folder (a Go package
+    sees its other files' names; Go test-only files are seen only from tests)."""
+    if not _worth_looking_up(name):
+        return []
+    folder = posixpath.dirname(relative)
+    from_test = relative.endswith("_test.go")
+    found = [
+        located
+        for located in index.declarations(name)
+        if located.definition.container is None
+        and located.path != relative
+        and posixpath.dirname(located.path) == folder
+        and go_receiver(located.definition.text) is None
+        and (from_test or not located.path.endswith("_test.go"))
+    ]
+    return found[:MAX_PLACES]
+
+
+def _in_go_import(
+    index: RepositoryIndex, header: FileHeader, owner: str, attribute: str
+) -> list[Located]:
+    """``pkg.Name``: Name declared in the folder the import of ``pkg`` names."""
+    binding = next((b for b in header.bindings if b.local == owner and b.imported is None), None)
+    if binding is None or not attribute[:1].isupper():  # only exported names cross packages
+        return []
+    folder = index.resolver().go_package(binding.module)
+    if folder is None and _go_package_name(index, "") == owner:
+        folder = ""  # the module's root package (its path is go.mod's module line)
+    if folder is None:
+        return []
+    return [
+        located
+        for located in index.declarations(attribute)
+        if located.definition.container is None
+        and posixpath.dirname(located.path) == folder
+        and go_receiver(located.definition.text) is None
+        and not located.path.endswith("_test.go")
+    ][:MAX_PLACES]
+
+
+def _go_package_name(index: RepositoryIndex, folder: str) -> str | None:
+    for path in index.resolver().files_in(folder):
+        header = index.header(path)
+        if header is not None and header.language == "go" and not path.endswith("_test.go"):
+            clause = next((i for i in header.imports if i.startswith("package ")), None)
+            return clause.split()[1] if clause and len(clause.split()) > 1 else None
+    return None
+
+
+def _members_in_package(
+    index: RepositoryIndex, relative: str, owner: str, attribute: str
+) -> list[Located]:
+    types = _in_package(index, relative, owner)
+    found = []
+    for located in types:
+        found += _members_used(index, located, {attribute})
+    return found[:MAX_PLACES]
 
 
 def _members(index: RepositoryIndex, relative: str, owner: str, attribute: str) -> list[Located]:
@@ -151,16 +335,28 @@ def _members(index: RepositoryIndex, relative: str, owner: str, attribute: str) 
             for d in header.definitions
             if d.container == located.definition.name and d.name == attribute
         ]
+        if not found:
+            # Declared in another file: a Rust impl block or a Go method beside the type.
+            found += [
+                other
+                for other in index.declarations(attribute)
+                if other.definition.container == located.definition.name
+                or go_receiver(other.definition.text) == located.definition.name
+            ][:MAX_PLACES]
     return found[:MAX_PLACES]
 
 
 def _unique(index: RepositoryIndex, name: str, *, members: bool) -> list[Located]:
-    found = [
-        located
-        for located in index.declarations(name)
-        if (located.definition.container is not None) == members
-    ]
-    return found if len({f.path for f in found}) <= MAX_PLACES and len(found) <= 3 else []
+    found = [located for located in index.declarations(name) if _is_member(located) == members]
+    # A Rust type's impl blocks name it; only the type declares it.
+    declared = [located for located in found if not located.is_impl_block] or found
+    return declared if len({f.path for f in declared}) <= MAX_PLACES and len(declared) <= 3 else []
+
+
+def _is_member(located: Located) -> bool:
+    """A class's member, or a Go method (declared at the top level with a receiver)."""
+    definition = located.definition
+    return definition.container is not None or go_receiver(definition.text) is not None
 
 
 def _worth_looking_up(name: str) -> bool:

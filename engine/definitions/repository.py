@@ -190,7 +190,15 @@ class RepositoryContext:
         header = index.header(relative)
         cached = self._usages.get(relative)
         if cached is None or cached[0] != file.text or cached[1] is not header:
-            cached = (file.text, header, name_usage(file.text, header.bindings if header else ()))
+            cached = (
+                file.text,
+                header,
+                name_usage(
+                    file.text,
+                    header.bindings if header else (),
+                    header.language if header else None,
+                ),
+            )
             if len(self._usages) > 64:
                 self._usages.clear()
             self._usages[relative] = cached

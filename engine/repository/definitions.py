@@ -26,6 +26,11 @@ class Located:
     definition: Definition
 
     @property
+    def is_impl_block(self) -> bool:
+        """A Rust ``impl Type`` block: it names the type without declaring it."""
+        return self.definition.text.startswith(("impl ", "impl<", "unsafe impl"))
+
+    @property
     def key(self) -> str:
         owner = f"{self.definition.container}." if self.definition.container else ""
         return f"{self.path}#{owner}{self.definition.name}:{self.definition.line}"
@@ -89,9 +94,12 @@ def follow(
     header = header_of(path)
     if header is None or hops > MAX_HOPS:
         return []
-    declared = [d for d in header.definitions if d.name == name and d.container is None]
+    declared = [
+        Located(path, d) for d in header.definitions if d.name == name and d.container is None
+    ]
     if declared:
-        return [Located(path, d) for d in declared[:MAX_PLACES]]
+        # The type itself before its impl blocks (Rust): those name it, they do not declare it.
+        return sorted(declared, key=lambda located: located.is_impl_block)[:MAX_PLACES]
     stars = []
     for binding in header.bindings:
         if binding.local == "*":
@@ -125,4 +133,10 @@ def module_of(header: FileHeader, resolver: ImportResolver, path: str, local: st
             found = resolver.module_path(path, header.language, submodule(binding))
             if found is not None:
                 return found
+        if header.language == "rust" and binding.imported != "*":
+            # `use crate::ast;` binds a module when `ast` has its own file; otherwise the
+            # longest module prefix would be the parent's file, where `ast` is an item.
+            whole = resolver.module_path(path, "rust", f"{binding.module}::{binding.imported}")
+            if whole is not None and whole != resolver.module_path(path, "rust", binding.module):
+                return whole
     return None

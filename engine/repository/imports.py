@@ -6,7 +6,12 @@ absolute ones from the repository's source roots (the folder above each top-leve
 folder; a module the repository does not hold (``json``, ``types``) resolves to nothing, never
 to a same-named file deeper in the tree. JavaScript and TypeScript specifiers resolve relative
 to the importer, with the ``nodenext`` spelling (``./x.js`` for ``x.ts``), ``index`` files and
-the ``@/``/``~/`` aliases for ``src/``. Other languages match by path tail."""
+the ``@/``/``~/`` aliases for ``src/``. A Go import path names a package, which is a directory:
+the longest tail of the path that is a folder of the repository (the module's path, from
+go.mod, is the part before it). Rust paths start at the importer's crate (``crate::``), its
+module's parent (``super::``) or itself (``self::``), or at a crate of the workspace by name;
+modules are ``name.rs`` or ``name/mod.rs``. Java classes are ``a/b/C.java`` under any source
+root. C and C++ includes resolve next to the file, then by path tail."""
 
 from __future__ import annotations
 
@@ -37,7 +42,8 @@ STDLIB = frozenset(sys.stdlib_module_names)
 
 
 class ImportResolver:
-    def __init__(self, paths: Iterable[str]) -> None:
+    def __init__(self, paths: Iterable[str], root_name: str = "") -> None:
+        """``root_name``: the repository folder's name (a crate at the root is named by it)."""
         self._paths = set(paths)
         self._by_tail: dict[str, list[str]] = defaultdict(list)
         self._by_dir_tail: dict[str, list[str]] = defaultdict(list)
@@ -60,6 +66,31 @@ class ImportResolver:
                 top = posixpath.dirname(top)
             roots.add(posixpath.dirname(top))
         self._python_roots = sorted(roots, key=lambda r: (-r.count("/"), r))
+        self._files_in: dict[str, list[str]] = defaultdict(list)
+        for path in sorted(self._paths):
+            self._files_in[posixpath.dirname(path)].append(path)
+        # Rust crates: the folder above each src/lib.rs or src/main.rs, and their names as
+        # code spells them (folder name, version suffix off, - as _).
+        self._crates: dict[str, str] = {}
+        for path in sorted(self._paths, key=len):
+            if path.endswith(("src/lib.rs", "src/main.rs")):
+                folder = posixpath.dirname(posixpath.dirname(path))
+                name = _crate_name(posixpath.basename(folder) if folder else root_name)
+                if name:
+                    self._crates.setdefault(name, folder)
+
+    def files_in(self, folder: str) -> list[str]:
+        """The indexed files directly in ``folder`` (a Go or Java package)."""
+        return self._files_in.get(folder, [])
+
+    def go_package(self, import_path: str) -> str | None:
+        """The folder a Go import path names: its longest tail that is a folder of Go files."""
+        parts = [p for p in import_path.split("/") if p]
+        for start in range(len(parts)):
+            folder = "/".join(parts[start:])
+            if any(p.endswith(".go") for p in self._files_in.get(folder, ())):
+                return folder
+        return None
 
     def resolve(
         self,
@@ -100,7 +131,56 @@ class ImportResolver:
             return next(
                 iter(self._first_existing(_js_paths(posixpath.dirname(importer), module))), None
             )
+        if language == "rust":
+            return self._rust_module(importer, module)
+        if language == "java":
+            hits = self._tail(module.replace(".", "/") + ".java")
+            return hits[0] if hits else None
         return None
+
+    def _rust_module(self, importer: str, module: str) -> str | None:
+        parts = [p for p in module.split("::") if p]
+        if not parts:
+            return None
+        src, own = self._rust_place(importer)
+        if parts[0] == "crate":
+            base, parts = [], parts[1:]
+        elif parts[0] in ("super", "self"):
+            base = list(own)
+            while parts and parts[0] in ("super", "self"):
+                if parts.pop(0) == "super" and base:
+                    base.pop()
+        elif parts[0] in self._crates:
+            src, base, parts = posixpath.join(self._crates[parts[0]], "src"), [], parts[1:]
+        else:
+            return None  # std, core or a crate from crates.io
+        if src is None:
+            return None
+        # The longest prefix that is a module file (the rest may be items declared in it).
+        for length in range(len(parts), -1, -1):
+            path = [*base, *parts[:length]]
+            if not path:
+                candidates = [posixpath.join(src, "lib.rs"), posixpath.join(src, "main.rs")]
+            else:
+                stem = posixpath.join(src, *path)
+                candidates = [stem + ".rs", posixpath.join(stem, "mod.rs")]
+            found = self._first_existing(candidates)
+            if found:
+                return found[0]
+        return None
+
+    def _rust_place(self, importer: str) -> tuple[str | None, tuple[str, ...]]:
+        """The importer's crate source folder and its module path inside it."""
+        parts = importer.split("/")
+        for index in range(len(parts) - 1, -1, -1):
+            if parts[index] != "src":
+                continue
+            src = "/".join(parts[: index + 1])
+            inside = parts[index + 1 :]
+            stem = posixpath.splitext(inside[-1])[0]
+            module = inside[:-1] if stem in ("mod", "lib", "main") else [*inside[:-1], stem]
+            return src, tuple(module)
+        return None, ()
 
     def _python_module(self, importer: str, module: str) -> str | None:
         dotted = module.lstrip(".")
@@ -187,6 +267,12 @@ class ImportResolver:
 
     def _first_existing(self, candidates: list[str]) -> list[str]:
         return next(([c] for c in candidates if c in self._paths), [])
+
+
+def _crate_name(folder: str) -> str:
+    """``serde_json-1.0.87`` (a registry's folder) or ``my-crate``: as code names it."""
+    name = re.sub(r"-[0-9][0-9A-Za-z.+-]{0,40}$", "", folder)
+    return name.replace("-", "_")
 
 
 def submodule(binding: ImportBinding) -> str:

@@ -33,7 +33,7 @@ from engine.repository.parsing import HeaderParser, ParseFailed, shared_pool
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
-HEADER_VERSION = 8
+HEADER_VERSION = 9
 # A file that could not be parsed within the limits is not tried again for this long: a
 # hostile file rewritten in a loop would otherwise cost a parse per rewrite.
 RETRY_UNPARSABLE_S = 600.0
@@ -112,7 +112,7 @@ class RepositoryIndex:
 
     def resolver(self) -> ImportResolver:
         if self._resolver is None:
-            self._resolver = ImportResolver(self._files)
+            self._resolver = ImportResolver(self._files, self.name)
         return self._resolver
 
     def declarations(self, name: str) -> list[Located]:
@@ -153,7 +153,7 @@ class RepositoryIndex:
         first completions their context before the whole repository is parsed."""
         started = time.perf_counter()
         stats = [stat for stat in walk(self._filter) if _is_source(stat.relative)]
-        resolver = ImportResolver(stat.relative for stat in stats)
+        resolver = ImportResolver((stat.relative for stat in stats), self.name)
         files: dict[str, IndexedFile] = {}
         misses: list[tuple[FileStat, IndexedFile | None]] = []
         for stat in stats:
@@ -197,7 +197,7 @@ class RepositoryIndex:
         if parsed:
             self._names = NameTable.of({path: entry.header for path, entry in files.items()})
         # Built here, off the event loop; again only if some walked file could not be indexed.
-        self._resolver = resolver if len(files) == len(stats) else ImportResolver(files)
+        self._resolver = resolver if len(files) == len(stats) else ImportResolver(files, self.name)
         self.generation += 1
         report = IndexReport(len(files), parsed, len(files) - parsed, time.perf_counter() - started)
         log.info(

@@ -199,7 +199,126 @@ def import_bindings(root: Node, language: str, source: bytes) -> list[ImportBind
         return found[:MAX_BINDINGS]
     if language in ("javascript", "typescript", "tsx"):
         return _js_imports(root, source)[:MAX_BINDINGS]
+    if language == "go":
+        return _go_imports(root, source)[:MAX_BINDINGS]
+    if language == "rust":
+        found = []
+        for node in root.named_children:
+            if node.type == "use_declaration":
+                argument = node.child_by_field_name("argument")
+                if argument is not None:
+                    _rust_use(argument, (), source, found, 0)
+        return found[:MAX_BINDINGS]
+    if language == "java":
+        return _java_imports(root, source)[:MAX_BINDINGS]
     return []
+
+
+def go_package_name(import_path: str) -> str:
+    """The name a Go import binds without an alias: its last segment, less a major version
+    (``.../v2``, ``yaml.v3``) and the customary ``go-`` / ``-go`` affixes."""
+    parts = [p for p in import_path.split("/") if p]
+    if len(parts) > 1 and re.fullmatch(r"v[0-9]{1,4}", parts[-1]):
+        parts.pop()
+    name = parts[-1] if parts else import_path
+    name = name.split(".v", 1)[0] if ".v" in name else name
+    name = name.removeprefix("go-").removesuffix("-go")
+    return name.replace("-", "_").replace(".", "_")
+
+
+def _go_imports(root: Node, source: bytes) -> list[ImportBinding]:
+    """``import f "a/b"`` binds f to the package (module ``a/b``, imported None); a dot import
+    makes its names visible unqualified (``*``); ``_`` binds nothing."""
+    found: list[ImportBinding] = []
+    for declaration in root.named_children:
+        if declaration.type != "import_declaration":
+            continue
+        specs = [
+            spec
+            for child in declaration.named_children
+            for spec in (child.named_children if child.type == "import_spec_list" else [child])
+            if spec.type == "import_spec"
+        ]
+        for spec in specs:
+            path_node = spec.child_by_field_name("path")
+            if path_node is None:
+                continue
+            path = _text(path_node, source).strip('"`')
+            name_node = spec.child_by_field_name("name")
+            name = _text(name_node, source) if name_node is not None else None
+            if name == "_":
+                continue
+            if name == ".":
+                found.append(ImportBinding("*", path, "*"))
+            else:
+                found.append(ImportBinding(name or go_package_name(path), path, None))
+    return found
+
+
+def _rust_use(
+    node: Node, prefix: tuple[str, ...], source: bytes, found: list[ImportBinding], depth: int
+) -> None:
+    """A use tree: ``module`` is the path before the name, ``::``-joined as written
+    (``crate::a``, ``super::b``, ``other_crate::c``)."""
+    if depth > 8 or len(found) >= MAX_BINDINGS:
+        return
+    kind = node.type
+    if kind in ("scoped_identifier", "identifier", "crate", "super", "self"):
+        parts = (*prefix, *_rust_path(node, source))
+        if parts and parts[-1] == "self":  # `use a::{self}`: the module itself
+            parts = parts[:-1]
+        if not parts:
+            return
+        if len(parts) == 1:
+            found.append(ImportBinding(parts[0], parts[0], None))
+        else:
+            found.append(ImportBinding(parts[-1], "::".join(parts[:-1]), parts[-1]))
+    elif kind == "use_as_clause":
+        path = node.child_by_field_name("path")
+        alias = node.child_by_field_name("alias")
+        if path is not None and alias is not None:
+            parts = (*prefix, *_rust_path(path, source))
+            if len(parts) > 1:
+                found.append(ImportBinding(_text(alias, source), "::".join(parts[:-1]), parts[-1]))
+    elif kind == "use_wildcard":
+        path = next((c for c in node.named_children), None)
+        parts = (*prefix, *(_rust_path(path, source) if path is not None else ()))
+        if parts:
+            found.append(ImportBinding("*", "::".join(parts), "*"))
+    elif kind == "scoped_use_list":
+        path = node.child_by_field_name("path")
+        inner = node.child_by_field_name("list")
+        parts = (*prefix, *(_rust_path(path, source) if path is not None else ()))
+        if inner is not None:
+            _rust_use(inner, parts, source, found, depth + 1)
+    elif kind == "use_list":
+        for child in node.named_children:
+            _rust_use(child, prefix, source, found, depth + 1)
+
+
+def _rust_path(node: Node, source: bytes) -> tuple[str, ...]:
+    return tuple(part for part in _text(node, source).replace(" ", "").split("::") if part)
+
+
+def _java_imports(root: Node, source: bytes) -> list[ImportBinding]:
+    """``import a.b.C;`` binds C to the class in a/b/C.java; ``import static a.b.C.m;`` binds
+    m of that class; ``a.b.*`` makes the package's classes visible (``*``)."""
+    found: list[ImportBinding] = []
+    for node in root.named_children:
+        if node.type != "import_declaration":
+            continue
+        path = next((c for c in node.named_children if c.type == "scoped_identifier"), None)
+        if path is None:
+            continue
+        parts = _text(path, source).replace(" ", "").split(".")
+        is_static = any(c.type == "static" for c in node.children)
+        if any(c.type == "asterisk" for c in node.children):
+            found.append(ImportBinding("*", ".".join(parts), "*"))
+        elif is_static and len(parts) > 2:
+            found.append(ImportBinding(parts[-1], ".".join(parts[:-1]), parts[-1]))
+        elif len(parts) > 1:
+            found.append(ImportBinding(parts[-1], ".".join(parts), parts[-1]))
+    return found
 
 
 def _python_imports(node: Node, source: bytes, found: list[ImportBinding], depth: int) -> None:

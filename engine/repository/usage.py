@@ -25,6 +25,12 @@ class NameUsage:
     uses: tuple[str, ...] = ()
     # Per block of BLOCK_LINES lines, the uses in it.
     blocks: tuple[frozenset[str], ...] = ()
+    # Names the text annotates with a type (`value: &Value`, `def f(client: Client)`, Go's
+    # `c *Command`): the first annotation of each, so `value.as_bool()` is Value's member.
+    types: tuple[tuple[str, str], ...] = ()
+
+    def type_of(self, name: str) -> str | None:
+        return next((kind for named, kind in self.types if named == name), None)
 
     def near(self, line: int) -> frozenset[str]:
         """Uses in the cursor's block and the blocks on either side of it."""
@@ -35,8 +41,45 @@ class NameUsage:
         return frozenset(found)
 
 
-def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage:
+MAX_TYPES = 400
+_TYPE_PREFIXES = ("&", "*", "mut ", "dyn ", "impl ", "const ")
+
+
+def annotated_type(text: str, end: int, go_style: bool) -> str | None:
+    """The type annotating the name that ends at ``end``: ``: Type`` (``&``, ``&'a mut``,
+    ``dyn`` skipped) or, in Go, `` Type`` / `` *Type``. Only a capitalized name counts (a
+    class or struct). A bounded look ahead, no regex: linear in the text."""
+    limit = min(len(text), end + 80)
+    at = end
+    while at < limit and text[at] == " ":
+        at += 1
+    if at < limit and text[at] == ":" and text[at + 1 : at + 2] != ":":
+        at += 1
+    elif not go_style or at == end:
+        return None
+    for _ in range(4):
+        while at < limit and text[at] == " ":
+            at += 1
+        if at < limit and text[at] == "'":  # a Rust lifetime
+            while at < limit and text[at] not in " ,)>":
+                at += 1
+            continue
+        prefix = next((p for p in _TYPE_PREFIXES if text.startswith(p, at)), None)
+        if prefix is None:
+            break
+        at += len(prefix)
+    match = IDENTIFIER.match(text, at, limit)
+    if match is None or not match.group()[:1].isupper():
+        return None
+    return match.group()
+
+
+def name_usage(
+    text: str, bindings: tuple[ImportBinding, ...] = (), language: str | None = None
+) -> NameUsage:
     imported = {b.local for b in bindings}
+    types: dict[str, str] = {}
+    go_style = language == "go"
     first: dict[str, int] = {}
     late: dict[str, int] = {}  # imported names: their second sighting (the first is the import)
     seen_once: set[str] = set()
@@ -52,7 +95,11 @@ def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage
         while len(blocks) <= line // BLOCK_LINES:
             blocks.append(set())
         block = blocks[line // BLOCK_LINES]
-        if chain and start == chain_end + 1 and text[chain_end] == ".":
+        # `a.b` and, in Rust and C++, `Type::new`: one chain, written with a dot.
+        if chain and (
+            (start == chain_end + 1 and text[chain_end] == ".")
+            or (start == chain_end + 2 and text[chain_end:start] == "::")
+        ):
             chain.append(name)
             if len(chain) > _CHAIN:
                 chain.pop(0)
@@ -64,6 +111,10 @@ def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage
             if len(block) < MAX_USES:
                 block.add(name)
             chain = [name]
+            if name not in types and len(types) < MAX_TYPES:
+                kind = annotated_type(text, match.end(), go_style)
+                if kind is not None and kind != name:
+                    types[name] = kind
             if name in imported and name not in seen_once:
                 seen_once.add(name)
             elif name in imported:
@@ -79,5 +130,7 @@ def name_usage(text: str, bindings: tuple[ImportBinding, ...] = ()) -> NameUsage
             late[name] = position  # imported, never used: after every use
     order = sorted([*first.items(), *late.items()], key=lambda item: item[1])
     return NameUsage(
-        tuple(dict.fromkeys(name for name, _ in order)), tuple(frozenset(b) for b in blocks)
+        tuple(dict.fromkeys(name for name, _ in order)),
+        tuple(frozenset(b) for b in blocks),
+        tuple(types.items()),
     )

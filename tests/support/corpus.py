@@ -1,5 +1,6 @@
-"""Real public projects, unpacked from their registry packages (PyPI sdists, npm tarballs) and
-cached between runs: the test corpus and the benchmarks' repositories.
+"""Real public projects, unpacked from their registry packages (PyPI sdists, npm tarballs, and
+Debian's source packages of Go modules and Rust crates: ``golang-*-dev`` and ``librust-*-dev``
+ship the sources) and cached between runs: the test corpus and the benchmarks' repositories.
 
     IQUEST_CORPUS_DIR   where they are kept (default: the user cache directory)
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import platformdirs
 @dataclass(frozen=True)
 class Project:
     name: str
-    registry: str  # "pypi" or "npm"
+    registry: str  # "pypi", "npm" or "debian"
     package: str
     version: str
     # The language the benchmark samples cursor positions in.
@@ -42,6 +44,17 @@ PROJECTS = (
     Project("trpc-server", "npm", "@trpc/server", "11.25.2", "typescript"),
 )
 
+# Other languages the index resolves (issue 27): Go modules and Rust crates, as Debian ships
+# them; each a repository the project never saw.
+OTHER_LANGUAGES = (
+    Project("cobra", "debian", "golang-github-spf13-cobra-dev", "1.6.1-1", "go"),
+    Project("urfave-cli", "debian", "golang-github-urfave-cli-dev", "1.22.9-2", "go"),
+    Project("testify", "debian", "golang-github-stretchr-testify-dev", "1.8.1-1", "go"),
+    Project("regex-syntax", "debian", "librust-regex-syntax-dev", "0.6.27-1", "rust"),
+    Project("toml-edit", "debian", "librust-toml-edit-dev", "0.14.4-2", "rust"),
+    Project("serde-json", "debian", "librust-serde-json-dev", "1.0.87-1", "rust"),
+)
+
 
 def corpus_dir() -> Path:
     configured = os.environ.get("IQUEST_CORPUS_DIR")
@@ -58,6 +71,8 @@ def project_root(project: Project, cache: Path | None = None) -> Path:
     target = cache / project.folder
     if (target / ".complete").exists():
         return target
+    if project.registry == "debian":
+        return _debian_root(project, cache, target)
     url = _archive_url(project)
     with httpx.Client(timeout=120, follow_redirects=True) as client:
         response = client.get(url)
@@ -71,6 +86,35 @@ def project_root(project: Project, cache: Path | None = None) -> Path:
             shutil.rmtree(target)
         top.rename(target)
     (target / ".complete").write_text(url)
+    return target
+
+
+def _debian_root(project: Project, cache: Path, target: Path) -> Path:
+    """The package's sources, from Debian's archive (``apt-get download``: no root, no
+    install): a Go module's folder under /usr/share/gocode/src, a crate's under
+    /usr/share/cargo/registry."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        subprocess.run(
+            ["apt-get", "download", f"{project.package}={project.version}"],
+            cwd=scratch,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        (deb,) = Path(scratch).glob("*.deb")
+        unpacked = Path(scratch) / "unpacked"
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True, timeout=300)
+        top = unpacked / "usr" / "share" / "cargo" / "registry"
+        if not top.is_dir():
+            top = unpacked / "usr" / "share" / "gocode" / "src"
+        # Down to the module or crate: the first folder holding files.
+        while not any(p.is_file() for p in top.iterdir()):
+            (top,) = [p for p in top.iterdir() if p.is_dir()]
+        if target.exists():
+            shutil.rmtree(target)
+        top.rename(target)
+    (target / ".complete").write_text(f"debian {project.package}={project.version}")
     return target
 
 

@@ -1,0 +1,162 @@
+"""Go, Rust and Java resolution (issue 27) on real public sources the project never saw: Debian's
+source packages of the cobra Go module and the regex-syntax crate (tests/support/corpus.py).
+Go: a package is its folder (every file sees the others' names), `pkg.Name` names the folder the
+import path ends in, methods sit beside their type in any file. Rust: `use crate::…`,
+`super::`, `self::` and workspace crates by name, `Type::new` as a member of Type, impl blocks
+naming a type without counting as more declarations of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.definitions.needed import go_receiver, needed_definitions
+from engine.repository.definitions import Located
+from engine.repository.headers import parse
+from engine.repository.imports import ImportResolver
+from engine.repository.index import RepositoryIndex
+from engine.repository.parsing import InProcessParser
+from engine.repository.symbols import go_package_name, import_bindings
+from engine.repository.usage import name_usage
+from tests.support.corpus import OTHER_LANGUAGES, project_root
+
+
+def _project(name: str) -> Path:
+    project = next(p for p in OTHER_LANGUAGES if p.name == name)
+    return project_root(project)
+
+
+@pytest.fixture(scope="module")
+def cobra() -> RepositoryIndex:
+    index = RepositoryIndex(_project("cobra"), parser=InProcessParser())
+    index.build_blocking()
+    return index
+
+
+@pytest.fixture(scope="module")
+def regex_syntax() -> RepositoryIndex:
+    index = RepositoryIndex(_project("regex-syntax"), parser=InProcessParser())
+    index.build_blocking()
+    return index
+
+
+def _needed(index: RepositoryIndex, relative: str) -> list[Located]:
+    header = index.header(relative)
+    assert header is not None
+    text = (index.root / relative).read_text(encoding="utf-8")
+    return needed_definitions(index, relative, header, name_usage(text, header.bindings))
+
+
+def _names(found: list[Located]) -> set[tuple[str, str]]:
+    return {(located.path, located.definition.name) for located in found}
+
+
+def test_a_go_file_gets_its_imported_package_and_its_own_package(cobra: RepositoryIndex):
+    found = _names(_needed(cobra, "doc/man_docs.go"))
+    # `cobra.Command`: the module's root package (its import path is go.mod's module line).
+    assert ("command.go", "Command") in found
+    # Methods the file calls on it, declared beside the type in the root package.
+    assert ("command.go", "CommandPath") in found
+    # `hasSeeAlso(...)`: another file of the same package, no import needed.
+    assert ("doc/util.go", "hasSeeAlso") in found
+
+
+def test_go_import_paths_name_folders_and_packages():
+    resolver = ImportResolver(["cmd/tool/main.go", "pkg/util/strings.go", "pkg/util/x_test.go"])
+    assert resolver.go_package("github.com/acme/proj/pkg/util") == "pkg/util"
+    assert resolver.go_package("github.com/other/util/v2") is None  # not this repository's
+    assert go_package_name("gopkg.in/yaml.v3") == "yaml"
+    assert go_package_name("github.com/mattn/go-isatty") == "isatty"
+    assert go_package_name("github.com/acme/proj/v2") == "proj"
+    assert go_receiver("func (c *Command) Name() string { … }") == "Command"
+    assert go_receiver("func (s Set[T]) Has(v T) bool { … }") == "Set"
+    assert go_receiver("func Name() string { … }") is None
+
+
+def test_a_rust_file_gets_its_use_paths_and_type_members(regex_syntax: RepositoryIndex):
+    found = _needed(regex_syntax, "src/hir/translate.rs")
+    names = _names(found)
+    # `use crate::ast::{self, Ast, Span}`: the enum in src/ast/mod.rs, before its impl block.
+    ast = [located for located in found if located.definition.name == "Ast"]
+    assert ast and ast[0].path == "src/ast/mod.rs" and not ast[0].is_impl_block
+    # `Hir::literal(...)`: a member of Hir from its impl block in src/hir/mod.rs.
+    assert ("src/hir/mod.rs", "literal") in names
+    assert ("src/hir/mod.rs", "Hir") in names
+
+
+def test_rust_use_trees_and_module_paths():
+    source = b"use crate::a::{B, c::D as E};\npub use super::x::Y;\nuse std::io::*;\n"
+    bindings = import_bindings(parse("rust", source).root_node, "rust", source)
+    assert [(b.local, b.module, b.imported) for b in bindings] == [
+        ("B", "crate::a", "B"),
+        ("E", "crate::a::c", "D"),
+        ("Y", "super::x", "Y"),
+        ("*", "std::io", "*"),
+    ]
+    resolver = ImportResolver(
+        [
+            "crates/foo-bar/src/lib.rs",
+            "crates/foo-bar/src/a.rs",
+            "crates/foo-bar/src/a/b.rs",
+            "crates/foo-bar/src/c/mod.rs",
+            "crates/baz/src/main.rs",
+        ]
+    )
+    importer = "crates/foo-bar/src/a/b.rs"
+    assert resolver.module_path(importer, "rust", "super") == "crates/foo-bar/src/a.rs"
+    assert resolver.module_path(importer, "rust", "crate::c") == "crates/foo-bar/src/c/mod.rs"
+    # Another crate of the workspace by its name (the folder's, - as _).
+    assert resolver.module_path("crates/baz/src/main.rs", "rust", "foo_bar::a::b") == importer
+    assert resolver.module_path(importer, "rust", "std::io") is None
+
+
+def test_rust_type_paths_are_one_use():
+    usage = name_usage("let v = Version::new(1, 2, 3);\nlet s = a.b;\n")
+    assert "Version.new" in usage.uses and "a.b" in usage.uses
+    assert "new" not in usage.uses
+
+
+def test_java_imports_resolve_under_any_source_root():
+    source = b"import a.b.C;\nimport static a.b.D.m;\nimport x.y.*;\n"
+    bindings = import_bindings(parse("java", source).root_node, "java", source)
+    assert [(b.local, b.module, b.imported) for b in bindings] == [
+        ("C", "a.b.C", "C"),
+        ("m", "a.b.D", "m"),
+        ("*", "x.y", "*"),
+    ]
+    resolver = ImportResolver(["src/main/java/a/b/C.java", "src/main/java/a/b/D.java"])
+    assert resolver.module_path("src/main/java/z/Z.java", "java", "a.b.C") == (
+        "src/main/java/a/b/C.java"
+    )
+
+
+def test_a_rust_module_import_reaches_its_items(regex_syntax: RepositoryIndex):
+    """`use crate::hir;` then `hir::Anchor::EndText`: hir is a module with its own file."""
+    header = regex_syntax.header("src/hir/print.rs")
+    assert header is not None
+    assert regex_syntax.module_of("src/hir/print.rs", header, "hir") == "src/hir/mod.rs"
+    names = _names(_needed(regex_syntax, "src/hir/print.rs"))
+    assert ("src/hir/mod.rs", "Anchor") in names
+
+
+def test_a_method_call_on_an_annotated_value_finds_the_types_member(tmp_path: Path):
+    """`fn show(value: &Value)` then `value.as_bool()`: Value's member, though `as_bool` is
+    declared by several types (so a lookup by name alone gives nothing)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "lib.rs").write_text("pub mod value;\npub mod other;\n")
+    (tmp_path / "src" / "value.rs").write_text(
+        "pub struct Value {}\nimpl Value {\n    pub fn as_bool(&self) -> bool { true }\n}\n"
+    )
+    (tmp_path / "src" / "other.rs").write_text(
+        "pub struct A {}\nimpl A {\n    pub fn as_bool(&self) -> bool { true }\n}\n"
+        "pub struct B {}\nimpl B {\n    pub fn as_bool(&self) -> bool { true }\n}\n"
+    )
+    (tmp_path / "src" / "show.rs").write_text(
+        "use crate::value::Value;\n\nfn show(value: &Value) -> bool {\n    value.as_bool()\n}\n"
+    )
+    index = RepositoryIndex(tmp_path, parser=InProcessParser())
+    index.build_blocking()
+    found = _needed(index, "src/show.rs")
+    members = [m for m in found if m.definition.name == "as_bool"]
+    assert [(m.path, m.definition.container) for m in members] == [("src/value.rs", "Value")]
