@@ -46,8 +46,24 @@ from engine.repository.symbols import identifiers
 from tests.support.corpus import OTHER_LANGUAGES, PROJECTS, Project, project_root
 from tests.support.fake_server import fake_server
 
-LANGUAGE_IDS = {"python": "python", "typescript": "typescript", "go": "go", "rust": "rust"}
-EXTENSIONS = {"python": (".py",), "typescript": (".ts", ".tsx"), "go": (".go",), "rust": (".rs",)}
+LANGUAGE_IDS = {
+    "python": "python",
+    "typescript": "typescript",
+    "go": "go",
+    "rust": "rust",
+    "java": "java",
+    "c": "c",
+    "cpp": "cpp",
+}
+EXTENSIONS = {
+    "python": (".py",),
+    "typescript": (".ts", ".tsx"),
+    "go": (".go",),
+    "rust": (".rs",),
+    "java": (".java",),
+    "c": (".c", ".h"),
+    "cpp": (".cpp", ".cc", ".hpp", ".h"),
+}
 MAX_PER_FILE = 4
 CHUNK_LINES = 10
 QUERY_LINES = 20
@@ -133,6 +149,52 @@ _NOT_NAMES = frozenset(
         "unsafe",
         "loop",
         "while",
+        # Java, C and C++.
+        "public",
+        "private",
+        "protected",
+        "static",
+        "final",
+        "abstract",
+        "synchronized",
+        "throws",
+        "Override",
+        "Object",
+        "Integer",
+        "Boolean",
+        "Exception",
+        "char",
+        "long",
+        "short",
+        "double",
+        "float",
+        "unsigned",
+        "signed",
+        "sizeof",
+        "typedef",
+        "NULL",
+        "nullptr",
+        "include",
+        "define",
+        "ifdef",
+        "ifndef",
+        "endif",
+        "size_t",
+        "template",
+        "typename",
+        "namespace",
+        "std",
+        "auto",
+        "inline",
+        "extern",
+        "volatile",
+        "register",
+        "goto",
+        "case",
+        "switch",
+        "break",
+        "continue",
+        "else",
     }
 )
 
@@ -140,16 +202,56 @@ _NOT_NAMES = frozenset(
 _BINDING = re.compile(
     r"(?:\b(?:const|let|mut|var|def|class|function|for|as|import)\s+([A-Za-z_$][\w$]*))"
     r"|(?:(?:^|[(,{\s])([A-Za-z_$][\w$]*)\s*(?::|=(?!=)|\bin\b))"
+    # A typed parameter or variable (C, C++, Java, Go): `int* length,`, `Node node)`.
+    r"|(?:(\w+|[>\]*&])[ \t]+[*&]*([A-Za-z_]\w*)[ \t]*(?=[,);=\[]))"
+)
+# Words before a name that make it an expression, not a declaration (`return value;`).
+_NOT_TYPES = frozenset(
+    {"return", "case", "throw", "new", "else", "goto", "yield", "await", "delete", "sizeof"}
+    | {"typeof", "in", "of", "not", "and", "or", "is", "if", "while", "for", "switch", "do"}
 )
 
 
-def bound_names(lines: list[str]) -> dict[str, set[int]]:
+def code_only(line: str, language: str) -> str:
+    """The line without its string literals and trailing comment: a word in a message or a
+    comment is not a use of a declaration. Single quotes delimit strings in Python and
+    every language but Rust (where one quote starts a lifetime)."""
+    quotes = '"`' if language == "rust" else "\"'`"
+    comment = "#" if language == "python" else "//"
+    out: list[str] = []
+    index, closing = 0, ""
+    while index < len(line):
+        char = line[index]
+        if closing:
+            if char == "\\":
+                index += 2
+                continue
+            if char == closing:
+                closing = ""
+            index += 1
+            continue
+        if line.startswith(comment, index):
+            break
+        if char in quotes:
+            closing = char
+            out.append(" ")
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def bound_names(lines: list[str], language: str = "python") -> dict[str, set[int]]:
     """Names the file itself binds (local variables, parameters, loop variables) and on which
     lines: a line using one does not need another file's declaration of it."""
     found: dict[str, set[int]] = {}
     for number, line in enumerate(lines):
         for match in _BINDING.finditer(line):
-            name = match.group(1) or match.group(2)
+            if match.group(4) and (
+                language not in ("c", "cpp", "java") or match.group(3) in _NOT_TYPES
+            ):
+                continue  # Go writes the name before the type: `cmd *Command` binds cmd
+            name = match.group(1) or match.group(2) or match.group(4)
             found.setdefault(name, set()).add(number)
     return found
 
@@ -235,7 +337,7 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
             line.strip() for statement in header.imports for line in statement.splitlines()[1:]
         }
         lines = lines_of(path)
-        bound = bound_names(lines)
+        bound = bound_names(lines, project.language)
         per_file = []
         for number, line in enumerate(lines):
             stripped = line.strip()
@@ -243,13 +345,25 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                 not stripped
                 or stripped in inside_imports
                 or stripped.startswith(
-                    ("#", "//", "*", "/*", "import ", "from ", "export *", '"', "use ", "pub use ")
+                    (
+                        "#",
+                        "//",
+                        "*",
+                        "/*",
+                        "import ",
+                        "from ",
+                        "export *",
+                        '"',
+                        "use ",
+                        "pub use ",
+                        "package ",
+                    )
                 )
                 or len(stripped) > 200
             ):
                 continue
             needed = []
-            for name in identifiers(stripped):
+            for name in identifiers(code_only(stripped, project.language)):
                 if name in local or len(name) < 3 or name in _NOT_NAMES:
                     continue
                 if bound.get(name, set()) - {number}:

@@ -160,3 +160,29 @@ def test_a_method_call_on_an_annotated_value_finds_the_types_member(tmp_path: Pa
     found = _needed(index, "src/show.rs")
     members = [m for m in found if m.definition.name == "as_bool"]
     assert [(m.path, m.definition.container) for m in members] == [("src/value.rs", "Value")]
+
+
+@pytest.fixture(scope="module")
+def ujson() -> RepositoryIndex:
+    index = RepositoryIndex(_project("ujson"), parser=InProcessParser())
+    index.build_blocking()
+    return index
+
+
+DOUBLE_CONVERSION = "deps/double-conversion/double-conversion"
+
+
+def test_a_guarded_cpp_header_shows_its_namespaced_class(ujson: RepositoryIndex):
+    """ujson's bundled double-conversion: `#ifndef …_H_` around `namespace double_conversion {
+    class Bignum { … } }` in a .h file. The walk used to stop at the include guard (nothing
+    from any guarded header), and the C grammar would drop the class's members."""
+    header = ujson.header(f"{DOUBLE_CONVERSION}/bignum.h")
+    assert header is not None and header.language == "cpp"
+    names = {(d.name, d.container) for d in header.definitions}
+    assert ("Bignum", None) in names and ("AssignHexString", "Bignum") in names
+    assert not any(name.endswith("_H_") for name, _ in names)  # the guard is not a declaration
+
+
+def test_a_name_comes_from_the_headers_a_file_includes(ujson: RepositoryIndex):
+    found = _names(_needed(ujson, f"{DOUBLE_CONVERSION}/bignum-dtoa.h"))
+    assert (f"{DOUBLE_CONVERSION}/utils.h", "Vector") in found  # #include "utils.h"

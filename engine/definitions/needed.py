@@ -115,6 +115,8 @@ def needed_definitions(
                     add(target, index.follow(located.path, type_name), related - 1)
 
     package_scoped = header.language in PACKAGE_SCOPED
+    # C and C++: what the file's #include lines bring in, and what those include in turn.
+    included = _included(index, relative, header) if header.language in ("c", "cpp") else []
     stars = any(b.local == "*" for b in header.bindings)
     for use in usage.uses:
         if len(imported) + len(by_name) >= MAX_DEFINITIONS:
@@ -127,6 +129,8 @@ def needed_definitions(
                 use not in local and package_scoped and (same := _in_package(index, relative, use))
             ):
                 add(imported, same, RELATED_STEPS)
+            elif use not in local and included and (there := _in_files(index, included, use)):
+                add(imported, there, RELATED_STEPS)
             elif use not in local and stars and (through := index.follow(relative, use)):
                 add(imported, through, RELATED_STEPS)  # `use module::*`, `from m import *`
             elif use not in local and _worth_looking_up(use):
@@ -224,6 +228,39 @@ def _members_of_type(
                 if other.definition.container == located.definition.name
                 or go_receiver(other.definition.text) == located.definition.name
             ][:MAX_PLACES]
+    return found[:MAX_PLACES]
+
+
+MAX_INCLUDED = 40
+
+
+def _included(index: RepositoryIndex, relative: str, header: FileHeader) -> list[str]:
+    """The repository's files ``relative`` includes, directly then one level further."""
+    resolver = index.resolver()
+    direct = resolver.resolve(relative, header.language, header.imports)
+    found = list(direct)
+    for path in direct:
+        inner = index.header(path)
+        if inner is not None:
+            found += [
+                p
+                for p in resolver.resolve(path, inner.language, inner.imports)
+                if p not in found and p != relative
+            ]
+    return found[:MAX_INCLUDED]
+
+
+def _in_files(index: RepositoryIndex, files: list[str], name: str) -> list[Located]:
+    """``name`` declared at the top level of one of ``files`` (in their order)."""
+    if not _worth_looking_up(name):
+        return []
+    wanted = set(files)
+    found = [
+        located
+        for located in index.declarations(name)
+        if located.path in wanted and located.definition.container is None
+    ]
+    found.sort(key=lambda located: files.index(located.path))
     return found[:MAX_PLACES]
 
 

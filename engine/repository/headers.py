@@ -23,6 +23,7 @@ from engine.repository.node_types import (
     PYTHON_BLOCKS,
     SHORT_DECLARATIONS,
     SIGNATURES,
+    TRANSPARENT,
     WRAPPERS,
 )
 from engine.repository.symbols import (
@@ -85,6 +86,10 @@ def extract_header(
     imports: list[str] = []
     definitions: list[Definition] = []
     for node in _top_level_nodes(tree.root_node, language):
+        # A C++ namespace's declarations are the file's; its line shows once, before them.
+        namespace = _namespace_head(node, source) if language == "cpp" else None
+        if namespace is not None and namespace not in lines and len(lines) < MAX_HEADER_LINES:
+            lines.append(namespace)
         node_lines: list[str] = []
         members: list[Member] = []
         _top_level(node, language, source, node_lines, imports, members)
@@ -172,6 +177,18 @@ def _declaration(node: Node) -> Node:
     return node
 
 
+def _namespace_head(node: Node, source: bytes) -> str | None:
+    """``namespace a::b {`` for a declaration inside a C++ namespace (the innermost)."""
+    parent = node.parent
+    while parent is not None and parent.type != "namespace_definition":
+        parent = parent.parent
+    if parent is None:
+        return None
+    body = parent.child_by_field_name("body")
+    end = body.start_byte if body is not None else parent.end_byte
+    return _clip(" ".join(_text_between(source, parent.start_byte, end).split()) + " {")
+
+
 def _top_level_nodes(root: Node, language: str, depth: int = 0) -> list[Node]:
     """The root's children, looking inside ERROR nodes (a half-typed statement can make
     tree-sitter wrap the rest of the file in one, and its declarations still count) and, in
@@ -182,6 +199,9 @@ def _top_level_nodes(root: Node, language: str, depth: int = 0) -> list[Node]:
             nodes.extend(_top_level_nodes(node, language, depth))
         elif language == "python" and node.type in PYTHON_BLOCKS and depth < 4:
             nodes.extend(_top_level_nodes(node, language, depth + 1))
+        elif language in ("c", "cpp") and node.type in TRANSPARENT and depth < 6:
+            inner = node.child_by_field_name("body")
+            nodes.extend(_top_level_nodes(inner or node, language, depth + 1))
         else:
             nodes.append(node)
     return nodes
@@ -219,6 +239,8 @@ def _top_level(
                     lines[before:before] = [_clip(line.strip()) for line in prefix.splitlines()]
                 else:  # export, template<...>: the same line
                     lines[before] = _clip(" ".join(prefix.split()) + " " + lines[before])
+    elif kind == "preproc_def" and node.child_by_field_name("value") is None:
+        pass  # `#define X_H`: an include guard, nothing to show
     elif kind in SHORT_DECLARATIONS[language]:
         text = _text(node, source)
         head = text.splitlines()

@@ -66,6 +66,19 @@ def language_for(path: str, language_id: str | None = None) -> str | None:
     return EXTENSIONS.get(path[dot:].lower()) if dot != -1 else None
 
 
+_CPP_MARKERS = (b"class ", b"namespace ", b"template<", b"template <", b"public:", b"::")
+
+
+def refine_language(language: str | None, path: str, data: bytes) -> str | None:
+    """A ``.h`` header written in C++ (classes, namespaces, templates in its first 64 KB) is
+    parsed as C++: the C grammar would lose its classes' members."""
+    if language == "c" and path.lower().endswith(".h"):
+        head = data[:65536]
+        if any(marker in head for marker in _CPP_MARKERS):
+            return "cpp"
+    return language
+
+
 @cache
 def grammar(name: str) -> Language:
     spec = SPECS[name]

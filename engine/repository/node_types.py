@@ -52,7 +52,18 @@ CONTAINERS = {
         "record_declaration",
     },
     "c": set(),
-    "cpp": {"class_specifier", "struct_specifier", "namespace_definition"},
+    "cpp": {"class_specifier", "struct_specifier"},
+}
+# C and C++ blocks whose declarations are the file's own: include guards and other conditional
+# blocks, `extern "C" { }`, and C++ namespaces (their names are used as the file's).
+TRANSPARENT = {
+    "preproc_ifdef",
+    "preproc_if",
+    "preproc_else",
+    "preproc_elif",
+    "linkage_specification",
+    "namespace_definition",
+    "declaration_list",
 }
 SHORT_DECLARATIONS = {
     "python": {"expression_statement"},

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from engine.repository.headers import FileHeader, extract_header
-from engine.repository.languages import language_for
+from engine.repository.languages import language_for, refine_language
 from engine.repository.secrets import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class HeaderParser(Protocol):
 
 def header_of(relative: str, data: bytes) -> FileHeader:
     """The file's header with credentials masked; an unparsable file falls back to first lines."""
-    language = language_for(relative)
+    language = refine_language(language_for(relative), relative, data)
     try:
         header = extract_header(relative, language, data)
     except Exception as error:  # a grammar failure costs this file's header, nothing more

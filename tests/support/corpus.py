@@ -53,6 +53,14 @@ OTHER_LANGUAGES = (
     Project("regex-syntax", "debian", "librust-regex-syntax-dev", "0.6.27-1", "rust"),
     Project("toml-edit", "debian", "librust-toml-edit-dev", "0.14.4-2", "rust"),
     Project("serde-json", "debian", "librust-serde-json-dev", "1.0.87-1", "rust"),
+    # Java and C/C++ sources that registries ship: Android platform code in npm packages, and
+    # Python packages' native parts in their sdists.
+    Project("cordova-android", "npm", "cordova-android", "12.0.1", "java"),
+    Project("capacitor-android", "npm", "@capacitor/android", "6.2.0", "java"),
+    Project("jpype", "pypi", "jpype1", "1.5.1", "java"),
+    Project("ujson", "pypi", "ujson", "5.10.0", "c"),
+    Project("zstandard", "pypi", "zstandard", "0.23.0", "c"),
+    Project("greenlet", "pypi", "greenlet", "3.1.1", "cpp"),
 )
 
 
