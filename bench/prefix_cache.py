@@ -220,8 +220,8 @@ async def main() -> None:
         work = Path(folder)
         workspace = work / name
         shutil.copytree(source, workspace, ignore=shutil.ignore_patterns("__pycache__"))
-        for name, text in initial.items():
-            (workspace / name).write_text(text)
+        for file, text in initial.items():
+            (workspace / file).write_text(text)
         async with tiny_vllm(work, args.vllm_root) as (root, model):
             block_size = await kv_block_size(root)
             rows = []

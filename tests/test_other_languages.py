@@ -109,6 +109,9 @@ def test_rust_use_trees_and_module_paths():
     # Another crate of the workspace by its name (the folder's, - as _).
     assert resolver.module_path("crates/baz/src/main.rs", "rust", "foo_bar::a::b") == importer
     assert resolver.module_path(importer, "rust", "std::io") is None
+    # Rust 2018: `use b::Thing` in a.rs names its child module b.
+    assert resolver.module_path("crates/foo-bar/src/a.rs", "rust", "b") == importer
+    assert resolver.module_path("crates/foo-bar/src/a.rs", "rust", "nothing_here") is None
 
 
 def test_rust_type_paths_are_one_use():
@@ -186,3 +189,14 @@ def test_a_guarded_cpp_header_shows_its_namespaced_class(ujson: RepositoryIndex)
 def test_a_name_comes_from_the_headers_a_file_includes(ujson: RepositoryIndex):
     found = _names(_needed(ujson, f"{DOUBLE_CONVERSION}/bignum-dtoa.h"))
     assert (f"{DOUBLE_CONVERSION}/utils.h", "Vector") in found  # #include "utils.h"
+
+
+def test_a_rust_variant_path_still_finds_the_type_it_is_named_after(
+    regex_syntax: RepositoryIndex,
+):
+    """`HirKind::Group(ref x)`: the variant wraps `hir::Group`; with `::` read as one path the
+    type was no longer looked up by name (regex-syntax lost recall until this fallback)."""
+    found = _needed(regex_syntax, "src/hir/print.rs")
+    assert any(m.definition.name == "Group" and m.path == "src/hir/mod.rs" for m in found)
+    # Impl blocks stay out of the list when the type itself is in it.
+    assert not any(m.is_impl_block and m.definition.name == "Hir" for m in found)

@@ -96,7 +96,13 @@ def needed_definitions(
     bound = {b.local for b in header.bindings}
     # Attributes the file reads anywhere (`x.render(...)`): a class's members among them are
     # shown with the class, however far down the class declares them.
-    attributes = {use.rpartition(".")[2] for use in usage.uses if "." in use}
+    # (`ast.Group`, `os.path`: a name read from a module the file imports is no object's
+    # attribute; counting it made every type that has a member of that name bring it along.)
+    attributes = {
+        use.rpartition(".")[2]
+        for use in usage.uses
+        if "." in use and use.split(".", 1)[0] not in bound
+    }
     imported: list[Located] = []
     by_name: list[Located] = []
     seen: set[str] = set()
@@ -164,7 +170,11 @@ def needed_definitions(
             add(imported, typed, 0)  # `value.as_bool()` with `value: &Value` written
         elif _worth_looking_up(attribute) and owner.rpartition(".")[2] not in local:
             # obj.method where obj's class lives elsewhere: a member declared in few places.
-            add(by_name, _unique(index, attribute, members=True), 0)
+            found = _unique(index, attribute, members=True)
+            if not found and header.language == "rust" and attribute[:1].isupper():
+                # `HirKind::Group(..)`: a variant named after the type it holds.
+                found = _unique(index, attribute, members=False)
+            add(by_name, found, 0)
     return imported + by_name
 
 
@@ -270,14 +280,8 @@ def _rust_qualified(
     """``a::b::Name`` (owner ``a.b``) or ``a::Type::method``: from the module file the path
     names, starting at the crate, this module or its parent (``mod`` children by name)."""
     parts = owner.split(".")
-    starts = (
-        [parts]
-        if parts[0] in ("crate", "super", "self")
-        else [
-            ["self", *parts],
-            ["crate", *parts],
-        ]
-    )
+    # As written (crate::, super::, self::, a crate's name, a child module), else from the root.
+    starts = [parts] if parts[0] in ("crate", "super", "self") else [parts, ["crate", *parts]]
     resolver = index.resolver()
     for path in starts:
         module = resolver.module_path(relative, "rust", "::".join(path))

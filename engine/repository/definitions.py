@@ -98,8 +98,10 @@ def follow(
         Located(path, d) for d in header.definitions if d.name == name and d.container is None
     ]
     if declared:
-        # The type itself before its impl blocks (Rust): those name it, they do not declare it.
-        return sorted(declared, key=lambda located: located.is_impl_block)[:MAX_PLACES]
+        # The type itself, not its impl blocks (Rust): those name it without declaring it, and
+        # the members a file uses are shown one by one (engine.definitions.needed).
+        types = [located for located in declared if not located.is_impl_block]
+        return (types or declared)[:MAX_PLACES]
     stars = []
     for binding in header.bindings:
         if binding.local == "*":

@@ -152,6 +152,8 @@ class ImportResolver:
                     base.pop()
         elif parts[0] in self._crates:
             src, base, parts = posixpath.join(self._crates[parts[0]], "src"), [], parts[1:]
+        elif src is not None and self._rust_child(src, own, parts[0]):
+            base = list(own)  # `use child::X` in Rust 2018: a child module of this one
         else:
             return None  # std, core or a crate from crates.io
         if src is None:
@@ -168,6 +170,10 @@ class ImportResolver:
             if found:
                 return found[0]
         return None
+
+    def _rust_child(self, src: str, own: tuple[str, ...], name: str) -> bool:
+        stem = posixpath.join(src, *own, name)
+        return stem + ".rs" in self._paths or posixpath.join(stem, "mod.rs") in self._paths
 
     def _rust_place(self, importer: str) -> tuple[str | None, tuple[str, ...]]:
         """The importer's crate source folder and its module path inside it."""

@@ -103,13 +103,17 @@ def _debian_root(project: Project, cache: Path, target: Path) -> Path:
     /usr/share/cargo/registry."""
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        subprocess.run(
-            ["apt-get", "download", f"{project.package}={project.version}"],
-            cwd=scratch,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        download = ["apt-get", "download", f"{project.package}={project.version}"]
+        got = subprocess.run(download, cwd=scratch, capture_output=True, timeout=300)
+        if got.returncode != 0 and os.geteuid() == 0:
+            # A fresh machine may have no package lists yet.
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600)
+            got = subprocess.run(download, cwd=scratch, capture_output=True, timeout=300)
+        if got.returncode != 0:
+            raise RuntimeError(
+                f"apt-get download {project.package}={project.version} failed: "
+                f"{got.stderr.decode(errors='replace').strip()[-300:]}"
+            )
         (deb,) = Path(scratch).glob("*.deb")
         unpacked = Path(scratch) / "unpacked"
         subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True, timeout=300)
