@@ -22,23 +22,23 @@ from engine.repository.usage import name_usage
 from tests.support.corpus import OTHER_LANGUAGES, project_root
 
 
-def _project(name: str) -> Path:
+def _indexed(name: str) -> RepositoryIndex:
+    """A corpus project, indexed in this process (no parse-time limit: a busy CI machine must
+    not change what is indexed)."""
     project = next(p for p in OTHER_LANGUAGES if p.name == name)
-    return project_root(project)
+    index = RepositoryIndex(project_root(project), parser=InProcessParser())
+    index.build_blocking()
+    return index
 
 
 @pytest.fixture(scope="module")
 def cobra() -> RepositoryIndex:
-    index = RepositoryIndex(_project("cobra"), parser=InProcessParser())
-    index.build_blocking()
-    return index
+    return _indexed("cobra")
 
 
 @pytest.fixture(scope="module")
 def regex_syntax() -> RepositoryIndex:
-    index = RepositoryIndex(_project("regex-syntax"), parser=InProcessParser())
-    index.build_blocking()
-    return index
+    return _indexed("regex-syntax")
 
 
 def _needed(index: RepositoryIndex, relative: str) -> list[Located]:
@@ -167,9 +167,7 @@ def test_a_method_call_on_an_annotated_value_finds_the_types_member(tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def ujson() -> RepositoryIndex:
-    index = RepositoryIndex(_project("ujson"), parser=InProcessParser())
-    index.build_blocking()
-    return index
+    return _indexed("ujson")
 
 
 DOUBLE_CONVERSION = "deps/double-conversion/double-conversion"
