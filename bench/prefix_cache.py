@@ -30,6 +30,8 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from bench.common import daemon_stats, kv_block_size, lsp_client, tiny_vllm, vllm_counters
+from bench.context_recall import EXTENSIONS
+from engine.repository.languages import language_for
 from tests.support.corpus import OTHER_LANGUAGES, PROJECTS, project_root
 
 PROJECT = Path(httpx_package.__file__).parent
@@ -55,9 +57,6 @@ class Keystroke:
     insert: str  # text inserted there ('' for a deletion)
     delete: int  # characters deleted before the offset
     pause_s: float
-
-
-LANGUAGE_OF = {".py": "python", ".go": "go", ".rs": "rust", ".ts": "typescript"}
 
 
 def corpus_regions(root: Path, suffix: str) -> list[tuple[str, int, int]]:
@@ -162,7 +161,10 @@ async def replay(
             client.text_document_did_open(
                 types.DidOpenTextDocumentParams(
                     text_document=types.TextDocumentItem(
-                        uri=uri, language_id="python", version=1, text=texts[stroke.file]
+                        uri=uri,
+                        language_id=language_for(stroke.file) or "plaintext",
+                        version=1,
+                        text=texts[stroke.file],
                     )
                 )
             )
@@ -213,8 +215,7 @@ async def main() -> None:
     if args.project:
         chosen = next(p for p in (*PROJECTS, *OTHER_LANGUAGES) if p.name == args.project)
         source, name = project_root(chosen), chosen.name
-        suffix = {"go": ".go", "rust": ".rs", "python": ".py"}.get(chosen.language, ".ts")
-        regions = corpus_regions(source, suffix)
+        regions = corpus_regions(source, EXTENSIONS[chosen.language][0])
     initial, strokes = session(args.keys, args.seed, source, regions)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

@@ -69,10 +69,6 @@ RELATED_STEPS = 1
 # Languages whose files see every other file of their folder (a Go package, a Java package)
 # without an import.
 PACKAGE_SCOPED = frozenset({"go", "java"})
-# Where a written type sends `value.method` to that type's member. Not Python and TypeScript:
-# measured there, the extra members took the budget from declarations that were used (one to
-# two names fewer in three of seven repositories at 2,048 tokens).
-TYPED_LOOKUP = frozenset({"go", "rust", "java", "c", "cpp"})
 
 
 def needed_definitions(
@@ -162,12 +158,11 @@ def needed_definitions(
             and (members := _members_in_package(index, relative, owner, attribute))
         ):
             add(imported, members, RELATED_STEPS)  # Type.Method with Type in the package
-        elif (
-            "." not in owner
-            and header.language in TYPED_LOOKUP
-            and (typed := _members_of_type(index, relative, header, usage, owner, attribute))
+        elif "." not in owner and (
+            typed := _members_of_type(index, relative, header, usage, owner, attribute)
         ):
-            add(imported, typed, 0)  # `value.as_bool()` with `value: &Value` written
+            # `value.as_bool()` with `value: &Value` written (usage.ANNOTATED languages only).
+            add(imported, typed, 0)
         elif _worth_looking_up(attribute) and owner.rpartition(".")[2] not in local:
             # obj.method where obj's class lives elsewhere: a member declared in few places.
             found = _unique(index, attribute, members=True)
@@ -204,8 +199,8 @@ def go_receiver(text: str) -> str | None:
     """``func (c *Command) Name(`` -> ``Command``; None for a plain function."""
     if not text.startswith("func ("):
         return None
-    inside = text[6 : text.find(")", 6)] if ")" in text[6:] else ""
-    words = inside.replace("*", " ").split()
+    end = text.find(")", 6)
+    words = (text[6:end] if end != -1 else "").replace("*", " ").split()
     if not words:
         return None
     return words[-1].split("[", 1)[0]
@@ -228,6 +223,12 @@ def _members_of_type(
         types = _in_package(index, relative, kind)
     if not types:
         types = _unique(index, kind, members=False)
+    return _members_named(index, types, attribute)
+
+
+def _members_named(index: RepositoryIndex, types: list[Located], attribute: str) -> list[Located]:
+    """Members named ``attribute`` of each of ``types``: declared with the type, else in any
+    file (`_members_anywhere`)."""
     found: list[Located] = []
     for located in types:
         found += _members_used(index, located, {attribute}) or _members_anywhere(
@@ -297,12 +298,9 @@ def _rust_qualified(
         if found:
             return found
         # `Type::method`: the last part is a type declared in that module.
-        for located in index.follow(module, path[-1]):
-            found += _members_used(index, located, {attribute}) or _members_anywhere(
-                index, located, attribute
-            )
+        found = _members_named(index, index.follow(module, path[-1]), attribute)
         if found:
-            return found[:MAX_PLACES]
+            return found
     return []
 
 
@@ -311,18 +309,25 @@ def _in_package(index: RepositoryIndex, relative: str, name: str) -> list[Locate
     sees its other files' names; Go test-only files are seen only from tests)."""
     if not _worth_looking_up(name):
         return []
-    folder = posixpath.dirname(relative)
-    from_test = relative.endswith("_test.go")
-    found = [
+    return _top_level_in(
+        index, name, posixpath.dirname(relative), relative.endswith("_test.go"), besides=relative
+    )
+
+
+def _top_level_in(
+    index: RepositoryIndex, name: str, folder: str, with_tests: bool, besides: str = ""
+) -> list[Located]:
+    """``name`` declared at the top level (not a Go method) of a file directly in ``folder``
+    other than ``besides``; Go test-only files count only ``with_tests``."""
+    return [
         located
         for located in index.declarations(name)
         if located.definition.container is None
-        and located.path != relative
+        and located.path != besides
         and posixpath.dirname(located.path) == folder
         and go_receiver(located.definition.text) is None
-        and (from_test or not located.path.endswith("_test.go"))
-    ]
-    return found[:MAX_PLACES]
+        and (with_tests or not located.path.endswith("_test.go"))
+    ][:MAX_PLACES]
 
 
 def _in_go_import(
@@ -337,22 +342,16 @@ def _in_go_import(
         folder = ""  # the module's root package (its path is go.mod's module line)
     if folder is None:
         return []
-    return [
-        located
-        for located in index.declarations(attribute)
-        if located.definition.container is None
-        and posixpath.dirname(located.path) == folder
-        and go_receiver(located.definition.text) is None
-        and not located.path.endswith("_test.go")
-    ][:MAX_PLACES]
+    return _top_level_in(index, attribute, folder, with_tests=False)
 
 
 def _go_package_name(index: RepositoryIndex, folder: str) -> str | None:
     for path in index.resolver().files_in(folder):
         header = index.header(path)
         if header is not None and header.language == "go" and not path.endswith("_test.go"):
-            clause = next((i for i in header.imports if i.startswith("package ")), None)
-            return clause.split()[1] if clause and len(clause.split()) > 1 else None
+            clause = next((i for i in header.imports if i.startswith("package ")), "")
+            words = clause.split()
+            return words[1] if len(words) > 1 else None
     return None
 
 
@@ -367,16 +366,9 @@ def _members_in_package(
 
 
 def _members(index: RepositoryIndex, relative: str, owner: str, attribute: str) -> list[Located]:
-    found = []
+    found: list[Located] = []
     for located in index.follow(relative, owner):
-        header = index.header(located.path)
-        if header is None:
-            continue
-        found += [
-            Located(located.path, d)
-            for d in header.definitions
-            if d.container == located.definition.name and d.name == attribute
-        ]
+        found += _members_used(index, located, {attribute})
         if not found:
             found += _members_anywhere(index, located, attribute)
     return found[:MAX_PLACES]

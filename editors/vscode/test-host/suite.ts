@@ -95,7 +95,7 @@ function endOfLine(editor: vscode.TextEditor, line: number): vscode.Position {
 
 // Triggers VS Code's inline suggestion at the cursor and waits for the daemon's answer (what the
 // extension's provider returned, which VS Code shows as ghost text).
-async function suggest(api: IquestApi, minimum = 1): Promise<readonly string[]> {
+async function suggest(api: IquestApi): Promise<readonly string[]> {
   const before = api.lastSuggestions();
   for (let attempt = 0; attempt < 5; attempt++) {
     await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
@@ -104,7 +104,7 @@ async function suggest(api: IquestApi, minimum = 1): Promise<readonly string[]> 
         "an inline suggestion",
         () => {
           const now = api.lastSuggestions();
-          return now !== before && now.filter((t) => t.trim()).length >= minimum && now;
+          return now !== before && now.some((t) => t.trim()) && now;
         },
         20_000,
       );
