@@ -41,7 +41,9 @@ from pygls.lsp.client import LanguageClient
 
 from bench.common import lsp_client
 from engine.definitions.repository import REPOSITORY_SHARE
+from engine.repository.headers import parse
 from engine.repository.index import RepositoryIndex
+from engine.repository.parsing import InProcessParser
 from engine.repository.symbols import identifiers
 from tests.support.corpus import OTHER_LANGUAGES, PROJECTS, Project, project_root
 from tests.support.fake_server import fake_server
@@ -271,6 +273,7 @@ class Position:
     cursor_line: int
     cursor_character: int
     needed: tuple[Needed, ...]
+    emptied: str = ""  # the line as the file had it
 
 
 @dataclass
@@ -312,8 +315,27 @@ def declaration_anchor(source_lines: list[str], line: int, name: str) -> str | N
     return None
 
 
+def lines_inside_literals(source: bytes, language: str | None) -> set[int]:
+    """Lines that a multi-line comment or string continues onto (a doc block, a raw
+    string): their words are prose, not uses of declarations."""
+    if language is None or language not in EXTENSIONS:
+        return set()
+    found: set[int] = set()
+    pending = [parse(language, source).root_node]
+    while pending:
+        node = pending.pop()
+        if node.start_point[0] == node.end_point[0]:
+            continue
+        if "comment" in node.type or "string" in node.type or node.type == "text_block":
+            found.update(range(node.start_point[0] + 1, node.end_point[0] + 1))
+        else:
+            pending.extend(node.children)
+    return found
+
+
 def sample_positions(root: Path, project: Project, count: int, seed: int) -> list[Position]:
-    index = RepositoryIndex(root)
+    # Parsed in this process without a time limit: the sample must not depend on the load.
+    index = RepositoryIndex(root, parser=InProcessParser())
     index.build_blocking()
     extensions = EXTENSIONS[project.language]
     sources: dict[str, list[str]] = {}
@@ -338,11 +360,13 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
         }
         lines = lines_of(path)
         bound = bound_names(lines, project.language)
+        in_literal = lines_inside_literals((root / path).read_bytes(), header.language)
         per_file = []
         for number, line in enumerate(lines):
             stripped = line.strip()
             if (
                 not stripped
+                or number in in_literal
                 or stripped in inside_imports
                 or stripped.startswith(
                     (
@@ -383,7 +407,15 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                 indent = line[: len(line) - len(line.lstrip())]
                 emptied = [*lines[:number], indent, *lines[number + 1 :]]
                 per_file.append(
-                    Position(path, number, "\n".join(emptied), number, len(indent), tuple(needed))
+                    Position(
+                        path,
+                        number,
+                        "\n".join(emptied),
+                        number,
+                        len(indent),
+                        tuple(needed),
+                        stripped,
+                    )
                 )
         rng = random.Random(f"{seed}:{path}")
         candidates += rng.sample(per_file, min(MAX_PER_FILE, len(per_file)))
@@ -570,6 +602,8 @@ async def run(args: argparse.Namespace) -> None:
                     ):
                         tallies[key].add([present(prompt, n) for n in position.needed])
                 rows[(project.name, budget)] = tallies
+                if args.misses:
+                    print_misses(positions, settled, args.misses)
                 sizes[(project.name, budget)] = tokens
                 over = sum(1 for t in tokens if t > budget)
                 missing = sum(1 for prompts in (first, settled, alone) for p in prompts if not p)
@@ -585,6 +619,18 @@ async def run(args: argparse.Namespace) -> None:
             print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
     print_table(rows, costs, sizes, args.budgets, [p.name for p in chosen])
     print_languages(rows, args.budgets, chosen)
+
+
+def print_misses(positions: list[Position], prompts: list[str], limit: int) -> None:
+    """The names the settled prompt lacked, with the line that uses them: where to look."""
+    shown = 0
+    for position, prompt in zip(positions, prompts, strict=True):
+        for needed in position.needed:
+            if present(prompt, needed) or shown >= limit:
+                continue
+            shown += 1
+            where = f"{position.path}:{position.line + 1}"
+            print(f"    miss {where} {needed.name}: {position.emptied[:100]}")
 
 
 def print_table(
@@ -660,6 +706,7 @@ def main() -> None:
     parser.add_argument("--projects", nargs="*", default=[])
     parser.add_argument("--languages", nargs="*", default=[])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--misses", type=int, default=0, help="print this many misses")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -14,6 +14,7 @@ import posixpath
 from engine.repository.definitions import MAX_PLACES, Located
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
+from engine.repository.symbols import identifiers
 from engine.repository.usage import NameUsage
 
 # Names too short or too common to look up by name alone.
@@ -76,22 +77,23 @@ def needed_definitions(
     relative: str,
     header: FileHeader,
     usage: NameUsage,
-    near: frozenset[str] = frozenset(),
+    near: tuple[frozenset[str], ...] = (),
 ) -> list[Located]:
-    """Declarations from other files for the names ``usage`` lists: the names used ``near``
-    the cursor first, then the others; within each, those the imports explain (with the types
-    they return) before those found by name alone, each in order of first use."""
+    """Declarations from other files for the names ``usage`` lists: the names used in the
+    first of ``near`` (the lines closest to the cursor) first, then those of the next, then
+    the others; within each, those the imports explain (with the types they return) before
+    those found by name alone, each in order of first use."""
     if near:
-        close = [u for u in usage.uses if u in near]
-        rest = [u for u in usage.uses if u not in near]
-        first = needed_definitions(
-            index, relative, header, NameUsage(tuple(close), types=usage.types)
-        )
-        keys = {located.key for located in first}
-        second = needed_definitions(
-            index, relative, header, NameUsage(tuple(rest), types=usage.types)
-        )
-        return first + [located for located in second if located.key not in keys]
+        found: list[Located] = []
+        keys: set[str] = set()
+        done: set[str] = set()
+        for group in (*near, None):
+            uses = tuple(u for u in usage.uses if u not in done and (group is None or u in group))
+            done.update(uses)
+            part = needed_definitions(index, relative, header, NameUsage(uses, types=usage.types))
+            found += [located for located in part if located.key not in keys]
+            keys.update(located.key for located in part)
+        return found
     local = {d.name for d in header.definitions if d.container is None}
     bound = {b.local for b in header.bindings}
     # Attributes the file reads anywhere (`x.render(...)`): a class's members among them are
@@ -163,14 +165,83 @@ def needed_definitions(
         ):
             # `value.as_bool()` with `value: &Value` written (usage.ANNOTATED languages only).
             add(imported, typed, 0)
+        elif (
+            header.language == "rust"
+            and attribute[:1].isupper()
+            and (held := _rust_variant_types(index, relative, header, owner, attribute))
+        ):
+            # `HirKind::Group(..)`: the enum is shown already; the types its variant holds,
+            # as the enum's own file names them.
+            add(imported, held, 0)
+        elif header.language == "rust" and _outside_crate(index, relative, header, owner):
+            continue  # `fmt::Formatter`: std's, not whatever the repository calls Formatter
         elif _worth_looking_up(attribute) and owner.rpartition(".")[2] not in local:
             # obj.method where obj's class lives elsewhere: a member declared in few places.
-            found = _unique(index, attribute, members=True)
-            if not found and header.language == "rust" and attribute[:1].isupper():
-                # `HirKind::Group(..)`: a variant named after the type it holds.
-                found = _unique(index, attribute, members=False)
-            add(by_name, found, 0)
+            add(by_name, _unique(index, attribute, members=True), 0)
     return imported + by_name
+
+
+# Types a variant may hold that are never the repository's.
+_RUST_WRAPPERS = frozenset({"Vec", "Box", "Option", "Result", "String", "Rc", "Arc", "Cow"})
+
+
+def _rust_variant_types(
+    index: RepositoryIndex, relative: str, header: FileHeader, owner: str, variant: str
+) -> list[Located]:
+    """The repository's types that ``owner::variant`` holds (``Group(Group)``,
+    ``Literal(Box<Literal>)``), resolved from the enum's file."""
+    path, _, name = owner.rpartition(".")
+    if path:  # `hir::Class::Unicode`: the enum from the module the path names
+        module = (
+            index.module_of(relative, header, path)
+            if "." not in path
+            else index.resolver().module_path(relative, "rust", path.replace(".", "::"))
+        )
+        candidates = index.follow(module, name) if module is not None else []
+    else:
+        candidates = [
+            Located(relative, d) for d in header.definitions if d.name == name and not d.container
+        ] or (index.follow(relative, name) or _unique(index, name, members=False))
+    enums = [c for c in candidates if " enum " in f" {c.definition.text.split(chr(10), 1)[0]}"]
+    found: list[Located] = []
+    for enum in enums[:MAX_PLACES]:
+        for held in _variant_payload(enum.definition.text, variant):
+            found += index.follow(enum.path, held) or (
+                _unique(index, held, members=False) if enum.path == relative else []
+            )
+    return found[:MAX_PLACES]
+
+
+def _variant_payload(enum_text: str, variant: str) -> list[str]:
+    """Capitalized type names inside ``variant(...)`` on its line of the enum's text."""
+    for line in enum_text.split("\n"):
+        stripped = line.strip()
+        if not stripped.startswith(variant + "("):
+            continue
+        inside = stripped[len(variant) + 1 :]
+        words = identifiers(inside[: inside.rfind(")")] if ")" in inside else inside)
+        return [w for w in words if w[:1].isupper() and w not in _RUST_WRAPPERS][:2]
+    return []
+
+
+# Crates every Rust file may name that are never the repository's.
+_RUST_STANDARD = frozenset({"std", "core", "alloc"})
+
+
+def _outside_crate(index: RepositoryIndex, relative: str, header: FileHeader, owner: str) -> bool:
+    """``owner`` (a Rust path's first part) names std or a crate outside the repository."""
+    first = owner.split(".", 1)[0]
+    if first in _RUST_STANDARD:
+        return True
+    binding = next((b for b in header.bindings if b.local == first), None)
+    if binding is None:
+        return False
+    root = binding.module.split("::", 1)[0]
+    if root in _RUST_STANDARD:
+        return True
+    if root in ("crate", "self", "super"):
+        return False
+    return index.resolver().module_path(relative, "rust", root) is None
 
 
 def _members_used(index: RepositoryIndex, owner: Located, attributes: set[str]) -> list[Located]:

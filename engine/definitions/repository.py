@@ -160,8 +160,9 @@ class RepositoryContext:
         snippets: list[Snippet] = []
         declaring: list[str] = []  # files that declare what this one uses, in that order
         if header is not None:
-            near = usage.near(block * BLOCK_LINES)
-            for located in needed_definitions(index, relative, header, usage, near):
+            # What the lines around the cursor use, then what the code further out uses.
+            nearest = (usage.near(block * BLOCK_LINES), usage.near(block * BLOCK_LINES, 3))
+            for located in needed_definitions(index, relative, header, usage, nearest):
                 text = _first_lines(located.definition.shown, budget // TOKENS_PER_SHOWN_LINE)
                 snippets.append(Snippet(located.key, located.path, text))
                 if located.path not in declaring:

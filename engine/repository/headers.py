@@ -242,9 +242,26 @@ def _top_level(
     elif kind == "preproc_def" and node.child_by_field_name("value") is None:
         pass  # `#define X_H`: an include guard, nothing to show
     elif kind in SHORT_DECLARATIONS[language]:
-        text = _text(node, source)
-        head = text.splitlines()
-        lines.extend(_clip(line) for line in (head if len(head) <= 6 else [*head[:5], "…"]))
+        lines.extend(_short_declaration(_text(node, source).splitlines(), language))
+
+
+# A struct, enum or type shows this many lines (its fields, variants), comments left out.
+SHORT_LINES = 12
+_COMMENT_STARTS = ("//", "/*", "*")
+
+
+def _short_declaration(lines: list[str], language: str) -> list[str]:
+    """A struct's fields, an enum's variants: the lines another file uses, without the doc
+    comments and attributes between them (a documented enum showed one variant before)."""
+    starts = (*_COMMENT_STARTS, "#[") if language == "rust" else _COMMENT_STARTS
+    kept = [lines[0], *(ln for ln in lines[1:] if not ln.strip().startswith(starts))]
+    if len(kept) <= SHORT_LINES:
+        return [_clip(line) for line in kept]
+    last = kept[-1]
+    closing = [last] if last.strip().startswith(("}", ")")) else []  # `}`, `} Name;`, `)`
+    cut = kept[SHORT_LINES - 2]
+    ellipsis = cut[: len(cut) - len(cut.lstrip())] + "…"
+    return [_clip(line) for line in (*kept[: SHORT_LINES - 2], ellipsis, *closing)]
 
 
 def _unwrap(node: Node) -> Node | None:

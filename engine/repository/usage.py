@@ -14,7 +14,7 @@ MAX_SCANNED_CHARS = 400_000
 MAX_USES = 4000
 _CHAIN = 4
 # Uses are also grouped by blocks of this many lines: what the code around the cursor uses.
-BLOCK_LINES = 64
+BLOCK_LINES = 32
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,11 @@ class NameUsage:
     def type_of(self, name: str) -> str | None:
         return self._type_by_name.get(name)
 
-    def near(self, line: int) -> frozenset[str]:
-        """Uses in the cursor's block and the blocks on either side of it."""
+    def near(self, line: int, reach: int = 1) -> frozenset[str]:
+        """Uses in the cursor's block and ``reach`` blocks on either side of it."""
         block = line // BLOCK_LINES
         found: set[str] = set()
-        for index in range(max(0, block - 1), min(len(self.blocks), block + 2)):
+        for index in range(max(0, block - reach), min(len(self.blocks), block + reach + 1)):
             found |= self.blocks[index]
         return frozenset(found)
 
