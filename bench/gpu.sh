@@ -5,6 +5,11 @@
 #   bash bench/gpu.sh priority|prefix|team|capacity [MAX_NUM_SEQS] [ACTIONS]
 #   bash bench/gpu.sh engines40 [MAX_NUM_SEQS]   (the guide's 40B rows: RUNS="tp2 tp1 tp2-fp8",
 #   each a vLLM started by `iquest-lsp vllm` in turn; tp2 needs nvidia-h200-x2)
+#   bash bench/gpu.sh capacity40 [MAX_NUM_SEQS]   (editors per H200 on the 40B shape: RUN=tp1,
+#   tp1-fp8 or tp2; vLLM started directly with MAX_NUM_SEQS sequences and a 4,096-token context,
+#   since the planner sizes for full-length requests and a 40B's KV holds few of those)
+# capacity and capacity40: EDITORS (the sweep), STEP (seconds a step), WORKERS (daemon workers),
+# PROCS (editor processes): the harness is sized so the host is not the limit (host% column).
 # team: WORKERS="1 4" runs the team load once per daemon worker count.
 # (one per device call: each fits the 10-minute limit with vLLM's two-minute start-up)
 # Staging (2026-11-30): ../shared/gpu/vllm-0.26.0-deps.txt pins llguidance==1.7.6, which this
@@ -17,6 +22,30 @@ set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix, team or capacity}; SEQS=${2:-16}; ACTIONS=${3:-32}
 mkdir -p "$OUT"
+if [ "$WHICH" = capacity40 ]; then
+  python3 -m bench.gpu_model /tmp/iquest-40b-shaped 40b
+  case ${RUN:-tp1} in
+    tp1) flags="--tensor-parallel-size 1" ;; tp2) flags="--tensor-parallel-size 2" ;;
+    tp1-fp8) flags="--tensor-parallel-size 1 --quantization fp8" ;; *) echo "unknown RUN"; exit 2 ;;
+  esac
+  # shellcheck disable=SC2086
+  python3 -m vllm.entrypoints.openai.api_server --model /tmp/iquest-40b-shaped \
+    --load-format dummy --served-model-name iquest-40b-shaped --port 8000 $flags \
+    --max-model-len 4096 --max-num-seqs "${SEQS}" --enable-prefix-caching \
+    --enable-prompt-tokens-details --scheduling-policy priority --gpu-memory-utilization 0.92 \
+    > "$OUT/vllm-40b.log" 2>&1 &
+  VLLM=$!
+  trap 'kill -INT $VLLM 2>/dev/null; wait $VLLM' EXIT
+  healthy() { python3 -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:8000/health", timeout=2)' 2>/dev/null; }
+  for _ in $(seq 400); do healthy && break; kill -0 $VLLM 2>/dev/null || break; sleep 1; done
+  healthy || { tail -40 "$OUT/vllm-40b.log"; exit 1; }
+  echo "vLLM (40B ${RUN:-tp1}) up after ${SECONDS}s"
+  grep -hE "GPU KV cache size|Available KV cache memory|Model loading took" "$OUT/vllm-40b.log" || true
+  python3 -m bench.capacity --vllm-root http://127.0.0.1:8000 --editors "${EDITORS:-1,16,32,64,128}" \
+    --seconds "${STEP:-20}" --workers "${WORKERS:-8}" --editor-processes "${PROCS:-4}" 2>&1 \
+    | tee "$OUT/capacity40-${RUN:-tp1}.txt"
+  exit 0
+fi
 if [ "$WHICH" = engines40 ]; then
   python3 -m bench.gpu_model /tmp/iquest-40b-shaped 40b
   printf '[profiles.bench]\nmax_model_len = 8192\nmax_num_seqs = %s\nmin_num_seqs = %s\n' \
@@ -54,7 +83,11 @@ IQUEST_CONFIG=/tmp/bench-profiles.toml python3 -m lsp vllm --model /tmp/iquest-7
   --profile bench --port 8000 --log-dir "$OUT" -- --load-format dummy > "$OUT/launch.txt" 2>&1 &
 LAUNCHER=$!
 trap 'kill -INT $LAUNCHER 2>/dev/null; wait $LAUNCHER' EXIT
-for _ in $(seq 400); do grep -q '^ready' "$OUT/launch.txt" && break; sleep 1; done
+for _ in $(seq 400); do
+  grep -q '^ready' "$OUT/launch.txt" && break
+  kill -0 $LAUNCHER 2>/dev/null || break  # it refused the plan, or could not start
+  sleep 1
+done
 grep -q '^ready' "$OUT/launch.txt" || { tail -40 "$OUT/launch.txt"; tail -30 "$OUT"/vllm-*.log; exit 1; }
 grep -E "KV cache|vLLM's KV" "$OUT/launch.txt"
 grep -hE "GPU KV cache size|Available KV cache memory|Model loading took" "$OUT"/vllm-*.log || true
@@ -71,9 +104,10 @@ elif [ "$WHICH" = team ]; then
 elif [ "$WHICH" = capacity ]; then
   # Editors per H200 (ours vs plain), then the guide's engine table on the same model: vLLM
   # rows against this server, transformers generate() once vLLM has given the GPU back.
-  python3 -m bench.capacity --vllm-root http://127.0.0.1:8000 --editors "${EDITORS:-16,32,64,128}" \
-    --seconds "${STEP:-25}" --workers 4 2>&1 | tee "$OUT/capacity.txt"
-  [ "${ENGINES:-1}" = 1 ] || exit 0
+  python3 -m bench.capacity --vllm-root http://127.0.0.1:8000 \
+    --editors "${EDITORS:-64,128,256,384,512}" --seconds "${STEP:-20}" --workers "${WORKERS:-8}" \
+    --editor-processes "${PROCS:-4}" 2>&1 | tee "$OUT/capacity.txt"
+  [ "${ENGINES:-0}" = 1 ] || exit 0
   python3 -m bench.engines --model /tmp/iquest-7b-shaped --vllm "vLLM=http://127.0.0.1:8000" \
     --concurrency 1,8,16,64 2>&1 | tee "$OUT/engines_vllm.txt"
   kill -INT $LAUNCHER; wait $LAUNCHER || true; trap - EXIT

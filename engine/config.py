@@ -98,6 +98,14 @@ class CompletionConfig:
     cache_salt: str | None = None
     # Inline completions are latency-bound: give up on a slow backend sooner than actions do.
     timeout_s: float = 10.0
+    # Typing what a request still streaming has produced so far waits for that request (its
+    # answer holds the rest) instead of cancelling it and sending another.
+    continue_streaming: bool = True
+    # Benchmarks only (bench/capacity.py): every request decodes a fixed number of tokens
+    # (vLLM's min_tokens = max_tokens, ignore_eos, no stop strings; single-line 8-24, multi-line
+    # 40-128, drawn per request) and is read to its end, so random weights do not decide how
+    # long a suggestion is. Never for users: it wastes the GPU on tokens nobody sees.
+    bench_fixed_lengths: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from engine.backends.vllm_extras import CacheConfig, ServerInfo
 from engine.completion.templating.selection import choose_template, split_markers
 from engine.config import EndpointConfig, LaunchProfile, Settings
 from engine.definitions.repository import REPOSITORY_SHARE
+from engine.deploy.editors import editors_served, sequences_for
 from engine.endpoints.affinity import replica_endpoint, session_affinity
 from engine.endpoints.replicas import routing_mode
 
@@ -32,11 +33,18 @@ class EndpointReport:
 
 
 async def diagnose(
-    settings: Settings, profile: tuple[str, LaunchProfile] | None = None
+    settings: Settings,
+    profile: tuple[str, LaunchProfile] | None = None,
+    editors: int | None = None,
 ) -> list[EndpointReport]:
     """Each endpoint's checks; with ``profile`` (name, profile), also how the running server
-    compares with what that launch profile sets up."""
-    reports = [await _diagnose_endpoint("instruct", settings.instruct, settings, profile, fim=True)]
+    compares with what that launch profile sets up; with ``editors``, whether the inline
+    server runs enough sequences for them."""
+    reports = [
+        await _diagnose_endpoint(
+            "instruct", settings.instruct, settings, profile, fim=True, editors=editors
+        )
+    ]
     if settings.reasoning != settings.instruct:
         reports.append(
             await _diagnose_endpoint("reasoning", settings.reasoning, settings, profile, fim=False)
@@ -50,6 +58,7 @@ async def _diagnose_endpoint(
     settings: Settings,
     profile: tuple[str, LaunchProfile] | None,
     fim: bool,
+    editors: int | None = None,
 ) -> EndpointReport:
     report = EndpointReport(role, endpoint.base_url)
     report.checks.append(Check("routing", True, routing_mode(endpoint)))
@@ -72,7 +81,9 @@ async def _diagnose_endpoint(
                 + int(settings.completion.prompt_token_budget * REPOSITORY_SHARE)
                 + settings.actions.max_tokens
             )
-            await _server_checks(report, info, server, endpoint, model, cache, needed, profile)
+            await _server_checks(
+                report, info, server, endpoint, model, cache, needed, profile, editors
+            )
     finally:
         await info.aclose()
         if server is not info:
@@ -176,6 +187,7 @@ async def _server_checks(
     cache: CacheConfig | None,
     needed: int,
     profile: tuple[str, LaunchProfile] | None,
+    editors: int | None = None,
 ) -> None:
     """What the server runs with, beside the daemon's prompts and the launch profile."""
     add = report.checks.append
@@ -252,6 +264,9 @@ async def _server_checks(
                 ),
             )
         )
+    if editors is not None:
+        running = scheduler.max_num_seqs if scheduler is not None else None
+        add(_editors_check(editors, running or endpoint.max_num_seqs, told_only=running is None))
     if cache is None:
         return
     if cache.kv_tokens is not None:
@@ -269,6 +284,31 @@ async def _server_checks(
         add(Check("KV cache", enough, detail))
     if cache.cache_dtype is not None:
         add(Check("KV cache dtype", True, cache.cache_dtype))
+
+
+def _editors_check(editors: int, max_num_seqs: int | None, told_only: bool) -> Check:
+    """Whether ``max_num_seqs`` sequences serve ``editors`` editors (engine.deploy.editors)."""
+    needed = sequences_for(editors).max_num_seqs
+    if max_num_seqs is None:
+        return Check(
+            "sequences for editors",
+            None,
+            f"{editors} editors need --max-num-seqs {needed}; the server does not say its "
+            "limit (set max_num_seqs in the endpoint's settings to what vLLM runs with)",
+        )
+    source = "the daemon's max_num_seqs" if told_only else "--max-num-seqs"
+    served = editors_served(max_num_seqs)
+    if max_num_seqs >= needed:
+        return Check(
+            "sequences for editors", True, f"{source} {max_num_seqs} serves ~{served} editors"
+        )
+    return Check(
+        "sequences for editors",
+        False,
+        f"{source} {max_num_seqs} serves ~{served} editors, fewer than {editors}: their "
+        f"requests will queue at vLLM; restart it with `iquest-lsp vllm --editors {editors}` "
+        f"(--max-num-seqs {needed}) or add a replica",
+    )
 
 
 def _next_step(error: BackendError) -> str:

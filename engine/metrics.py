@@ -49,6 +49,8 @@ class CompletionStats:
     requests: int = 0
     backend_requests: int = 0
     served_from_memory: int = 0
+    # Answered from a request still streaming that the typing continued (no new request).
+    continued_streaming: int = 0
     superseded: int = 0
     cancelled: int = 0
     failures: int = 0

@@ -145,6 +145,12 @@ def parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--profile", help="also compare each server with this launch profile (iquest-lsp vllm)"
     )
+    doctor.add_argument(
+        "--editors",
+        type=int,
+        metavar="N",
+        help="also check the inline server runs enough sequences for N editors",
+    )
     from lsp.vllm_args import add_parser as add_vllm_parser
 
     add_vllm_parser(commands)
@@ -193,7 +199,7 @@ def _run(args: argparse.Namespace, vllm_extra: tuple[str, ...]) -> int:
         from lsp.doctor_cli import run_doctor
 
         _console_logging()
-        return asyncio.run(run_doctor(args.config, args.profile))
+        return asyncio.run(run_doctor(args.config, args.profile, args.editors))
     if args.command == "token":
         return _token_command(args)
     if args.command == "connect":

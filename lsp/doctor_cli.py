@@ -12,7 +12,9 @@ from lsp.settings import SettingsLayers
 _MARKS = {True: "ok  ", False: "FAIL", None: "??  "}
 
 
-async def run_doctor(config_path: Path | None, profile_name: str | None = None) -> int:
+async def run_doctor(
+    config_path: Path | None, profile_name: str | None = None, editors: int | None = None
+) -> int:
     layers = SettingsLayers(config_path)
     print(
         f"config file: {layers.config_path}"
@@ -31,7 +33,10 @@ async def run_doctor(config_path: Path | None, profile_name: str | None = None) 
         except UnknownProfile as error:
             print(f"FAIL {error}")
             return 1
-    reports = await diagnose(settings, profile)
+    if editors is not None and editors < 1:
+        print(f"FAIL --editors {editors}: give the number of editors, at least 1")
+        return 1
+    reports = await diagnose(settings, profile, editors)
     for report in reports:
         print(f"\n{report.role} endpoint {report.url}")
         for check in report.checks:

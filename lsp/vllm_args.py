@@ -3,7 +3,8 @@ before ``--serve --workers`` sets PROMETHEUS_MULTIPROC_DIR, which prometheus_cli
 once, at import.
 
     iquest-lsp vllm --model PATH_OR_ID [--role instruct|reasoning|both] [--profile NAME]
-        [--tp N|auto] [--quantization fp8|awq|gptq] [--kv-cache-dtype auto|fp8] [--gpus 0,1]
+        [--editors N] [--tp N|auto] [--quantization fp8|awq|gptq] [--kv-cache-dtype auto|fp8]
+        [--gpus 0,1]
         [--gpu-memory GIB] [--port P] [--dry-run] [-- extra vLLM args]
 """
 
@@ -36,6 +37,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     vllm.add_argument(
         "--profile",
         help="workload profile (default: completion for instruct, agent for reasoning)",
+    )
+    vllm.add_argument(
+        "--editors",
+        type=int,
+        metavar="N",
+        help="editors the instruct server is for: --max-num-seqs is sized from them "
+        "(what one editor asks of vLLM, measured by bench/capacity.py)",
     )
     vllm.add_argument("--tp", default="auto", help="tensor parallel size, or auto (default)")
     vllm.add_argument("--quantization", choices=("fp8", "awq", "gptq"))

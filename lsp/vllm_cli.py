@@ -1,7 +1,8 @@
 """``iquest-lsp vllm``: plan, print and run the vLLM server(s) for the daemon.
 
 iquest-lsp vllm --model PATH_OR_ID [--role instruct|reasoning|both] [--profile NAME]
-    [--tp N|auto] [--quantization fp8|awq|gptq] [--kv-cache-dtype auto|fp8] [--gpus 0,1]
+    [--editors N] [--tp N|auto] [--quantization fp8|awq|gptq] [--kv-cache-dtype auto|fp8]
+    [--gpus 0,1]
     [--gpu-memory GIB] [--port P] [--dry-run] [-- extra vLLM args]
 """
 
@@ -64,6 +65,12 @@ def _request(args: argparse.Namespace, extra: tuple[str, ...]) -> LaunchRequest:
             gpus = tuple(int(part) for part in args.gpus.split(",") if part.strip())
         except ValueError as error:
             raise ValueError(f"--gpus {args.gpus!r}: give indices like 0,1") from error
+    if args.editors is not None and args.editors < 1:
+        raise ValueError(f"--editors {args.editors}: give the number of editors, at least 1")
+    if args.editors is not None and args.role == "reasoning":
+        raise ValueError(
+            "--editors sizes the inline (instruct) server: leave it out with --role reasoning"
+        )
     if args.gpu_memory is not None and args.gpu_memory <= 0:
         raise ValueError(f"--gpu-memory {args.gpu_memory}: must be positive")
     return LaunchRequest(
@@ -80,6 +87,7 @@ def _request(args: argparse.Namespace, extra: tuple[str, ...]) -> LaunchRequest:
         host=args.host,
         port=args.port,
         extra_args=extra,
+        editors=args.editors,
     )
 
 

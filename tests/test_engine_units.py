@@ -208,13 +208,38 @@ async def test_latest_wins_cancels_the_older_call_and_returns_none_to_it():
 
 
 async def test_latest_wins_propagates_the_callers_own_cancellation():
-    latest = LatestWins()
+    latest = LatestWins(grace_s=0.05)
     call = asyncio.ensure_future(latest.run("doc", lambda: asyncio.sleep(10)))
     await asyncio.sleep(0.01)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+    # The work outlives its caller by the grace period (a newer call may join it), no longer.
+    assert latest.in_flight() == 1
+    await asyncio.sleep(0.1)
     assert latest.in_flight() == 0
+
+
+async def test_a_call_joining_within_the_grace_period_keeps_the_work_and_gets_its_answer():
+    latest = LatestWins(grace_s=0.05)
+    release = asyncio.Event()
+
+    async def streaming() -> str:
+        await release.wait()
+        return "answer"
+
+    first = asyncio.ensure_future(latest.run("doc", streaming))
+    await asyncio.sleep(0.01)
+    first.cancel()  # the editor cancels the older request before asking again
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    joined = asyncio.ensure_future(latest.join("doc"))
+    await asyncio.sleep(0.1)  # past the grace period: the joiner keeps the work alive
+    assert latest.running("doc")
+    release.set()
+    assert await joined == "answer"
+    assert latest.in_flight() == 0 and not latest.running("doc")
+    assert await latest.join("doc") is None  # nothing running: nothing to join
 
 
 def test_multi_line_text_stops_where_the_cursors_block_ends():

@@ -315,3 +315,37 @@ async def test_every_prompt_token_is_counted_in_team_metrics(vllm: VllmEndpoint,
             counted = daemon.metrics.prompt_tokens._value.get()
     assert sent > 0
     assert counted == sent
+
+
+async def test_bench_fixed_lengths_decode_each_request_to_its_drawn_length(
+    vllm: VllmEndpoint, tmp_path: Path
+):
+    """completion.bench_fixed_lengths (bench/capacity.py): vLLM decodes exactly the drawn
+    number of tokens (min_tokens = max_tokens, ignore_eos), the daemon reads to the end and
+    still shows one line; without it, single-line requests are cut at the first line."""
+    from engine.completion.generation.sampling import BENCH_MULTI_LINE, BENCH_SINGLE_LINE
+
+    options = endpoint_options(
+        vllm, bench_fixed_lengths=True, temperature=1.0, debounce_ms=0, multiline="never"
+    )
+    before = await vllm_samples(vllm.root_url)
+    async with lsp_session(options, tmp_path) as client:
+        for number in range(4):
+            uri = (tmp_path / f"lengths{number}.py").as_uri()
+            open_document(client, uri, SOURCE)
+            items = items_of(await inline_completion(client, uri, end_position(SOURCE)))
+            for item in items:
+                assert "\n" not in str(item.insert_text)  # a single-line request shows one line
+    after = await vllm_samples(vllm.root_url)
+    finished = after["vllm:request_success_total"] - before["vllm:request_success_total"]
+    generated = after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+    assert finished == 4
+    # Every request ran to its length ("length" is vLLM's reason for max_tokens reached).
+    assert (
+        after.get("vllm:request_success_total{length}", 0)
+        - before.get("vllm:request_success_total{length}", 0)
+        == 4
+    )
+    low, high = BENCH_SINGLE_LINE
+    assert low * 4 <= generated <= high * 4
+    assert BENCH_MULTI_LINE[0] > high  # the two kinds stay apart

@@ -319,11 +319,12 @@ async def test_a_launch_serves_the_daemon_doctor_checks_it_and_ctrl_c_stops_it(
         config = tmp_path / "daemon.toml"
         config.write_text(
             f'[instruct]\nbase_url = "{base_url}"\nmodel = "{tiny_model_dir.name}"\n'
+            "max_num_seqs = 32\n"
             '[completion]\ntemplate = "qwen"\n'
         )
         doctor = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "lsp", "--config", str(config), "doctor"),
-            *("--profile", "completion"),
+            *("--profile", "completion", "--editors", "500"),
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=asyncio.subprocess.PIPE,
@@ -336,6 +337,12 @@ async def test_a_launch_serves_the_daemon_doctor_checks_it_and_ctrl_c_stops_it(
         # The launcher started it with --scheduling-policy priority: doctor knows (issue 25).
         assert "[ok  ] priority scheduling: on" in report, report
         assert re.search(r"\[ok  \] KV cache: [\d,]+ tokens \([\d,]+ blocks of 32\)", report)
+        # 32 sequences are too few for 500 editors: said with what to run instead.
+        assert re.search(
+            r"\[FAIL\] sequences for editors: .*32 serves ~\d+ editors, fewer than 500: .*"
+            r"iquest-lsp vllm --editors 500",
+            report,
+        ), report
     finally:
         launcher.send_signal(signal.SIGINT)
         tail = (await asyncio.wait_for(launcher.stdout.read(), 60)).decode()
@@ -387,3 +394,26 @@ def test_the_first_hour_outputs_of_the_plan_read_right(tmp_path: Path):
     if shutil.which("nvidia-smi") is None:
         code, _, err = vllm_cli("--model", str(iquest_shape(tmp_path, "14B")), "--gpus", "0,1")
         assert code == 2 and "nvidia-smi lists no GPU" in err and "Traceback" not in err
+
+
+def test_editors_size_the_sequence_limit_and_the_plan_says_so(tmp_path: Path):
+    from engine.deploy.editors import editors_served, sequences_for
+
+    model = iquest_shape(tmp_path, "7B")
+    limits = {}
+    for editors in (20, 200):
+        code, out, err = vllm_cli(
+            *("--model", str(model), "--editors", str(editors)),
+            *("--gpus", "0", "--gpu-memory", "140", "--dry-run"),
+        )
+        assert code == 0, err
+        command = next(line for line in out.splitlines() if "vllm.entrypoints.openai" in line)
+        limits[editors] = int(re.search(r"--max-num-seqs (\d+)", command).group(1))
+        assert f"sized for {editors} editors" in out
+        assert f"max_num_seqs = {limits[editors]}" in out  # the daemon is told the same
+    assert limits[20] == sequences_for(20).max_num_seqs and limits[20] % 8 == 0
+    assert limits[200] > limits[20]
+    # The sizing and its inverse agree: the limit serves at least the editors asked for.
+    assert editors_served(sequences_for(200).max_num_seqs) >= 200
+    code, _, err = vllm_cli("--model", str(model), "--editors", "0", "--dry-run")
+    assert code == 2 and "--editors 0" in err and "Traceback" not in err

@@ -15,7 +15,7 @@ from engine.backends.vllm_extras import vllm_request_fields
 from engine.completion.context import ContextBuilder
 from engine.completion.discovery import ModelDirectory, ServedModel
 from engine.completion.generation import LatestWins, generate
-from engine.completion.generation.sampling import sampling_params
+from engine.completion.generation.sampling import bench_fixed_length, sampling_params
 from engine.completion.generation.stream import GenerationOutcome
 from engine.completion.postprocessing import (
     StreamCutter,
@@ -25,7 +25,7 @@ from engine.completion.postprocessing import (
 )
 from engine.completion.served_models import ServedModels
 from engine.completion.types import CompletionRequest, Suggestion
-from engine.completion.typing_through import TypingThroughMemory
+from engine.completion.typing_through import Streaming, TypingThroughMemory
 from engine.config import Settings
 from engine.definitions import RepositoryContext, TokenCounts
 from engine.endpoints import (
@@ -58,6 +58,8 @@ class CompletionService:
         self._share = share or (lambda: nullcontext(0))
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
+        # Per document, the request streaming now (cleared when it ends).
+        self._streaming: dict[str, Streaming] = {}
         self.stats = CompletionStats()
 
     @property
@@ -91,6 +93,7 @@ class CompletionService:
     def forget_document(self, uri: str) -> None:
         self._latest.cancel(uri)
         self._memory.forget(uri)
+        self._streaming.pop(uri, None)
         for context in self.models.contexts():
             context.forget(uri)
 
@@ -114,6 +117,9 @@ class CompletionService:
             self._latest.cancel(request.document_uri)
             self.stats.served_from_memory += 1
             return Suggestion(remembered, _ms_since(started), from_memory=True)
+        continued = await self._continue_streaming(request, prefix, suffix, started)
+        if continued is not None:
+            return continued
 
         try:
             result = await self._latest.run(
@@ -125,6 +131,29 @@ class CompletionService:
         if result is None:
             self.stats.empty += 1
         return result
+
+    async def _continue_streaming(
+        self, request: CompletionRequest, prefix: str, suffix: str, started: float
+    ) -> Suggestion | None:
+        """Typing through a suggestion not yet shown: the request streaming for this document
+        has produced what the user typed since it was sent, so its answer is this position's
+        too. Wait for it rather than cancel it and ask again (None: nothing to continue)."""
+        uri = request.document_uri
+        streaming = self._streaming.get(uri)
+        if (
+            not self.settings.completion.continue_streaming
+            or streaming is None
+            or self._candidates(request) > 1
+            or not self._latest.running(uri)
+            or not streaming.continued_by(prefix, suffix)
+        ):
+            return None
+        await self._latest.join(uri)
+        rest = self._memory.recall(uri, prefix, suffix)
+        if rest is None:
+            return None  # the answer was cut differently in the end: ask afresh
+        self.stats.continued_streaming += 1
+        return Suggestion(rest, _ms_since(started), from_memory=True)
 
     async def _complete_fresh(
         self, request: CompletionRequest, started: float
@@ -185,15 +214,31 @@ class CompletionService:
         self.stats.request_sent(_ms_since(overhead_from))
 
         n = self._candidates(request)
+        prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
 
         async def send(fields: dict[str, object]) -> GenerationOutcome:
             headers = routing_headers(request.session, request.user_key)
             params = sampling_params(settings, prompt, template.stop, line_mode, n, fields, headers)
+            if settings.bench_fixed_lengths:
+                params = bench_fixed_length(params, line_mode)
             cutters = [
                 StreamCutter(template.stop, line_mode, block_indent=block_indent(context))
                 for _ in range(n)
             ]
-            return await generate(served.backend, params, cutters, settings.timeout_s)
+            uri = request.document_uri
+            streaming = Streaming(prefix, suffix, lambda: cutters[0].text)
+            self._streaming[uri] = streaming
+            try:
+                return await generate(
+                    served.backend,
+                    params,
+                    cutters,
+                    settings.timeout_s,
+                    read_to_end=settings.bench_fixed_lengths,
+                )
+            finally:
+                if self._streaming.get(uri) is streaming:
+                    del self._streaming[uri]
 
         with self._share() as queued_ahead:
             fields = vllm_request_fields(settings.priority, settings.cache_salt, queued_ahead)
@@ -207,7 +252,6 @@ class CompletionService:
         if not texts:
             log.debug("nothing worth showing from %r", outcome.text[:80])
             return None
-        prefix, suffix = request.text[: request.cursor], request.text[request.cursor :]
         # The editor shows the first: typing through it is served from memory.
         self._memory.remember(request.document_uri, prefix, suffix, texts[0])
         return Suggestion(

@@ -1,8 +1,11 @@
-"""Typing through: when the user types what a suggestion shows, serve the rest from memory."""
+"""Typing through: when the user types what a suggestion shows, serve the rest from memory;
+when they type what a request still streaming has produced so far, wait for it instead of
+asking again (``Streaming``)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -38,3 +41,21 @@ class TypingThroughMemory:
 
     def forget(self, uri: str) -> None:
         self._shown.pop(uri, None)
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """A request sent for the document at ``prefix``/``suffix``, still streaming: ``so_far``
+    reads the text it has produced until now."""
+
+    prefix: str
+    suffix: str
+    so_far: Callable[[], str]
+
+    def continued_by(self, prefix: str, suffix: str) -> bool:
+        """The document differs from when the request was sent only by characters typed at
+        the cursor that the stream has already produced: its answer will hold the rest."""
+        if suffix != self.suffix or not prefix.startswith(self.prefix):
+            return False
+        typed = prefix[len(self.prefix) :]
+        return bool(typed) and self.so_far().startswith(typed)

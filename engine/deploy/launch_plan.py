@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from engine.config import LaunchProfile
 from engine.deploy.command import ServerLaunch
+from engine.deploy.editors import sequences_for
 from engine.deploy.hardware import Gpu, Hardware, choose_hardware
 from engine.deploy.model_shape import read_shape, resolve_model
 from engine.deploy.profiles import profile_named
@@ -34,6 +35,8 @@ class LaunchRequest:
     host: str = "127.0.0.1"
     port: int = 8000
     extra_args: tuple[str, ...] = ()
+    # The editors the instruct server is for: its --max-num-seqs is sized from them.
+    editors: int | None = None
 
 
 def plan_launch(
@@ -77,6 +80,13 @@ def _server(
     model = resolve_model(model_spec)
     shape = read_shape(model.folder)
     profile = profile_named(request.profile or DEFAULT_PROFILE[role], profiles)
+    sizing = sequences_for(request.editors) if request.editors and role == "instruct" else None
+    if sizing is not None:
+        profile = replace(
+            profile,
+            max_num_seqs=sizing.max_num_seqs,
+            min_num_seqs=min(profile.min_num_seqs, sizing.max_num_seqs),
+        )
     plan = plan_server(
         shape,
         hardware,
@@ -86,6 +96,8 @@ def _server(
         kv_cache_dtype=request.kv_cache_dtype,
         memory_share=share,
     )
+    if sizing is not None:
+        plan = replace(plan, reasons=(sizing.reason(), *plan.reasons))
     return ServerLaunch(
         role=role,
         model=model,

@@ -35,6 +35,9 @@ class FakeServer:
     refused_fields: set[str] = field(default_factory=set)
     # mode "hold": completions wait for this before answering (requests pile up at the server).
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    # mode "trickle": the reply streamed this many characters at a time, this far apart.
+    trickle_chars: int = 2
+    trickle_s: float = 0.05
     # /tokenize with a real tokenizer (benchmarks); default: a token per character.
     token_counter: Callable[[str], int] | None = None
 
@@ -104,6 +107,15 @@ async def fake_server() -> AsyncIterator[FakeServer]:
                 _event("text_completion", {"text": "x", "index": 7, "finish_reason": None})
             )
             await response.write(b"data: [DONE]\n\n")
+        elif state.mode == "trickle":
+            # A scripted stream: the reply a few characters at a time, as a model decodes it.
+            try:
+                for at in range(0, len(state.reply), state.trickle_chars):
+                    await response.write(_chunk(state.reply[at : at + state.trickle_chars]))
+                    await asyncio.sleep(state.trickle_s)
+                await response.write(b"data: [DONE]\n\n")
+            except ConnectionResetError:
+                return response  # the client hung up mid-stream, as the daemon does
         elif state.mode == "cut":
             await response.write(_chunk(state.reply[:3]))
             # Drop the connection mid-stream, without the terminating chunk.

@@ -33,9 +33,11 @@ async def generate(
     params: GenerationParams,
     cutters: Sequence[StreamCutter],
     timeout_s: float,
+    read_to_end: bool = False,
 ) -> GenerationOutcome:
     """Streams ``params.n`` completions, each through its own cutter, until every cutter has
-    enough (then hangs up: vLLM aborts what is left) or the stream ends."""
+    enough (then hangs up: vLLM aborts what is left) or the stream ends. ``read_to_end``: never
+    hang up early (a benchmark's fixed lengths)."""
     usage: Usage | None = None
     chunks_read = 0
     try:
@@ -47,7 +49,7 @@ async def generate(
                 cutter = cutters[chunk.index]
                 if not cutter.done:
                     cutter.feed(chunk.text)
-                if all(each.done for each in cutters):
+                if not read_to_end and all(each.done for each in cutters):
                     # Leaving the block closes the HTTP stream: vLLM aborts the request.
                     return GenerationOutcome(_texts(cutters), usage, cut_early=True)
     except asyncio.CancelledError:
