@@ -571,6 +571,7 @@ async def run(args: argparse.Namespace) -> None:
     rows: dict[tuple[str, int], dict[str, Tally]] = {}
     costs: dict[str, list[int]] = {}
     sizes: dict[tuple[str, int], list[int]] = {}
+    kinds: dict[tuple[str, int], tuple[Tally, Tally]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for project in chosen:
             root = project_root(project)
@@ -602,6 +603,7 @@ async def run(args: argparse.Namespace) -> None:
                     ):
                         tallies[key].add([present(prompt, n) for n in position.needed])
                 rows[(project.name, budget)] = tallies
+                kinds[(project.name, budget)] = split_by_kind(positions, tallies["ours"])
                 if args.misses:
                     print_misses(positions, settled, args.misses)
                 sizes[(project.name, budget)] = tokens
@@ -618,6 +620,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
             print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
     print_table(rows, costs, sizes, args.budgets, [p.name for p in chosen])
+    print_kinds(kinds, args.budgets, [p.name for p in chosen])
     print_languages(rows, args.budgets, chosen)
 
 
@@ -631,6 +634,30 @@ def print_misses(positions: list[Position], prompts: list[str], limit: int) -> N
             shown += 1
             where = f"{position.path}:{position.line + 1}"
             print(f"    miss {where} {needed.name}: {position.emptied[:100]}")
+
+
+_TEST_FOLDERS = frozenset({"test", "tests", "__tests__", "testing", "spec", "specs", "testdata"})
+
+
+def is_test_path(path: str) -> bool:
+    """A test file by the conventions of the languages read: a test folder, ``test_x.py``,
+    ``x_test.go``, ``x.test.ts`` / ``x.spec.ts``, ``XTest.java``."""
+    *folders, name = path.split("/")
+    stem = name.rsplit(".", 1)[0]
+    return (
+        any(folder in _TEST_FOLDERS for folder in folders)
+        or stem.startswith(("test_", "tests_"))
+        or stem.endswith(("_test", ".test", ".spec", "Test", "Tests"))
+        or stem in ("test", "tests", "conftest")
+    )
+
+
+def split_by_kind(positions: list[Position], tally: Tally) -> tuple[Tally, Tally]:
+    """(source files, test files): the positions' flags split by the file's kind."""
+    source, tests = Tally(), Tally()
+    for position, flags in zip(positions, tally.hits, strict=True):
+        (tests if is_test_path(position.path) else source).add(flags)
+    return source, tests
 
 
 def print_table(
@@ -671,6 +698,28 @@ def print_table(
             f"| all names pooled | {totals['ours'].cell()} | {totals['first'].cell()} | "
             f"{totals['alone'].cell()} | {totals['retrieval'].cell()} | | |"
         )
+
+
+def print_kinds(
+    kinds: dict[tuple[str, int], tuple[Tally, Tally]], budgets: list[int], names: list[str]
+) -> None:
+    """Ours on source files and on test files apart: the mean over the repositories that have
+    positions of that kind, and all their names pooled with an interval."""
+    print("\n### Source files and test files (ours)\n")
+    print("| budget | files | repositories | ours (mean) | ours, pooled | names |")
+    print("|---|---|---|---|---|---|")
+    for budget in budgets:
+        for index, label in ((0, "source"), (1, "test")):
+            tallies = [kinds[(n, budget)][index] for n in names if kinds[(n, budget)][index].hits]
+            if not tallies:
+                continue
+            pooled = Tally([flags for tally in tallies for flags in tally.hits])
+            mean = statistics.mean(tally.share() for tally in tallies)
+            count = sum(len(flags) for flags in pooled.hits)
+            print(
+                f"| {budget} | {label} | {len(tallies)} | **{mean:.0%}** | {pooled.cell()} | "
+                f"{count} |"
+            )
 
 
 def print_languages(

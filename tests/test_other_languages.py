@@ -202,11 +202,22 @@ def test_a_rust_variant_path_still_finds_the_type_it_is_named_after(
     assert not any(m.is_impl_block and m.definition.name == "Hir" for m in found)
 
 
-def test_written_types_are_read_only_where_they_are_used():
-    """Annotations send `value.method` to the type's member in usage.ANNOTATED languages only;
-    Python and TypeScript texts are not scanned for them (measured: it cost them names)."""
-    rust = name_usage("fn show(value: &'a mut Value) {}\n", language="rust")
+def test_written_and_constructed_types_send_a_method_call_to_that_class():
+    """`value.as_bool()` with `value: &Value` written, `app.route` after `app = Flask(...)`,
+    `self.console.print` after `self.console = Console()` (issue 29): the member of that class.
+    A comparison or a lower-case call is no type; JavaScript texts are not scanned."""
+    rust = name_usage("fn show(value: &'a mut Value) {}\nlet t = Table::new();\n", language="rust")
     go = name_usage("func (c *Command) Name() string {}\n", language="go")
-    python = name_usage("def show(value: Value): ...\n", language="python")
-    assert rust.type_of("value") == "Value" and go.type_of("c") == "Command"
-    assert python.types == () and python.type_of("value") is None
+    python = name_usage(
+        'def show(value: "Value"):\n    app = Flask(__name__)\n    same == Other(1)\n'
+        "    low = make(1)\n    self.console = Console()\n",
+        language="python",
+    )
+    typescript = name_usage("const client = new Client(url);\n", language="typescript")
+    assert rust.type_of("value") == "Value" and rust.type_of("t") == "Table"
+    assert go.type_of("c") == "Command"
+    assert python.type_of("value") == "Value" and python.type_of("app") == "Flask"
+    assert python.type_of("self.console") == "Console"
+    assert python.type_of("same") is None and python.type_of("low") is None
+    assert typescript.type_of("client") == "Client"
+    assert name_usage("const c = new Client();\n", language="javascript").types == ()

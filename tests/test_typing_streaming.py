@@ -68,3 +68,40 @@ async def test_a_keystroke_continuing_the_stream_is_answered_from_it(
         # The first keystroke's own answer is the whole suggestion (the editor may still
         # want it if it did not cancel).
         assert [item.insert_text for item in first_items] == ["result = compute(items)"]
+
+
+async def test_a_keystroke_waiting_on_a_stream_that_a_newer_one_cancels_asks_nothing_more(
+    tmp_path: Path,
+):
+    """Typing "re" joins the stream; typing "zz" after it does not continue it and cancels it:
+    the keystroke left waiting must not ask afresh for its stale position (that request would
+    cancel the newest keystroke's)."""
+    uri = (tmp_path / "sums.py").as_uri()
+    async with fake_server() as fake:
+        fake.mode, fake.reply = "trickle", REPLY
+        options = {
+            "instruct": {"base_url": fake.base_url},
+            "completion": {"debounce_ms": 0, "timeout_s": 5, "multiline": "never"},
+        }
+        async with lsp_session(options, tmp_path) as client:
+            open_document(client, uri, SOURCE)
+            end = end_position(SOURCE)
+            first = asyncio.ensure_future(inline_completion(client, uri, end, invoked=False))
+            await eventually(lambda: fake.completion_requests, 5, "the first request")
+            await asyncio.sleep(0.25)
+            change(client, uri, 2, end, end, "re")
+            joined = asyncio.ensure_future(
+                inline_completion(client, uri, end_position(SOURCE + "re"), invoked=False)
+            )
+            await asyncio.sleep(0.05)
+            after = end_position(SOURCE + "re")
+            change(client, uri, 3, after, after, "zz")
+            newest = items_of(
+                await inline_completion(client, uri, end_position(SOURCE + "rezz"), invoked=False)
+            )
+            stale = items_of(await joined)
+            await first
+            figures = await stats(client)
+    assert len(fake.completion_requests) == 2  # the first, and the newest keystroke's
+    assert stale == [] and figures["continued_streaming"] == 0
+    assert [item.insert_text for item in newest] == [REPLY.rstrip("\n")]

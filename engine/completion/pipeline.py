@@ -58,8 +58,10 @@ class CompletionService:
         self._share = share or (lambda: nullcontext(0))
         self._latest = LatestWins()
         self._memory = TypingThroughMemory()
-        # Per document, the request streaming now (cleared when it ends).
+        # Per document, the request streaming now (cleared when it ends), and how many
+        # requests were asked (the latest one's number tells a stale request it is one).
         self._streaming: dict[str, Streaming] = {}
+        self._asked: dict[str, int] = {}
         self.stats = CompletionStats()
 
     @property
@@ -94,6 +96,7 @@ class CompletionService:
         self._latest.cancel(uri)
         self._memory.forget(uri)
         self._streaming.pop(uri, None)
+        self._asked.pop(uri, None)
         for context in self.models.contexts():
             context.forget(uri)
 
@@ -117,9 +120,16 @@ class CompletionService:
             self._latest.cancel(request.document_uri)
             self.stats.served_from_memory += 1
             return Suggestion(remembered, _ms_since(started), from_memory=True)
-        continued = await self._continue_streaming(request, prefix, suffix, started)
+        uri = request.document_uri
+        ticket = self._asked[uri] = self._asked.get(uri, 0) + 1
+        joined, continued = await self._continue_streaming(request, prefix, suffix, started)
         if continued is not None:
             return continued
+        if joined and self._asked.get(uri) != ticket:
+            # Keystrokes came while this one waited: asking afresh for a stale position would
+            # cancel the newest keystroke's request.
+            self.stats.superseded += 1
+            return None
 
         try:
             result = await self._latest.run(
@@ -134,10 +144,11 @@ class CompletionService:
 
     async def _continue_streaming(
         self, request: CompletionRequest, prefix: str, suffix: str, started: float
-    ) -> Suggestion | None:
+    ) -> tuple[bool, Suggestion | None]:
         """Typing through a suggestion not yet shown: the request streaming for this document
         has produced what the user typed since it was sent, so its answer is this position's
-        too. Wait for it rather than cancel it and ask again (None: nothing to continue)."""
+        too. Wait for it rather than cancel it and ask again. (Whether it waited, and the
+        suggestion; none when there was nothing to continue or the answer did not.)"""
         uri = request.document_uri
         streaming = self._streaming.get(uri)
         if (
@@ -147,13 +158,13 @@ class CompletionService:
             or not self._latest.running(uri)
             or not streaming.continued_by(prefix, suffix)
         ):
-            return None
+            return False, None
         await self._latest.join(uri)
         rest = self._memory.recall(uri, prefix, suffix)
         if rest is None:
-            return None  # the answer was cut differently in the end: ask afresh
+            return True, None  # the answer was cut differently in the end
         self.stats.continued_streaming += 1
-        return Suggestion(rest, _ms_since(started), from_memory=True)
+        return True, Suggestion(rest, _ms_since(started), from_memory=True)
 
     async def _complete_fresh(
         self, request: CompletionRequest, started: float

@@ -160,7 +160,7 @@ def needed_definitions(
             and (members := _members_in_package(index, relative, owner, attribute))
         ):
             add(imported, members, RELATED_STEPS)  # Type.Method with Type in the package
-        elif "." not in owner and (
+        elif ("." not in owner or usage.type_of(owner)) and (
             typed := _members_of_type(index, relative, header, usage, owner, attribute)
         ):
             # `value.as_bool()` with `value: &Value` written (usage.ANNOTATED languages only).

@@ -37,6 +37,8 @@ SIBLINGS = 4
 MARKER_TOKENS = 4
 # A declaration shows a line per this many tokens of budget (a class: 16 lines at 2,048).
 TOKENS_PER_SHOWN_LINE = 128
+# A class whose used members are shown on their own: its first lines only.
+HEAD_LINES_WITH_MEMBERS = 6
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,15 @@ class RepositoryContext:
         if header is not None:
             # What the lines around the cursor use, then what the code further out uses.
             nearest = (usage.near(block * BLOCK_LINES), usage.near(block * BLOCK_LINES, 3))
-            for located in needed_definitions(index, relative, header, usage, nearest):
-                text = _first_lines(located.definition.shown, budget // TOKENS_PER_SHOWN_LINE)
+            found = needed_definitions(index, relative, header, usage, nearest)
+            # A class whose members the file uses shows its head only: those members follow
+            # as their own entries, and the rest of its body would take their budget.
+            used_members = {(m.path, m.definition.container) for m in found}
+            for located in found:
+                lines = budget // TOKENS_PER_SHOWN_LINE
+                if (located.path, located.definition.name) in used_members:
+                    lines = min(lines, HEAD_LINES_WITH_MEMBERS)
+                text = _first_lines(located.definition.shown, lines)
                 snippets.append(Snippet(located.key, located.path, text))
                 if located.path not in declaring:
                     declaring.append(located.path)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# vLLM's mean running requests per typing editor (bench/capacity.py's "run/ed" column).
+# vLLM's mean running requests per typing editor (bench/capacity.py's "run/ed" column): on
+# one H200, 0.18-0.37 for the 40B shape (its ~23 ms tokens keep each request longer), 0.01-0.23
+# for the 7B shape (bench/RESULTS.md, issue 28). With the headroom below, 0.375 covers both.
 SEQUENCES_PER_EDITOR = 0.25
 # Bursts: the step's peak of running requests over its mean.
 BURST_HEADROOM = 1.5
