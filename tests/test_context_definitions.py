@@ -192,3 +192,34 @@ def test_a_cold_build_parses_what_open_documents_import_first(tmp_path: Path):
     index.build_blocking(lambda resolver: [resolver.module_path("main.py", "python", "pkg.m199")])
     assert order[0] == "pkg/m199.py" and len(order) == 201
     assert "pkg/m199.py" in index
+
+
+async def test_a_used_method_far_down_a_class_comes_with_only_the_classs_head(tmp_path: Path):
+    """`app = Flask(...)` then `app.route(...)` (issue 29): the method, far down a long class,
+    is in the prompt under its class line; with it shown on its own, the class itself shows
+    only its first lines instead of thirty members nobody uses."""
+    members = "".join(f"    def helper_{j}(self, value: int) -> int: ...\n" for j in range(30))
+    files = {
+        "web/__init__.py": "",
+        "web/app.py": (
+            "class Flask:\n    '''The application.'''\n"
+            + members
+            + "    def route(self, rule: str, methods: list[str]) -> None: ...\n"
+        ),
+    }
+    # Three other classes declare a route too: by name alone, `route` would be anyone's.
+    for other in ("Router", "Blueprint", "Site"):
+        files[f"web/{other.lower()}.py"] = (
+            f"class {other}:\n    def route(self, path: str) -> '{other}': ...\n"
+        )
+    text = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x', ['GET'])\n"
+    files["main.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "main.py", text, len(text))
+    prompt = QWEN.render(context)
+    assert "def route(self, rule: str, methods: list[str]) -> None" in prompt
+    assert "class Flask:" in prompt
+    head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
+    assert "helper_1(" in head and len(head.splitlines()) <= 7  # the head, not 30 members
+    member = next(e.text for e in context.repository if "def route(self, rule" in e.text)
+    assert member.startswith("class Flask:")  # shown under its class line
