@@ -17,7 +17,11 @@
 # llguidance structured-output backend uses it). Our own wheels ride along as extra packages:
 # pygls lsprotocol cattrs attrs tree-sitter (+ its 8 grammars) pathspec whatthepatch uvloop
 # platformdirs httpx httpcore h11 anyio aiohttp (+ its deps) prometheus_client, pinned as in
-# .venv. One chunk per call: two 41 MB chunks exceed the 64 MiB carry limit.
+# .venv. One chunk per call: two 41 MB chunks exceed the 64 MiB carry limit (the last, small
+# chunk rides with the one before it). Stop 31 (2026-12-04): the bundle also needs tomli_w
+# (engine.deploy.command writes the daemon's settings with it): `pip download tomli_w -d
+# .gpu/extra`, carry .gpu/extra and `pip install --no-index --no-deps --target /tmp/site
+# .gpu/extra/*.whl` after the last chunk.
 set -euo pipefail
 export PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; WHICH=${1:?priority, prefix, team or capacity}; SEQS=${2:-16}; ACTIONS=${3:-32}

@@ -27,11 +27,19 @@ def bench(*args: str) -> str:
 
 
 def test_the_capacity_benchmark_runs_both_configurations(vllm: VllmEndpoint):
-    out = bench("bench.capacity", "--vllm-root", vllm.root_url, "--editors", "1", "--seconds", "6")
-    rows = [line for line in out.splitlines() if re.match(r"\s+1 +(ours|plain) ", line)]
+    out = bench(
+        *("bench.capacity", "--vllm-root", vllm.root_url, "--editors", "2", "--seconds", "6"),
+        "--editor-processes",
+        "2",  # one editor in each of two processes: their logs come back as JSON
+    )
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+2 +(ours|plain) ", line)]
     assert len(rows) == 2, out
-    assert all(line.split()[-1] == "0" for line in rows), out  # no errors
-    assert re.search(r"suggestion lengths .*: \d+% single-line", out), out
+    for row in rows:
+        assert row[-1] == "0", out  # no errors
+        assert int(row[-2]) > 0, out  # keystrokes typed in the measured window
+        # Tokens vLLM decoded per keystroke: the daemon's fixed lengths reached vLLM.
+        assert float(row[11]) > 0, out  # the t/key column
+    assert re.search(r"suggestions: \d+% single-line \(8-24 tokens\)", out), out
     assert "capacity, ours:" in out and "capacity, plain:" in out
 
 
