@@ -324,10 +324,13 @@ def lines_inside_literals(source: bytes, language: str | None) -> set[int]:
     pending = [parse(language, source).root_node]
     while pending:
         node = pending.pop()
-        if node.start_point[0] == node.end_point[0]:
+        # A node ending at column 0 ends on the line before (Rust's `//` comments hold their
+        # line break).
+        last = node.end_point[0] - (1 if node.end_point[1] == 0 else 0)
+        if node.start_point[0] >= last:
             continue
         if "comment" in node.type or "string" in node.type or node.type == "text_block":
-            found.update(range(node.start_point[0] + 1, node.end_point[0] + 1))
+            found.update(range(node.start_point[0] + 1, last + 1))
         else:
             pending.extend(node.children)
     return found

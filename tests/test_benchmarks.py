@@ -54,3 +54,21 @@ def test_the_engines_benchmark_measures_vllm_and_transformers(
         found = re.search(rf"^{re.escape(row)} +(\d+) \(", out, re.M)
         assert found and int(found.group(1)) > 0, out
     assert "the guide (2 x A100, 40B" in out
+
+
+def test_recall_positions_skip_prose_and_rows_split_source_from_tests():
+    """bench/context_recall.py: a line a multi-line comment or string continues onto is prose
+    (never a position), and files are told apart as source or test by the languages' habits."""
+    from bench.context_recall import is_test_path, lines_inside_literals
+
+    rust = (
+        b"//! Crate docs\n/*\n  provide Error values\n*/\n"
+        b'fn f() -> Error {\n    let s = r"a\nb";\n}\n'
+    )
+    assert lines_inside_literals(rust, "rust") == {2, 3, 6}
+    python = b'def f():\n    """Doc.\n\n    Returns a Client.\n    """\n    return Client()\n'
+    assert lines_inside_literals(python, "python") == {2, 3, 4}
+    tests = ["tests/test_app.py", "pkg/x_test.go", "src/a.spec.ts", "src/test/java/ATest.java"]
+    sources = ["src/app.py", "pkg/x.go", "src/a.ts", "src/main/java/A.java", "lib/testing.py"]
+    assert all(is_test_path(p) for p in tests)
+    assert not any(is_test_path(p) for p in sources)
