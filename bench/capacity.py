@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import shutil
 import signal
@@ -49,7 +48,15 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import percentile, start_team_daemon, tiny_vllm
-from bench.team_load import Rpc, ask_inline, cpu_seconds, machine_idle, open_editor, typing_cursor
+from bench.team_load import (
+    Rpc,
+    ask_inline,
+    cpu_seconds,
+    machine_idle,
+    open_editor,
+    process_cpu_seconds,
+    typing_cursor,
+)
 from engine.completion.generation.sampling import BENCH_MULTI_LINE, BENCH_SINGLE_LINE
 from engine.team.tokens import TokenStore
 
@@ -477,7 +484,7 @@ async def all_editors(
 def api_server_cpu() -> float:
     """CPU seconds of vLLM's API server process on this host (the frontend every request
     goes through, one Python process), 0 when it runs elsewhere."""
-    ticks = 0
+    total = 0.0
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             words = cmdline.read_bytes().split(b"\0")
@@ -485,11 +492,10 @@ def api_server_cpu() -> float:
                 continue
             if not any(b"vllm" in word for word in words[:3]):
                 continue
-            fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
+            total += process_cpu_seconds(int(cmdline.parent.name))
         except (OSError, IndexError):
-            continue
-    return ticks / os.sysconf("SC_CLK_TCK")
+            continue  # a process that ended meanwhile
+    return total
 
 
 async def editors_here(

@@ -202,7 +202,7 @@ def _rust_variant_types(
         candidates = [
             Located(relative, d) for d in header.definitions if d.name == name and not d.container
         ] or (index.follow(relative, name) or _unique(index, name, members=False))
-    enums = [c for c in candidates if " enum " in f" {c.definition.text.split(chr(10), 1)[0]}"]
+    enums = [c for c in candidates if " enum " in " " + c.definition.text.partition("\n")[0]]
     found: list[Located] = []
     for enum in enums[:MAX_PLACES]:
         for held in _variant_payload(enum.definition.text, variant):

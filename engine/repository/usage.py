@@ -115,6 +115,11 @@ def assigned_type(text: str, end: int) -> str | None:
     return match.group() if text[after : after + 1] in ("(", "{") else None
 
 
+def written_type(text: str, end: int, go_style: bool) -> str | None:
+    """The class the text gives the name ending at ``end``: annotated, else constructed."""
+    return annotated_type(text, end, go_style) or assigned_type(text, end)
+
+
 def name_usage(
     text: str, bindings: tuple[ImportBinding, ...] = (), language: str | None = None
 ) -> NameUsage:
@@ -157,7 +162,7 @@ def name_usage(
                 and len(types) < MAX_TYPES
             ):
                 # `self.console = Console(...)`, `self.options: Options`: the attribute's class.
-                kind = annotated_type(text, match.end(), False) or assigned_type(text, match.end())
+                kind = written_type(text, match.end(), go_style=False)
                 if kind is not None:
                     types[dotted] = kind
         else:
@@ -165,9 +170,7 @@ def name_usage(
                 block.add(name)
             chain = [name]
             if annotated and name not in types and len(types) < MAX_TYPES:
-                kind = annotated_type(text, match.end(), go_style) or assigned_type(
-                    text, match.end()
-                )
+                kind = written_type(text, match.end(), go_style)
                 if kind is not None and kind != name:
                     types[name] = kind
             if name in imported and name not in seen_once:
