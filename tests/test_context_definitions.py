@@ -223,3 +223,54 @@ async def test_a_used_method_far_down_a_class_comes_with_only_the_classs_head(tm
     assert "helper_1(" in head and len(head.splitlines()) <= 7  # the head, not 30 members
     member = next(e.text for e in context.repository if "def route(self, rule" in e.text)
     assert member.startswith("class Flask:")  # shown under its class line
+
+
+async def test_a_method_inherited_from_a_base_class_in_another_file_is_found(tmp_path: Path):
+    """`app.register_blueprint(...)` on a Flask whose `register_blueprint` is declared by the
+    class it extends, imported from another module (issue 29): the base's method is in the
+    prompt, under the base's class line; a method nobody declares on the chain is not guessed."""
+    files = {
+        "web/__init__.py": "",
+        "web/scaffold.py": ("class Scaffold:\n    def route(self, rule: str) -> None: ...\n"),
+        "web/sansio.py": (
+            "from web.scaffold import Scaffold\n\n"
+            "class App(Scaffold):\n"
+            "    def register_blueprint(self, blueprint: 'Blueprint', prefix: str) -> None: ...\n"
+        ),
+        "web/app.py": "from web import sansio\n\nclass Flask(sansio.App):\n    debug = False\n",
+    }
+    # Other classes declare the same names: by name alone they would be anyone's.
+    for other in ("Router", "Site", "Mux"):
+        files[f"web/{other.lower()}.py"] = (
+            f"class {other}:\n    def register_blueprint(self, b) -> None: ...\n"
+            "    def route(self, path) -> None: ...\n"
+        )
+    text = (
+        "from web.app import Flask\n\napp = Flask('demo')\n"
+        "app.register_blueprint(bp, '/x')\n@app.route('/')\ndef index(): ...\n"
+    )
+    files["main.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "main.py", text, len(text))
+    entries = [e.text for e in context.repository]
+    inherited = next(e for e in entries if "def register_blueprint(self, blueprint" in e)
+    assert inherited.startswith("class App(Scaffold):")
+    assert any(e.startswith("class Scaffold:") and "def route(self, rule" in e for e in entries)
+    assert not any("def register_blueprint(self, b)" in e for e in entries)
+
+
+def test_class_bases_are_read_from_the_declaration_head():
+    from engine.repository.symbols import class_bases
+
+    assert class_bases("@dataclass\nclass A(b.Base, Generic[T], metaclass=Meta):") == (
+        "b.Base",
+        "Generic",
+    )
+    assert class_bases(
+        "export abstract class Name<T extends X> extends Base<Map<K, V>> implements I, J {"
+    ) == ("Base", "I", "J")
+    assert class_bases("export interface Q<T> extends A, ns.B<C> {") == ("A", "ns.B")
+    assert class_bases("class X : public ns::Base, private Other {") == ("ns.Base", "Other")
+    assert class_bases("pub struct Wrapper(Inner);") == ()  # a Rust tuple struct
+    assert class_bases("class Plain:") == ()
+    assert class_bases("class " + "(" * 5000) == ()  # unbalanced: bounded, no error

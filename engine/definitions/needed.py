@@ -14,7 +14,7 @@ import posixpath
 from engine.repository.definitions import MAX_PLACES, Located
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
-from engine.repository.symbols import identifiers
+from engine.repository.symbols import class_bases, identifiers
 from engine.repository.usage import NameUsage
 
 # Names too short or too common to look up by name alone.
@@ -67,6 +67,10 @@ MAX_DEFINITIONS = 200
 MAX_MEMBERS = 12
 # Return types and base classes followed this many steps (Flask -> App -> Scaffold).
 RELATED_STEPS = 1
+# A member not declared in its class is looked for in the classes it extends, this many levels
+# up (Flask -> App -> Scaffold), in at most this many bases each.
+BASE_STEPS = 3
+MAX_BASES = 3
 # Languages whose files see every other file of their folder (a Go package, a Java package)
 # without an import.
 PACKAGE_SCOPED = frozenset({"go", "java"})
@@ -244,7 +248,11 @@ def _outside_crate(index: RepositoryIndex, relative: str, header: FileHeader, ow
     return index.resolver().module_path(relative, "rust", root) is None
 
 
-def _members_used(index: RepositoryIndex, owner: Located, attributes: set[str]) -> list[Located]:
+def _members_used(
+    index: RepositoryIndex, owner: Located, attributes: set[str], steps: int = BASE_STEPS
+) -> list[Located]:
+    """Members of ``owner`` named one of ``attributes``: declared in its class, else in the
+    classes it extends (``app.route`` on a Flask: ``Scaffold.route``), ``steps`` levels up."""
     header = index.header(owner.path)
     if header is None:
         return []
@@ -253,6 +261,12 @@ def _members_used(index: RepositoryIndex, owner: Located, attributes: set[str]) 
         for d in header.definitions
         if d.container == owner.definition.name and d.name in attributes
     ]
+    inherited = attributes - {located.definition.name for located in found}
+    if inherited and steps > 0 and owner.definition.container is None:
+        for base in class_bases(owner.definition.text)[:MAX_BASES]:
+            for located in _base_class(index, owner.path, header, base):
+                if located.key != owner.key:
+                    found += _members_used(index, located, inherited, steps - 1)
     if header.language == "go" and owner.definition.text.startswith("type "):
         # Methods are declared beside the type, in any file of its package.
         folder = posixpath.dirname(owner.path)
@@ -264,6 +278,15 @@ def _members_used(index: RepositoryIndex, owner: Located, attributes: set[str]) 
             and go_receiver(located.definition.text) == owner.definition.name
         ]
     return found[:MAX_MEMBERS]
+
+
+def _base_class(index: RepositoryIndex, path: str, header: FileHeader, base: str) -> list[Located]:
+    """The class ``base`` (``App``, ``sansio.App``) names in the file ``path``."""
+    owner, _, name = base.rpartition(".")
+    if not owner:
+        return index.follow(path, name)[:1]
+    module = index.module_of(path, header, owner) if "." not in owner else None
+    return index.follow(module, name)[:1] if module is not None else []
 
 
 def go_receiver(text: str) -> str | None:

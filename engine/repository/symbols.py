@@ -106,6 +106,85 @@ class ImportBinding:
     imported: str | None
 
 
+_CLASS_WORDS = ("class", "interface", "struct")
+_BASE_MODIFIERS = frozenset({"public", "private", "protected", "virtual"})
+MAX_BASE_TEXT = 400
+
+
+def class_bases(text: str) -> tuple[str, ...]:
+    """The classes a class declaration extends, as its head names them: Python's
+    ``class A(B, m.C, Generic[T], metaclass=M)``, TypeScript's and Java's ``extends B
+    implements I, J``, C++'s ``: public B``. Dotted as written (``m.C``; C++'s ``ns::B`` as
+    ``ns.B``), type arguments cut; linear in the head, no regex."""
+    for line in text.split("\n", 6)[:6]:
+        padded = " " + line.strip()[:MAX_BASE_TEXT] + " "
+        at, keyword = next(
+            ((found, w) for w in _CLASS_WORDS if (found := padded.find(f" {w} ")) != -1),
+            (-1, ""),
+        )
+        if at == -1:
+            continue
+        rest = padded[at + len(keyword) + 2 :].lstrip()
+        name_end = 0
+        while name_end < len(rest) and (rest[name_end].isalnum() or rest[name_end] in "_$"):
+            name_end += 1
+        rest = rest[name_end:].lstrip()
+        if rest.startswith("<"):
+            rest = rest[_closing(rest, 0) + 1 :].lstrip()
+        if rest.startswith("(") and keyword == "class":  # Python (a Rust tuple struct: no)
+            inside = rest[1 : _closing(rest, 0)]
+            parts = [part for part in _split_top_level(inside) if "=" not in part]
+        elif rest.startswith(":"):  # C++
+            parts = [
+                " ".join(w for w in part.split() if w not in _BASE_MODIFIERS)
+                for part in _split_top_level(rest[1:].partition("{")[0])
+            ]
+        else:
+            head = rest.partition("{")[0]
+            parts = []
+            for keyword in ("extends", "implements"):
+                words = f" {head} ".split(f" {keyword} ", 1)
+                if len(words) == 2:
+                    listed = words[1].split(" implements ", 1)[0]
+                    parts += _split_top_level(listed)
+        bases = []
+        for part in parts:
+            plain = part.split("<", 1)[0].split("[", 1)[0].replace("::", ".").strip()
+            if all(word.isidentifier() for word in plain.split(".")) and plain not in bases:
+                bases.append(plain)
+        return tuple(bases)
+    return ()
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the bracket closing the one at ``start`` (the text's end if none)."""
+    depth = 0
+    for index in range(start, len(text)):
+        char = text[index]
+        if char in "([<":
+            depth += 1
+        elif char in ")]>":
+            depth -= 1
+            if depth == 0:
+                return index
+    return len(text)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char in "([<":
+            depth += 1
+        elif char in ")]>":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
 def identifiers(text: str) -> list[str]:
     """Distinct identifiers in order of first appearance."""
     return list(dict.fromkeys(IDENTIFIER.findall(text)))
