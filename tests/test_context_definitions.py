@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import watchfiles
+
 from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
@@ -274,3 +276,76 @@ def test_class_bases_are_read_from_the_declaration_head():
     assert class_bases("pub struct Wrapper(Inner);") == ()  # a Rust tuple struct
     assert class_bases("class Plain:") == ()
     assert class_bases("class " + "(" * 5000) == ()  # unbalanced: bounded, no error
+
+
+async def test_a_package_imported_whole_shows_its_exports_most_used_first(tmp_path: Path):
+    """`import cli` and a line that will write `cli.` (issue 29): the package's `__init__`
+    declares nothing, it re-exports; the prompt lists what it offers, one signature line each,
+    the names most files of the repository mention first, decorators left out."""
+    files = {
+        "cli/__init__.py": (
+            "from .core import Command as Command\n"
+            "from .utils import echo as echo\n"
+            "from .utils import rarely_used as rarely_used\n"
+            "from .utils import _private as _private\n"
+        ),
+        "cli/core.py": "class Command:\n    def invoke(self) -> None: ...\n",
+        "cli/utils.py": (
+            "import typing as t\n\n"
+            "@t.overload\ndef echo(message: str, err: bool = False) -> None: ...\n"
+            "def rarely_used(x: int) -> int: ...\n"
+            "def _private() -> None: ...\n"
+        ),
+    }
+    # Five scripts call echo, one names Command: echo is the more used.
+    for number in range(5):
+        files[f"scripts/s{number}.py"] = "import cli\n\ncli.echo('hi')\n"
+    files["scripts/c.py"] = "import cli\n\nclass Mine(cli.Command): ...\n"
+    text = "import cli\n\n\ndef main() -> None:\n    \n"
+    files["main.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "main.py", text, len(text) - 1)
+    exports = next(e.text for e in context.repository if e.path == "cli/__init__.py")
+    lines = exports.splitlines()
+    assert lines[0] == "def echo(message: str, err: bool = False) -> None: ..."
+    assert lines.index("class Command:") < lines.index("def rarely_used(x: int) -> int: ...")
+    assert not any("_private" in line or line.startswith("@") for line in lines)
+
+
+def test_a_files_mentions_are_counted_across_the_repository_and_taken_back(tmp_path: Path):
+    write(tmp_path, {"a.py": "import b\nb.echo()\n", "b.py": "def echo(): ...\n"})
+    index = RepositoryIndex(tmp_path, tmp_path / "cache")
+    index.build_blocking()
+    assert index.mentioned("echo") == 2
+    (tmp_path / "a.py").write_text("import b\n")
+    index.apply_changes([(watchfiles.Change.modified, str(tmp_path / "a.py"))])
+    assert index.mentioned("echo") == 1
+    (tmp_path / "b.py").unlink()
+    index.apply_changes([(watchfiles.Change.deleted, str(tmp_path / "b.py"))])
+    assert index.mentioned("echo") == 0
+    index.close()
+
+
+async def test_a_pytest_fixture_comes_from_the_nearest_conftest(tmp_path: Path):
+    """`def test_x(runner):` names a fixture that no import brings (issue 29): pytest finds it in
+    the conftest.py of the test's folder or a parent; the nearest one wins."""
+    files = {
+        "tests/conftest.py": (
+            "import pytest\n\n@pytest.fixture\ndef runner(request) -> 'Runner': ...\n"
+            "@pytest.fixture\ndef app(tmp_path) -> 'App': ...\n"
+        ),
+        "tests/web/conftest.py": "import pytest\n\n@pytest.fixture\ndef app() -> 'WebApp': ...\n",
+        # Declared elsewhere too: by name alone, neither would be found.
+        "src/one.py": "def runner(): ...\ndef app(): ...\n",
+        "src/two.py": "def runner(): ...\ndef app(): ...\n",
+        "src/three.py": "def runner(): ...\ndef app(): ...\n",
+    }
+    text = "def test_view(app, runner):\n    result = runner.invoke(app)\n    \n"
+    files["tests/web/test_views.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "tests/web/test_views.py", text, len(text) - 1)
+    prompt = QWEN.render(context)
+    assert "def runner(request) -> 'Runner'" in prompt
+    nearest = prompt.find("def app() -> 'WebApp'")
+    # The parent's `app` only in its file's summary, after the declarations the test uses.
+    assert -1 < nearest < prompt.find("def app(tmp_path) -> 'App'")

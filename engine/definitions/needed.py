@@ -124,6 +124,7 @@ def needed_definitions(
     # C and C++: what the file's #include lines bring in, and what those include in turn.
     included = _included(index, relative, header) if header.language in ("c", "cpp") else []
     stars = any(b.local == "*" for b in header.bindings)
+    fixtures = _conftests(index, relative) if header.language == "python" else []
     for use in usage.uses:
         if len(imported) + len(by_name) >= MAX_DEFINITIONS:
             break
@@ -139,6 +140,8 @@ def needed_definitions(
                 add(imported, there, RELATED_STEPS)
             elif use not in local and stars and (through := index.follow(relative, use)):
                 add(imported, through, RELATED_STEPS)  # `use module::*`, `from m import *`
+            elif use not in local and fixtures and (fixture := _fixture(index, fixtures, use)):
+                add(imported, fixture, RELATED_STEPS)  # a pytest fixture a test asks for
             elif use not in local and _worth_looking_up(use):
                 add(by_name, _unique(index, use, members=False), RELATED_STEPS)
             continue
@@ -395,6 +398,32 @@ def _rust_qualified(
         found = _members_named(index, index.follow(module, path[-1]), attribute)
         if found:
             return found
+    return []
+
+
+def _conftests(index: RepositoryIndex, relative: str) -> list[str]:
+    """The ``conftest.py`` files pytest loads for ``relative``: its folder's, then each parent's
+    (their fixtures reach a test by parameter name, with no import)."""
+    found = []
+    folder = posixpath.dirname(relative)
+    while True:
+        candidate = posixpath.join(folder, "conftest.py")
+        if candidate != relative and candidate in index:
+            found.append(candidate)
+        if not folder:
+            return found
+        folder = posixpath.dirname(folder)
+
+
+def _fixture(index: RepositoryIndex, conftests: list[str], name: str) -> list[Located]:
+    """``name`` declared at the top level of the nearest conftest that declares it."""
+    for path in conftests:
+        header = index.header(path)
+        if header is None:
+            continue
+        found = [Located(path, d) for d in header.definitions if d.name == name and not d.container]
+        if found:
+            return found[:MAX_PLACES]
     return []
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from engine.definitions.exports import module_exports
 from engine.definitions.needed import needed_definitions
 from engine.definitions.tier import ContextEntry, RepositoryTier, Snippet
 from engine.definitions.tokens import TokenCounts, upper_estimate
@@ -61,6 +62,7 @@ class RepositoryContext:
         self._fits: dict[tuple[str, int], str] = {}
         self._snippets: dict[tuple[object, ...], tuple[object, list[Snippet]]] = {}
         self._usages: dict[str, tuple[str, FileHeader | None, NameUsage]] = {}
+        self._export_texts: dict[tuple[object, ...], str] = {}
         self._shuffle = random.Random(0)
 
     def locate(self, file: FileAt) -> tuple[RepositoryIndex | None, str | None]:
@@ -178,7 +180,12 @@ class RepositoryContext:
                     declaring.append(located.path)
         summary_budget = int(budget * SUMMARY_SHARE)
         files = self._ranked_files(index, relative, header, usage, live)
+        whole = self._whole_modules(index, relative, header)
         for path in [*files, *(p for p in declaring if p not in files)]:
+            if path in whole and (text := self.fit(self._exports(index, path), summary_budget)):
+                # `import click`: what `click.` may name next, most used first.
+                snippets.append(Snippet(path, path, text.rstrip("\n")))
+                continue
             document = live.get(path)
             indexed = index.header(path)
             source = indexed or (document.header if document is not None else None)
@@ -188,6 +195,35 @@ class RepositoryContext:
             self._snippets.clear()
         self._snippets[key] = ((header, usage), snippets)
         return snippets
+
+    def _whole_modules(
+        self, index: RepositoryIndex, relative: str, header: FileHeader | None
+    ) -> frozenset[str]:
+        """The repository's modules the file imports as a whole (``import click``, ``import *
+        as z``, ``from rich import box``)."""
+        if header is None:
+            return frozenset()
+        return frozenset(
+            module
+            for binding in header.bindings
+            if binding.local != "*"
+            and (module := index.module_of(relative, header, binding.local)) is not None
+            and module != relative
+        )
+
+    def _exports(self, index: RepositoryIndex, path: str) -> str:
+        """A module's public names, one signature line each, most used first (memoized:
+        it changes only with the index)."""
+        key = (index.root, index.generation, path)
+        text = self._export_texts.get(key)
+        if text is None:
+            text = "\n".join(
+                _signature_line(located.definition.text) for located in module_exports(index, path)
+            )
+            if len(self._export_texts) > 256:
+                self._export_texts.clear()
+            self._export_texts[key] = text
+        return text
 
     def _header_and_usage(
         self, index: RepositoryIndex, relative: str, file: FileAt
@@ -258,6 +294,12 @@ class RepositoryContext:
             if hits:
                 scored.append((-hits, path))
         return [path for _, path in sorted(scored)[:SIBLINGS]]
+
+
+def _signature_line(text: str) -> str:
+    """A declaration's first line that is not a decorator (``@t.overload``)."""
+    lines = text.split("\n", 8)
+    return next((line for line in lines if not line.startswith("@")), lines[0])
 
 
 def _first_lines(text: str, count: int) -> str:

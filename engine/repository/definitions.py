@@ -44,6 +44,9 @@ class NameTable:
     def __init__(self) -> None:
         self._by_name: dict[str, dict[str, list[Definition]]] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
+        # Name -> how many files mention it, and each file's mentions (to take them back).
+        self._mentioned: dict[str, int] = {}
+        self._mentions_of: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def of(cls, headers: dict[str, FileHeader]) -> NameTable:
@@ -60,10 +63,28 @@ class NameTable:
                     names.append(definition.name)
                 places[path].append(definition)
             table._names_of[path] = tuple(names)
+            table._count_mentions(path, header)
         table._by_name = by_name
         return table
 
+    def _count_mentions(self, path: str, header: FileHeader | None) -> None:
+        for name in self._mentions_of.pop(path, ()):
+            left = self._mentioned.get(name, 0) - 1
+            if left > 0:
+                self._mentioned[name] = left
+            else:
+                self._mentioned.pop(name, None)
+        if header is not None and header.mentions:
+            self._mentions_of[path] = header.mentions
+            for name in header.mentions:
+                self._mentioned[name] = self._mentioned.get(name, 0) + 1
+
+    def mentioned(self, name: str) -> int:
+        """How many files of the repository mention ``name``."""
+        return self._mentioned.get(name, 0)
+
     def set(self, path: str, header: FileHeader | None) -> None:
+        self._count_mentions(path, header)
         for name in self._names_of.pop(path, ()):
             places = self._by_name.get(name)
             if places is not None:

@@ -27,6 +27,7 @@ from engine.repository.node_types import (
     WRAPPERS,
 )
 from engine.repository.symbols import (
+    IDENTIFIER,
     Definition,
     ImportBinding,
     declared_names,
@@ -60,6 +61,9 @@ class FileHeader:
     definitions: tuple[Definition, ...] = ()
     # Which local name comes from which module, imports nested in blocks included.
     bindings: tuple[ImportBinding, ...] = ()
+    # The distinct names the file's text mentions (the first MAX_MENTIONS): counted over the
+    # repository, how widely each declaration is used (a module's exports, most used first).
+    mentions: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -106,7 +110,23 @@ def extract_header(
         tuple(imports),
         tuple(definitions),
         tuple(import_bindings(tree.root_node, language, source)),
+        mentions(source),
     )
+
+
+MAX_MENTIONS = 600
+MENTIONS_SCANNED_BYTES = 200_000
+
+
+def mentions(source: bytes) -> tuple[str, ...]:
+    """The first MAX_MENTIONS distinct identifiers of the text, interned (shared by files)."""
+    found: dict[str, None] = {}
+    text = source[:MENTIONS_SCANNED_BYTES].decode("utf-8", "replace")
+    for match in IDENTIFIER.finditer(text):
+        found.setdefault(match.group(), None)
+        if len(found) >= MAX_MENTIONS:
+            break
+    return tuple(sys.intern(name) for name in found)
 
 
 def _definitions(

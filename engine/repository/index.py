@@ -33,7 +33,7 @@ from engine.repository.parsing import HeaderParser, ParseFailed, shared_pool
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
-HEADER_VERSION = 11
+HEADER_VERSION = 12
 # A file that could not be parsed within the limits is not tried again for this long: a
 # hostile file rewritten in a loop would otherwise cost a parse per rewrite.
 RETRY_UNPARSABLE_S = 600.0
@@ -126,6 +126,10 @@ class RepositoryIndex:
     def follow(self, path: str, name: str) -> list[Located]:
         """The declaration ``name`` refers to in file ``path``: there, or through its imports."""
         return follow(self.header, self.resolver(), path, name)
+
+    def mentioned(self, name: str) -> int:
+        """How many of the repository's files mention ``name``: how widely it is used."""
+        return self._names.mentioned(name)
 
     def module_of(self, path: str, header: FileHeader, local: str) -> str | None:
         return module_of(header, self.resolver(), path, local)
