@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
 import keyword
 import random
 import re
@@ -41,7 +42,7 @@ from pygls.lsp.client import LanguageClient
 
 from bench.common import lsp_client
 from engine.definitions.repository import REPOSITORY_SHARE
-from engine.repository.headers import parse
+from engine.repository.headers import FileHeader, parse
 from engine.repository.index import RepositoryIndex
 from engine.repository.parsing import InProcessParser
 from engine.repository.symbols import identifiers
@@ -243,6 +244,108 @@ def code_only(line: str, language: str) -> str:
     return "".join(out)
 
 
+# Methods of a language's built-in types: after a dot, the line means the standard one far more
+# often than a repository's method of the same name (`version.replace(".", "-")` on a str).
+STANDARD_MEMBERS: dict[str, frozenset[str]] = {
+    "python": frozenset(
+        name
+        for kind in (str, bytes, list, dict, set, tuple, int, float, Path)
+        for name in dir(kind)
+        if not name.startswith("_")
+    ),
+    "typescript": frozenset(
+        (
+            "length push pop shift unshift slice splice concat join map filter reduce forEach "
+            "find findIndex some every includes indexOf keys values entries get set has delete "
+            "add clear then catch finally toString replace split trim startsWith endsWith "
+            "toLowerCase toUpperCase apply call bind sort reverse flat flatMap fill at assign "
+            "freeze parse stringify padStart padEnd charAt substring match test exec size"
+        ).split()
+    ),
+    "rust": frozenset(
+        (
+            "len is_empty push pop insert remove get get_mut contains iter iter_mut into_iter "
+            "map and_then unwrap unwrap_or unwrap_or_else expect ok ok_or err clone to_string "
+            "to_owned as_str as_ref as_mut parse collect next chars bytes trim split starts_with "
+            "ends_with extend join first last take skip filter fold any all rev zip enumerate "
+            "cmp eq fmt write_str write_fmt borrow borrow_mut lock is_some is_none is_ok is_err"
+        ).split()
+    ),
+}
+
+
+def outside_owners(index: RepositoryIndex, path: str, header: FileHeader) -> frozenset[str]:
+    """The file's local names for modules outside the repository (`fmt`, `errors`, `os`,
+    `std`): `errors.New` is Go's, whatever the repository calls New."""
+    resolver = index.resolver()
+    owners = {"std", "core", "alloc"} if header.language == "rust" else set()
+    for binding in header.bindings:
+        if binding.local == "*":
+            continue
+        if header.language == "go":
+            inside = resolver.go_package(binding.module) is not None
+        else:
+            inside = resolver.module_path(path, header.language, binding.module) is not None
+        if not inside:
+            owners.add(binding.local)
+    return frozenset(owners)
+
+
+def qualified_only(code: str, name: str, owners: frozenset[str]) -> bool:
+    """Every use of ``name`` on the line is qualified by one of ``owners`` (``errors.New``,
+    ``fmt::Formatter``)."""
+    if not owners:
+        return False
+    at = code.find(name)
+    seen = False
+    while at != -1:
+        end = at + len(name)
+        whole = (at == 0 or not (code[at - 1].isalnum() or code[at - 1] in "_$")) and (
+            end == len(code) or not (code[end].isalnum() or code[end] in "_$")
+        )
+        if whole:
+            before = code[:at].rstrip()
+            if before.endswith("::"):
+                before = before[:-2]
+            elif before.endswith("."):
+                before = before[:-1]
+            else:
+                return False
+            start = len(before)
+            while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_$"):
+                start -= 1
+            if before[start:] not in owners:
+                return False
+            seen = True
+        at = code.find(name, end)
+    return seen
+
+
+def _python_builtin(name: str) -> bool:
+    """``classmethod``, ``open``, ``__eq__``: the language's, whoever else declares them."""
+    return name in _PYTHON_BUILTINS or (name.startswith("__") and name.endswith("__"))
+
+
+_PYTHON_BUILTINS = frozenset(dir(builtins))
+
+
+def attribute_only(code: str, name: str) -> bool:
+    """Every use of ``name`` on the line follows a dot (``x.name``): a member, not a name."""
+    at = code.find(name)
+    seen = False
+    while at != -1:
+        end = at + len(name)
+        whole = (at == 0 or not (code[at - 1].isalnum() or code[at - 1] in "_$")) and (
+            end == len(code) or not (code[end].isalnum() or code[end] in "_$")
+        )
+        if whole:
+            if code[:at].rstrip()[-1:] != ".":
+                return False
+            seen = True
+        at = code.find(name, end)
+    return seen
+
+
 def bound_names(lines: list[str], language: str = "python") -> dict[str, set[int]]:
     """Names the file itself binds (local variables, parameters, loop variables) and on which
     lines: a line using one does not need another file's declaration of it."""
@@ -255,7 +358,67 @@ def bound_names(lines: list[str], language: str = "python") -> dict[str, set[int
                 continue  # Go writes the name before the type: `cmd *Command` binds cmd
             name = match.group(1) or match.group(2) or match.group(4)
             found.setdefault(name, set()).add(number)
+        for name in parameters(line, language):
+            found.setdefault(name, set()).add(number)
     return found
+
+
+# Words before `(...) {` that make it a statement, not a function taking parameters.
+_STATEMENT_WORDS = frozenset({"if", "for", "while", "switch", "return", "await", "with", "elif"})
+
+
+def parameters(line: str, language: str) -> list[str]:
+    """Names a line binds as parameters: JavaScript/TypeScript arrow functions (`(val, ctx) =>`,
+    `x =>`), methods and functions (`get(obj, name) {`), `catch (error)`; Python lambdas."""
+    found: list[str] = []
+    if language == "python":
+        at = line.find("lambda ")
+        while at != -1:
+            found += identifiers(line[at + 7 :].split(":", 1)[0])
+            at = line.find("lambda ", at + 7)
+        return found
+    if language != "typescript":
+        return found
+    at = line.find("=>")
+    while at != -1:
+        before = line[:at].rstrip()
+        if before.endswith(")"):
+            found += _parameter_names(before[_opening(before) + 1 : -1])
+        elif before and (words := identifiers(before[-40:])):
+            found.append(words[-1])
+        at = line.find("=>", at + 2)
+    stripped = line.rstrip()
+    if stripped.endswith("{") and ")" in stripped:
+        head = stripped[: stripped.rfind(")") + 1]
+        opening = _opening(head)
+        words = identifiers(head[:opening][-40:])
+        if words and words[-1] not in _STATEMENT_WORDS:
+            found += _parameter_names(head[opening + 1 : -1])
+    return found
+
+
+def _opening(text: str) -> int:
+    """The index of the `(` that the `)` ending ``text`` closes."""
+    depth = 0
+    for index in range(len(text) - 1, -1, -1):
+        if text[index] == ")":
+            depth += 1
+        elif text[index] == "(":
+            depth -= 1
+            if depth == 0:
+                return index
+    return 0
+
+
+def _parameter_names(inside: str) -> list[str]:
+    names: list[str] = []
+    for part in inside.split(","):
+        part = part.strip().removeprefix("...")
+        if part.startswith(("{", "[")):
+            names += identifiers(part.split("=", 1)[0])  # destructured: every name binds
+        elif words := identifiers(part.split(":", 1)[0].split("=", 1)[0]):
+            names.append(words[0])
+    return names
 
 
 @dataclass(frozen=True)
@@ -331,6 +494,9 @@ def lines_inside_literals(source: bytes, language: str | None) -> set[int]:
             continue
         if "comment" in node.type or "string" in node.type or node.type == "text_block":
             found.update(range(node.start_point[0] + 1, last + 1))
+        elif node.type == "export_statement" and node.child_by_field_name("source"):
+            # `export {\n  A,\n  type B,\n} from './x'`: a re-export's lines import, not use.
+            found.update(range(node.start_point[0], last + 1))
         else:
             pending.extend(node.children)
     return found
@@ -363,6 +529,7 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
         }
         lines = lines_of(path)
         bound = bound_names(lines, project.language)
+        outside = outside_owners(index, path, header)
         in_literal = lines_inside_literals((root / path).read_bytes(), header.language)
         per_file = []
         for number, line in enumerate(lines):
@@ -380,6 +547,8 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                         "import ",
                         "from ",
                         "export *",
+                        "export {",  # a re-export: emptying it removes the import
+                        "export type {",
                         '"',
                         "use ",
                         "pub use ",
@@ -390,10 +559,22 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
             ):
                 continue
             needed = []
-            for name in identifiers(code_only(stripped, project.language)):
+            code = code_only(stripped, project.language)
+            for name in identifiers(code):
                 if name in local or len(name) < 3 or name in _NOT_NAMES:
                     continue
-                if bound.get(name, set()) - {number}:
+                if (
+                    name in bound
+                    or (
+                        name in STANDARD_MEMBERS.get(project.language, ())
+                        and attribute_only(code, name)
+                    )
+                    or (project.language == "python" and _python_builtin(name))
+                    or qualified_only(code, name, outside)
+                ):
+                    # Bound in the file, on this line too (`flush: bool = False`, `title=`,
+                    # `row_count = ...` declare a name, they need no other file's), or a
+                    # method of the language's own types (`"".join`, `v.len()`, `xs.push`).
                     continue
                 places = [p for p in index.declarations(name) if p.path != path]
                 if not places or len({p.path for p in places}) > 2 or len(places) > 3:

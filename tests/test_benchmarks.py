@@ -72,3 +72,33 @@ def test_recall_positions_skip_prose_and_rows_split_source_from_tests():
     sources = ["src/app.py", "pkg/x.go", "src/a.ts", "src/main/java/A.java", "lib/testing.py"]
     assert all(is_test_path(p) for p in tests)
     assert not any(is_test_path(p) for p in sources)
+    reexport = b"export {\n  A,\n  type B,\n} from './x';\nconst c = A;\n"
+    assert lines_inside_literals(reexport, "typescript") == {0, 1, 2, 3}
+
+
+def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
+    """bench/context_recall.py's sampler: a parameter, a keyword argument, a lambda's or an
+    arrow function's parameters are bound by the line, not another file's declarations; a
+    str/list method after a dot is the language's own."""
+    from bench.context_recall import (
+        STANDARD_MEMBERS,
+        attribute_only,
+        bound_names,
+        parameters,
+        qualified_only,
+    )
+
+    python = ["def f(", "    flush: bool = False,", "    title='Align',", "):", "g(lambda a, b: a)"]
+    bound = bound_names(python, "python")
+    assert {"flush", "title", "a", "b"} <= set(bound)
+    assert parameters(".superRefine(async (val, ctx) => {", "typescript") == ["val", "ctx"] * 2
+    assert parameters("  get(_obj, name) {", "typescript") == ["_obj", "name"]
+    assert parameters("} catch (cause) {", "typescript") == ["cause"]
+    assert parameters("if (ready(x)) {", "typescript") == []
+    assert "replace" in STANDARD_MEMBERS["python"] and "len" in STANDARD_MEMBERS["rust"]
+    assert attribute_only('v = version.replace(".", "-")', "replace")
+    assert not attribute_only("replace(text)", "replace")
+    outside = frozenset({"fmt", "errors"})  # a Go or Rust file's imports of std packages
+    assert qualified_only("f: &mut fmt::Formatter<'_>", "Formatter", outside)
+    assert qualified_only("e := errors.New(x)", "New", outside)
+    assert not qualified_only("e := errors.New(New(x))", "New", outside)  # the second is ours

@@ -280,7 +280,14 @@ def _members_used(
             if posixpath.dirname(located.path) == folder
             and go_receiver(located.definition.text) == owner.definition.name
         ]
-    return found[:MAX_MEMBERS]
+    # One signature per member: rxjs's Observable declares `pipe` in eleven overloads, and
+    # showing each took a file's whole tier from the names it uses.
+    once: dict[tuple[str, str | None, str], Located] = {}
+    for located in found:
+        once.setdefault(
+            (located.path, located.definition.container, located.definition.name), located
+        )
+    return list(once.values())[:MAX_MEMBERS]
 
 
 def _base_class(index: RepositoryIndex, path: str, header: FileHeader, base: str) -> list[Located]:
