@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -50,15 +51,28 @@ def ensure_embedded_model(target: Path | None = None) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     gguf = find_gguf()
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    log.info("converting %s into %s", gguf, target)
-    _convert(gguf, staging)
-    (staging / _DONE_MARKER).write_text(gguf.name)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A staging folder of its own: two first runs at once (a demo and a benchmark) each
+    # convert, and the first to finish wins; a shared staging folder was deleted under the other.
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.partial-", dir=target.parent))
+    try:
+        log.info("converting %s into %s", gguf, target)
+        _convert(gguf, staging)
+        (staging / _DONE_MARKER).write_text(gguf.name)
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _publish(staging: Path, target: Path) -> None:
+    try:
+        staging.rename(target)
+    except OSError:
+        if (target / _DONE_MARKER).exists():
+            return  # another process finished first: its folder is as good as ours
+        shutil.rmtree(target, ignore_errors=True)  # a half-written folder from an older version
+        staging.rename(target)
 
 
 def _convert(gguf: Path, out: Path) -> None:
