@@ -203,7 +203,8 @@ _NOT_NAMES = frozenset(
 
 
 _BINDING = re.compile(
-    r"(?:\b(?:const|let|mut|var|def|class|function|for|as|import)\s+([A-Za-z_$][\w$]*))"
+    r"(?:\b(?:const|let|mut|var|def|class|function|for|as|import|fn|mod|struct|enum|trait)"
+    r"\s+([A-Za-z_$][\w$]*))"
     r"|(?:(?:^|[(,{\s])([A-Za-z_$][\w$]*)\s*(?::|=(?!=)|\bin\b))"
     # A typed parameter or variable (C, C++, Java, Go): `int* length,`, `Node node)`.
     r"|(?:(\w+|[>\]*&])[ \t]+[*&]*([A-Za-z_]\w*)[ \t]*(?=[,);=\[]))"
@@ -213,6 +214,9 @@ _NOT_TYPES = frozenset(
     {"return", "case", "throw", "new", "else", "goto", "yield", "await", "delete", "sizeof"}
     | {"typeof", "in", "of", "not", "and", "or", "is", "if", "while", "for", "switch", "do"}
 )
+
+
+_RUST_RAW_STRING = re.compile(r'b?r(#*)"')
 
 
 def code_only(line: str, language: str) -> str:
@@ -235,6 +239,13 @@ def code_only(line: str, language: str) -> str:
             continue
         if line.startswith(comment, index):
             break
+        if language == "rust" and (raw := _RUST_RAW_STRING.match(line, index)):
+            # r#"...{ "a" = 1 }..."#: inner quotes do not close it, only `"` and its hashes.
+            if index == 0 or not (line[index - 1].isalnum() or line[index - 1] == "_"):
+                end = line.find('"' + raw.group(1), raw.end())
+                out.append(" ")
+                index = len(line) if end == -1 else end + 1 + len(raw.group(1))
+                continue
         if char in quotes:
             closing = char
             out.append(" ")
@@ -244,12 +255,27 @@ def code_only(line: str, language: str) -> str:
     return "".join(out)
 
 
+# A language's own types and functions, whatever a repository happens to declare by the name
+# (serde-json declares `fn f64`; Go's `len`, `append` are built in).
+BUILTINS: dict[str, frozenset[str]] = {
+    "rust": frozenset(
+        "f32 f64 i8 i16 i32 i64 i128 isize u8 u16 u32 u64 u128 usize str char bool Box "
+        "Rc Arc Cow RefCell Cell HashMap HashSet BTreeMap BTreeSet VecDeque PhantomData".split()
+    ),
+    "go": frozenset(
+        "int8 int16 int32 int64 uint uint8 uint16 uint32 uint64 uintptr float32 float64 "
+        "complex64 complex128 rune any len cap append make panic recover copy delete close "
+        "print println iota".split()
+    ),
+}
+
+
 # Methods of a language's built-in types: after a dot, the line means the standard one far more
 # often than a repository's method of the same name (`version.replace(".", "-")` on a str).
 STANDARD_MEMBERS: dict[str, frozenset[str]] = {
     "python": frozenset(
         name
-        for kind in (str, bytes, list, dict, set, tuple, int, float, Path)
+        for kind in (str, bytes, list, dict, set, tuple, int, float, Path, re.Match, re.Pattern)
         for name in dir(kind)
         if not name.startswith("_")
     ),
@@ -268,7 +294,18 @@ STANDARD_MEMBERS: dict[str, frozenset[str]] = {
             "map and_then unwrap unwrap_or unwrap_or_else expect ok ok_or err clone to_string "
             "to_owned as_str as_ref as_mut parse collect next chars bytes trim split starts_with "
             "ends_with extend join first last take skip filter fold any all rev zip enumerate "
-            "cmp eq fmt write_str write_fmt borrow borrow_mut lock is_some is_none is_ok is_err"
+            "cmp eq fmt write_str write_fmt borrow borrow_mut lock is_some is_none is_ok is_err "
+            "clear position to_vec flush replace push_str as_bytes sort sort_by sort_by_key "
+            "dedup retain truncate drain entry or_insert or_insert_with or_default map_err "
+            "unwrap_or_default as_deref copied cloned saturating_sub saturating_add checked_add "
+            "checked_sub checked_mul wrapping_add wrapping_sub min max abs write write_all read "
+            "chain peekable peek count sum step_by windows chunks split_at char_indices lines "
+            "to_lowercase to_uppercase as_slice extend_from_slice with_capacity capacity reserve "
+            "swap contains_key keys values values_mut into_inner get_ref ok_or_else map_or "
+            "map_or_else filter_map flat_map for_each max_by_key min_by_key binary_search "
+            "is_whitespace is_alphanumeric is_ascii is_digit to_digit trim_start trim_end "
+            "strip_prefix strip_suffix splitn rsplit rfind find into from default hash "
+            "partial_cmp deref deref_mut drop index index_mut unwrap_err as_ptr split_off"
         ).split()
     ),
 }
@@ -291,6 +328,24 @@ def outside_owners(index: RepositoryIndex, path: str, header: FileHeader) -> fro
     return frozenset(owners)
 
 
+_PATH_ROOT = re.compile(r"(?<![\w:])([a-z_][a-z0-9_]*)::")
+
+
+def crates(
+    code: str, index: RepositoryIndex, path: str, bound: dict[str, set[int]]
+) -> frozenset[str]:
+    """Rust paths' first parts that name a crate outside the repository (`serde::de::...`
+    written out, with no `use`): neither this crate's modules nor a name the file binds."""
+    resolver = index.resolver()
+    return frozenset(
+        root
+        for root in _PATH_ROOT.findall(code)
+        if root not in ("crate", "self", "super")
+        and root not in bound
+        and resolver.module_path(path, "rust", root) is None
+    )
+
+
 def qualified_only(code: str, name: str, owners: frozenset[str]) -> bool:
     """Every use of ``name`` on the line is qualified by one of ``owners`` (``errors.New``,
     ``fmt::Formatter``)."""
@@ -311,10 +366,19 @@ def qualified_only(code: str, name: str, owners: frozenset[str]) -> bool:
                 before = before[:-1]
             else:
                 return False
-            start = len(before)
-            while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_$"):
-                start -= 1
-            if before[start:] not in owners:
+            # The path's first part decides: `std::mem::replace`, `os.path.join`.
+            while True:
+                start = len(before)
+                while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_$"):
+                    start -= 1
+                owner, before = before[start:], before[:start].rstrip()
+                if before.endswith("::"):
+                    before = before[:-2]
+                elif before.endswith(".") and not before.endswith(".."):
+                    before = before[:-1]
+                else:
+                    break
+            if owner not in owners:
                 return False
             seen = True
         at = code.find(name, end)
@@ -570,7 +634,15 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                         and attribute_only(code, name)
                     )
                     or (project.language == "python" and _python_builtin(name))
-                    or qualified_only(code, name, outside)
+                    or name in BUILTINS.get(project.language, ())
+                    or name in outside  # imported from outside the repository
+                    or qualified_only(
+                        code,
+                        name,
+                        outside | crates(code, index, path, bound)
+                        if project.language == "rust"
+                        else outside,
+                    )
                 ):
                     # Bound in the file, on this line too (`flush: bool = False`, `title=`,
                     # `row_count = ...` declare a name, they need no other file's), or a
@@ -792,6 +864,10 @@ async def run(args: argparse.Namespace) -> None:
                     print_misses(positions, settled, args.misses)
                 sizes[(project.name, budget)] = tokens
                 over = sum(1 for t in tokens if t > budget)
+                tier = statistics.mean(
+                    prompt_tokens(prompt[: prompt.rfind(position.path)], counter)
+                    for prompt, position in zip(settled, positions, strict=True)
+                )
                 missing = sum(1 for prompts in (first, settled, alone) for p in prompts if not p)
                 if missing:
                     print(f"  {missing} requests sent no prompt", flush=True)
@@ -799,7 +875,9 @@ async def run(args: argparse.Namespace) -> None:
                     f"  budget {budget}: ours {tallies['ours'].cell()}, first request "
                     f"{tallies['first'].cell()}, file only {tallies['alone'].cell()}, "
                     f"retrieval {tallies['retrieval'].cell()}; prompt tokens mean "
-                    f"{statistics.mean(tokens):.0f}, max {max(tokens)}, over budget {over}",
+                    f"{statistics.mean(tokens):.0f}, max {max(tokens)}, over budget {over}; "
+                    f"before the current file {tier:.0f} "
+                    f"(its share {budget * REPOSITORY_SHARE:.0f})",
                     flush=True,
                 )
             print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)

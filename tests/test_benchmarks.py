@@ -81,9 +81,11 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     arrow function's parameters are bound by the line, not another file's declarations; a
     str/list method after a dot is the language's own."""
     from bench.context_recall import (
+        BUILTINS,
         STANDARD_MEMBERS,
         attribute_only,
         bound_names,
+        code_only,
         parameters,
         qualified_only,
     )
@@ -102,3 +104,12 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     assert qualified_only("f: &mut fmt::Formatter<'_>", "Formatter", outside)
     assert qualified_only("e := errors.New(x)", "New", outside)
     assert not qualified_only("e := errors.New(New(x))", "New", outside)  # the second is ours
+    assert qualified_only("let t = std::mem::replace(t, T::new());", "replace", frozenset({"std"}))
+    assert qualified_only("os.path.join(a, b)", "join", frozenset({"os"}))
+    assert not qualified_only("crate::de::ItemDeserializer::new(v)", "ItemDeserializer", outside)
+    rust = ["pub mod script_extension;", "fn flush(&mut self) -> io::Result<()> {"]
+    assert {"script_extension", "flush"} <= set(bound_names(rust, "rust"))
+    assert "f64" in BUILTINS["rust"] and "append" in BUILTINS["go"]
+    # A Rust raw string's inner quotes do not end it: `value` below is text, `parse` code.
+    assert code_only('t = r#"a = { s = "value" }"#; parse(t)', "rust") == "t =  ; parse(t)"
+    assert code_only("let c = chars.next(); r(x)", "rust") == "let c = chars.next(); r(x)"

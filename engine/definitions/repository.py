@@ -170,11 +170,16 @@ class RepositoryContext:
             # A class whose members the file uses shows its head only: those members follow
             # as their own entries, and the rest of its body would take their budget.
             used_members = {(m.path, m.definition.container) for m in found}
+            shown: dict[str, list[str]] = {}  # per file, the texts already ranked
             for located in found:
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in used_members:
                     lines = min(lines, HEAD_LINES_WITH_MEMBERS)
                 text = _first_lines(located.definition.shown, lines)
+                before = shown.setdefault(located.path, [])
+                if any(located.definition.text in earlier for earlier in before):
+                    continue  # shown already: a member within its class's lines, a repeat
+                before.append(text)
                 snippets.append(Snippet(located.key, located.path, text))
                 if located.path not in declaring:
                     declaring.append(located.path)
