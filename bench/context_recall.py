@@ -205,7 +205,7 @@ _NOT_NAMES = frozenset(
 _BINDING = re.compile(
     r"(?:\b(?:const|let|mut|var|def|class|function|for|as|import|fn|mod|struct|enum|trait)"
     r"\s+([A-Za-z_$][\w$]*))"
-    r"|(?:(?:^|[(,{\s])([A-Za-z_$][\w$]*)\s*(?::|=(?!=)|\bin\b))"
+    r"|(?:(?:^|[(,{\s])([A-Za-z_$][\w$]*)\s*(?::(?!:)|=(?!=)|\bin\b))"
     # A typed parameter or variable (C, C++, Java, Go): `int* length,`, `Node node)`.
     r"|(?:(\w+|[>\]*&])[ \t]+[*&]*([A-Za-z_]\w*)[ \t]*(?=[,);=\[]))"
 )

@@ -109,6 +109,10 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     assert not qualified_only("crate::de::ItemDeserializer::new(v)", "ItemDeserializer", outside)
     rust = ["pub mod script_extension;", "fn flush(&mut self) -> io::Result<()> {"]
     assert {"script_extension", "flush"} <= set(bound_names(rust, "rust"))
+    # A path's parts are not bound by their `::` (a Rust path, a C++ namespace).
+    assert not {"Span", "serde", "std"} & set(
+        bound_names(["let s = Span::splat(p);", "D: serde::de::X<'de>, std::vector<int> v;"])
+    )
     assert "f64" in BUILTINS["rust"] and "append" in BUILTINS["go"]
     # A Rust raw string's inner quotes do not end it: `value` below is text, `parse` code.
     assert code_only('t = r#"a = { s = "value" }"#; parse(t)', "rust") == "t =  ; parse(t)"

@@ -349,3 +349,24 @@ async def test_a_pytest_fixture_comes_from_the_nearest_conftest(tmp_path: Path):
     nearest = prompt.find("def app() -> 'WebApp'")
     # The parent's `app` only in its file's summary, after the declarations the test uses.
     assert -1 < nearest < prompt.find("def app(tmp_path) -> 'App'")
+
+
+async def test_a_member_shown_within_its_class_is_not_shown_again(tmp_path: Path):
+    """A short class and one of its methods, both used: the method's lines are in the class's
+    entry already, and a second entry for it would spend the tier's budget twice."""
+    files = {
+        "shapes/__init__.py": "",
+        "shapes/box.py": (
+            "class Box:\n"
+            "    def area(self) -> float: ...\n"
+            "    def grow(self, by: float) -> 'Box': ...\n"
+        ),
+    }
+    text = "from shapes.box import Box\n\nb = Box()\nb.area()\nb.grow(2)\n"
+    files["main.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "main.py", text, len(text))
+    entries = [e.text for e in context.repository]
+    assert sum("def area(self) -> float" in e for e in entries) == 1
+    assert sum("def grow(self, by: float)" in e for e in entries) == 1
+    assert any(e.startswith("class Box:") and "def grow(" in e for e in entries)

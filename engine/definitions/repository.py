@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -163,6 +163,7 @@ class RepositoryContext:
             return cached[1]
         snippets: list[Snippet] = []
         declaring: list[str] = []  # files that declare what this one uses, in that order
+        shown: dict[str, list[str]] = {}  # per file, the texts already ranked
         if header is not None:
             # What the lines around the cursor use, then what the code further out uses.
             nearest = (usage.near(block * BLOCK_LINES), usage.near(block * BLOCK_LINES, 3))
@@ -170,7 +171,6 @@ class RepositoryContext:
             # A class whose members the file uses shows its head only: those members follow
             # as their own entries, and the rest of its body would take their budget.
             used_members = {(m.path, m.definition.container) for m in found}
-            shown: dict[str, list[str]] = {}  # per file, the texts already ranked
             for located in found:
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in used_members:
@@ -194,7 +194,11 @@ class RepositoryContext:
             document = live.get(path)
             indexed = index.header(path)
             source = indexed or (document.header if document is not None else None)
-            if source is not None and (text := self.fit(source.summary, summary_budget)):
+            if (
+                source is not None
+                and (text := self.fit(source.summary, summary_budget))
+                and not _covered(text, shown.get(path, ()))
+            ):
                 snippets.append(Snippet(path, path, text.rstrip("\n")))
         if len(self._snippets) > 256:
             self._snippets.clear()
@@ -299,6 +303,15 @@ class RepositoryContext:
             if hits:
                 scored.append((-hits, path))
         return [path for _, path in sorted(scored)[:SIBLINGS]]
+
+
+def _covered(summary: str, texts: Sequence[str]) -> bool:
+    """Every line of a file's summary is in its declarations ranked already (a small file
+    whose one class the file uses): the summary would repeat them."""
+    if not texts:
+        return False
+    lines = {line for text in texts for line in text.split("\n")}
+    return all(line in lines for line in summary.split("\n") if line.strip())
 
 
 def _signature_line(text: str) -> str:
