@@ -370,3 +370,51 @@ async def test_a_member_shown_within_its_class_is_not_shown_again(tmp_path: Path
     assert sum("def area(self) -> float" in e for e in entries) == 1
     assert sum("def grow(self, by: float)" in e for e in entries) == 1
     assert any(e.startswith("class Box:") and "def grow(" in e for e in entries)
+
+
+async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
+    """`app.route(...)` used (issue 29): the next line may call another of Flask's methods.
+    Below its head, the class lists the members the repository mentions most, one signature
+    line each (here `test_client`, which two other files call), not the thirty helpers nobody
+    calls; a Rust type's impl blocks are not listed under it (they took the budget of the
+    definitions the next line needed)."""
+    members = "".join(f"    def helper_{j}(self, value: int) -> int: ...\n" for j in range(30))
+    files = {
+        "web/__init__.py": "",
+        "web/app.py": (
+            "class Flask:\n    '''The application.'''\n"
+            + members
+            + "    def route(self, rule: str) -> None: ...\n"
+            + "    def test_client(\n        self, use_cookies: bool = True\n"
+            + "    ) -> 'Client': ...\n"
+        ),
+        "tests/test_a.py": "def test_a(app):\n    app.test_client().get('/')\n",
+        "tests/test_b.py": "def test_b(app):\n    app.test_client().post('/')\n",
+    }
+    text = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x')\n"
+    files["main.py"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "main.py", text, len(text))
+    head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
+    assert "    def test_client( self, use_cookies: bool = True ) -> 'Client': ..." in head
+    assert "helper_29" not in head
+
+    rust = {
+        "Cargo.toml": '[package]\nname = "doc"\n',
+        "src/lib.rs": "pub mod item;\n",
+        "src/item.rs": (
+            "pub enum Item {\n    None,\n    Value(u8),\n}\n"
+            "impl Item {\n    pub fn is_value(&self) -> bool { true }\n"
+            "    pub fn as_value(&self) -> Option<u8> { None }\n}\n"
+            "impl Default for Item {\n    fn default() -> Self { Item::None }\n}\n"
+        ),
+        "src/main.rs": "use crate::item::Item;\nfn main() {\n    let i = Item::None;\n"
+        "    i.as_value();\n}\n",
+    }
+    root = tmp_path / "crate"
+    write(root, rust)
+    main = rust["src/main.rs"]
+    context = await _context(root, "src/main.rs", main, len(main))
+    enum = next(e.text for e in context.repository if e.text.startswith("pub enum Item"))
+    assert "is_value" not in enum and "fn default" not in enum
+    assert any("pub fn as_value(&self)" in e.text for e in context.repository)

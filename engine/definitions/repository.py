@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.definitions.exports import module_exports
+from engine.definitions.members import member_index
 from engine.definitions.needed import needed_definitions
 from engine.definitions.tier import ContextEntry, RepositoryTier, Snippet
 from engine.definitions.tokens import TokenCounts, upper_estimate
@@ -171,11 +172,19 @@ class RepositoryContext:
             # A class whose members the file uses shows its head only: those members follow
             # as their own entries, and the rest of its body would take their budget.
             used_members = {(m.path, m.definition.container) for m in found}
+            separate = {m.definition.name for m in found if m.definition.container is not None}
             for located in found:
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in used_members:
                     lines = min(lines, HEAD_LINES_WITH_MEMBERS)
                 text = _first_lines(located.definition.shown, lines)
+                if (
+                    located.definition.container is None
+                    and (located.path, located.definition.name) in used_members
+                    and (others := member_index(index, located, text, separate))
+                ):
+                    # Its other members, one line each: the next line may call one.
+                    text += "\n" + others
                 before = shown.setdefault(located.path, [])
                 if any(located.definition.text in earlier for earlier in before):
                     continue  # shown already: a member within its class's lines, a repeat

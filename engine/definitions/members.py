@@ -1,0 +1,65 @@
+"""A class's other members, one signature line each, under its head: when a file calls some
+of a class's methods, the next line often calls another (`app.test_client()` after
+`app.route(...)`), and a large class's first lines rarely list them."""
+
+from __future__ import annotations
+
+from engine.repository.definitions import Located
+from engine.repository.index import RepositoryIndex
+
+# Signature lines listed per type, the most mentioned across the repository first.
+MEMBER_LINES = 6
+# A signature written over several lines is joined up to this many, then clipped.
+SIGNATURE_LINES = 3
+SIGNATURE_CHARS = 120
+
+
+def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[str]) -> str:
+    """Members declared in ``owner``'s class body that neither ``head`` (the class's lines
+    shown) nor ``skip`` (members shown on their own) holds, one line each, the most mentioned
+    across the repository first (listed in the file's order); empty when there are none.
+
+    Only a body's members: a Rust type's ``impl`` methods listed this way took the budget of
+    the definitions the next line needed (types used as data, matched on: recall 76% -> 68%
+    on the Rust repositories of bench/context_recall.py)."""
+    header = index.header(owner.path)
+    if header is None:
+        return ""
+    name = owner.definition.name
+    head_lines = set(head.split("\n"))
+    candidates: dict[str, Located] = {}
+    for definition in header.definitions:
+        if (
+            definition.container == name
+            and definition.opener in head_lines
+            and definition.name not in skip
+            and definition.name not in candidates
+            and _public(definition.name)
+            and signature(definition.text) not in head
+            # Another file mentions it: a member only its own file calls is no one's next line.
+            and index.mentioned(definition.name) >= 2
+        ):
+            candidates[definition.name] = Located(owner.path, definition)
+    ranked = sorted(
+        candidates.values(),
+        key=lambda located: (-index.mentioned(located.definition.name), located.definition.line),
+    )[:MEMBER_LINES]
+    ranked.sort(key=lambda located: located.definition.line)
+    return "\n".join(signature(located.definition.text) for located in ranked)
+
+
+def signature(text: str) -> str:
+    """A member's signature on one line: lines joined until its parentheses close."""
+    lines = text.split("\n")
+    joined = lines[0].rstrip()
+    for line in lines[1:SIGNATURE_LINES]:
+        if joined.count("(") <= joined.count(")"):
+            break
+        joined += " " + line.strip()
+    if len(joined) > SIGNATURE_CHARS:
+        joined = joined[: SIGNATURE_CHARS - 1] + "…"
+    return joined
+
+
+def _public(name: str) -> bool:
+    return not name.startswith("_") or name in ("__init__", "__call__")
