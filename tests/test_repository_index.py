@@ -221,3 +221,17 @@ async def test_watcher_reflects_create_modify_delete_and_rename(tmp_path):
     finally:
         await index.stop_watching()
         index.close()
+
+
+def test_a_headers_mentions_come_back_interned_from_a_pickle():
+    """Headers cross a process boundary (the parser pool) and come back from the disk cache:
+    their mentions must be the interpreter's one copy of each name, not a copy per file."""
+    import pickle
+    import sys
+
+    source = b"import os\n\ndef render_lines(console):\n    return console.render_lines()\n"
+    header = extract_header("a.py", "python", source)
+    back = pickle.loads(pickle.dumps(header))
+    assert back == header and "render_lines" in back.mentions
+    # A name built at run time is a different object until interned; the unpickled one is it.
+    assert all(sys.intern("".join(list(name))) is name for name in back.mentions)
