@@ -33,7 +33,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -346,42 +346,37 @@ def crates(
     )
 
 
+def _uses(code: str, name: str) -> Iterator[int]:
+    """Where ``name`` occurs in ``code`` as a whole word."""
+    at = code.find(name)
+    while at != -1:
+        end = at + len(name)
+        if (at == 0 or not (code[at - 1].isalnum() or code[at - 1] in "_$")) and (
+            end == len(code) or not (code[end].isalnum() or code[end] in "_$")
+        ):
+            yield at
+        at = code.find(name, end)
+
+
 def qualified_only(code: str, name: str, owners: frozenset[str]) -> bool:
     """Every use of ``name`` on the line is qualified by one of ``owners`` (``errors.New``,
     ``fmt::Formatter``)."""
     if not owners:
         return False
-    at = code.find(name)
     seen = False
-    while at != -1:
-        end = at + len(name)
-        whole = (at == 0 or not (code[at - 1].isalnum() or code[at - 1] in "_$")) and (
-            end == len(code) or not (code[end].isalnum() or code[end] in "_$")
-        )
-        if whole:
-            before = code[:at].rstrip()
-            if before.endswith("::"):
-                before = before[:-2]
-            elif before.endswith("."):
-                before = before[:-1]
-            else:
-                return False
-            # The path's first part decides: `std::mem::replace`, `os.path.join`.
-            while True:
-                start = len(before)
-                while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_$"):
-                    start -= 1
-                owner, before = before[start:], before[:start].rstrip()
-                if before.endswith("::"):
-                    before = before[:-2]
-                elif before.endswith(".") and not before.endswith(".."):
-                    before = before[:-1]
-                else:
-                    break
-            if owner not in owners:
-                return False
-            seen = True
-        at = code.find(name, end)
+    for at in _uses(code, name):
+        before, owner = code[:at].rstrip(), ""
+        # Back through the path to its first part, which decides: `std::mem::replace`,
+        # `os.path.join`.
+        while before.endswith("::") or (before.endswith(".") and not before.endswith("..")):
+            before = before[: -2 if before.endswith("::") else -1]
+            start = len(before)
+            while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_$"):
+                start -= 1
+            owner, before = before[start:], before[:start].rstrip()
+        if owner not in owners:
+            return False
+        seen = True
     return seen
 
 
@@ -395,18 +390,11 @@ _PYTHON_BUILTINS = frozenset(dir(builtins))
 
 def attribute_only(code: str, name: str) -> bool:
     """Every use of ``name`` on the line follows a dot (``x.name``): a member, not a name."""
-    at = code.find(name)
     seen = False
-    while at != -1:
-        end = at + len(name)
-        whole = (at == 0 or not (code[at - 1].isalnum() or code[at - 1] in "_$")) and (
-            end == len(code) or not (code[end].isalnum() or code[end] in "_$")
-        )
-        if whole:
-            if code[:at].rstrip()[-1:] != ".":
-                return False
-            seen = True
-        at = code.find(name, end)
+    for at in _uses(code, name):
+        if code[:at].rstrip()[-1:] != ".":
+            return False
+        seen = True
     return seen
 
 

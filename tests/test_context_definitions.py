@@ -196,19 +196,18 @@ def test_a_cold_build_parses_what_open_documents_import_first(tmp_path: Path):
     assert "pkg/m199.py" in index
 
 
+def _long_flask(last_members: str) -> dict[str, str]:
+    """A package whose class has thirty helpers nobody calls, then ``last_members``."""
+    members = "".join(f"    def helper_{j}(self, value: int) -> int: ...\n" for j in range(30))
+    head = "class Flask:\n    '''The application.'''\n"
+    return {"web/__init__.py": "", "web/app.py": head + members + last_members}
+
+
 async def test_a_used_method_far_down_a_class_comes_with_only_the_classs_head(tmp_path: Path):
     """`app = Flask(...)` then `app.route(...)` (issue 29): the method, far down a long class,
     is in the prompt under its class line; with it shown on its own, the class itself shows
     only its first lines instead of thirty members nobody uses."""
-    members = "".join(f"    def helper_{j}(self, value: int) -> int: ...\n" for j in range(30))
-    files = {
-        "web/__init__.py": "",
-        "web/app.py": (
-            "class Flask:\n    '''The application.'''\n"
-            + members
-            + "    def route(self, rule: str, methods: list[str]) -> None: ...\n"
-        ),
-    }
+    files = _long_flask("    def route(self, rule: str, methods: list[str]) -> None: ...\n")
     # Three other classes declare a route too: by name alone, `route` would be anyone's.
     for other in ("Router", "Blueprint", "Site"):
         files[f"web/{other.lower()}.py"] = (
@@ -378,19 +377,12 @@ async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
     line each (here `test_client`, which two other files call), not the thirty helpers nobody
     calls; a Rust type's impl blocks are not listed under it (they took the budget of the
     definitions the next line needed)."""
-    members = "".join(f"    def helper_{j}(self, value: int) -> int: ...\n" for j in range(30))
-    files = {
-        "web/__init__.py": "",
-        "web/app.py": (
-            "class Flask:\n    '''The application.'''\n"
-            + members
-            + "    def route(self, rule: str) -> None: ...\n"
-            + "    def test_client(\n        self, use_cookies: bool = True\n"
-            + "    ) -> 'Client': ...\n"
-        ),
-        "tests/test_a.py": "def test_a(app):\n    app.test_client().get('/')\n",
-        "tests/test_b.py": "def test_b(app):\n    app.test_client().post('/')\n",
-    }
+    files = _long_flask(
+        "    def route(self, rule: str) -> None: ...\n"
+        "    def test_client(\n        self, use_cookies: bool = True\n    ) -> 'Client': ...\n"
+    )
+    files["tests/test_a.py"] = "def test_a(app):\n    app.test_client().get('/')\n"
+    files["tests/test_b.py"] = "def test_b(app):\n    app.test_client().post('/')\n"
     text = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x')\n"
     files["main.py"] = text
     write(tmp_path, files)
