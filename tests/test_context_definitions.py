@@ -13,6 +13,7 @@ from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
 from engine.definitions import RepositoryContext
 from engine.place import Place
+from engine.repository.headers import extract_header
 from engine.repository.imports import ImportResolver
 from engine.repository.index import RepositoryIndex
 from engine.repository.usage import name_usage
@@ -410,3 +411,35 @@ async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
     enum = next(e.text for e in context.repository if e.text.startswith("pub enum Item"))
     assert "is_value" not in enum and "fn default" not in enum
     assert any("pub fn as_value(&self)" in e.text for e in context.repository)
+
+
+async def test_a_typescript_namespace_is_a_declaration_with_its_exports_as_members(
+    tmp_path: Path,
+):
+    """zod's `export namespace errorUtil { export type ErrMessage = ... }` (and a `.d.ts`'s
+    `declare namespace`): the namespace is declared, its exports are its members, and a file
+    that imports it and writes `errorUtil.ErrMessage` gets that member's line."""
+    files = {
+        "src/errorUtil.ts": (
+            "export namespace errorUtil {\n"
+            "  export type ErrMessage = string | { message?: string };\n"
+            "  export const errToObj = (message?: ErrMessage) => message;\n"
+            "}\n"
+        ),
+        "src/types.d.ts": "export declare namespace objectUtil {\n  export type flat<T> = T;\n}\n",
+    }
+    header = extract_header("src/types.d.ts", "typescript", files["src/types.d.ts"].encode())
+    assert [(d.name, d.container) for d in header.definitions] == [
+        ("objectUtil", None),
+        ("flat", "objectUtil"),
+    ]
+    text = (
+        'import { errorUtil } from "./errorUtil";\n\n'
+        "export function max(message?: errorUtil.ErrMessage) {\n  return message;\n}\n"
+    )
+    files["src/checks.ts"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "src/checks.ts", text, len(text))
+    prompt = QWEN.render(context)
+    assert "export namespace errorUtil {" in prompt
+    assert "type ErrMessage = string | { message?: string };" in prompt

@@ -41,8 +41,19 @@ SIGNATURES = {
 CONTAINERS = {
     "python": {"class_definition"},
     "javascript": {"class_declaration"},
-    "typescript": {"class_declaration", "abstract_class_declaration", "interface_declaration"},
-    "tsx": {"class_declaration", "abstract_class_declaration", "interface_declaration"},
+    # `namespace errorUtil { export type ErrMessage = ... }`: its exports are its members.
+    "typescript": {
+        "class_declaration",
+        "abstract_class_declaration",
+        "interface_declaration",
+        "internal_module",
+    },
+    "tsx": {
+        "class_declaration",
+        "abstract_class_declaration",
+        "interface_declaration",
+        "internal_module",
+    },
     "go": set(),
     "rust": {"impl_item", "trait_item"},
     "java": {
@@ -85,6 +96,7 @@ SHORT_DECLARATIONS = {
 }
 WRAPPERS = {
     "export_statement",
+    "ambient_declaration",  # `declare namespace`, `declare function` (.d.ts files)
     "decorated_definition",
     "expression_statement",
     "template_declaration",
@@ -104,6 +116,9 @@ MEMBER_SIGNATURES = {
     "declaration",
     "enum_constant",
     "function_declaration",
+    # A namespace's exported constants and types.
+    "lexical_declaration",
+    "type_alias_declaration",
 }
 BODY_FIELDS = ("body", "block")
 BODY_TYPES = {
