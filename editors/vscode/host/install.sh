@@ -13,5 +13,8 @@ if ! dpkg -s "${packages[@]}" > /dev/null 2>&1; then
     $sudo apt-get install -y -q "${packages[@]}" \
         || { $sudo apt-get update -q && $sudo apt-get install -y -q "${packages[@]}"; }
 fi
+# Before npm ci, not as the package's preinstall: npm 11 runs a root preinstall only after the
+# dependencies' install scripts, and code-server's would already have tried GitHub and failed.
+node ripgrep-cache.mjs
 # node-pty's build runs `npx node-gyp`; as root npm needs these to run it unattended.
 npm_config_unsafe_perm=true npm_config_yes=true npm ci --no-audit --no-fund
