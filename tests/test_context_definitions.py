@@ -85,6 +85,16 @@ def test_declarations_are_followed_through_reexports_and_star_exports(tmp_path: 
     assert [x.path for x in found] == ["web/reply.ts"] and found[0].definition.name == "Reply"
 
 
+async def _written_context(
+    root: Path, files: dict[str, str], name: str, text: str, cursor: int | None = None
+):
+    """The repository ``files`` with ``text`` as ``name``, written; the context at ``cursor``
+    (the end of ``text`` unless given) in ``name``."""
+    files[name] = text
+    write(root, files)
+    return await _context(root, name, text, len(text) if cursor is None else cursor)
+
+
 async def _context(root: Path, name: str, text: str, cursor: int, budget: int = 2048):
     workspace = Workspace(None)
     workspace.add_folder(root, watch=False)
@@ -113,9 +123,7 @@ async def test_the_prompt_holds_what_the_file_uses_even_when_imported_late(tmp_p
         + "import json\ntry:\n    from app.target import Needle\nexcept ImportError:\n    pass\n\n"
     )
     text += "def use():\n    n = Needle()\n    n."
-    files["app/main.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "app/main.py", text, len(text))
+    context = await _written_context(tmp_path, files, "app/main.py", text)
     prompt = QWEN.render(context)
     assert "class Needle:" in prompt and "def sharpen(self, edge: int) -> float" in prompt
     assert exact(prompt) <= 2048
@@ -215,9 +223,7 @@ async def test_a_used_method_far_down_a_class_comes_with_only_the_classs_head(tm
             f"class {other}:\n    def route(self, path: str) -> '{other}': ...\n"
         )
     text = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x', ['GET'])\n"
-    files["main.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "main.py", text, len(text))
+    context = await _written_context(tmp_path, files, "main.py", text)
     prompt = QWEN.render(context)
     assert "def route(self, rule: str, methods: list[str]) -> None" in prompt
     assert "class Flask:" in prompt
@@ -251,9 +257,7 @@ async def test_a_method_inherited_from_a_base_class_in_another_file_is_found(tmp
         "from web.app import Flask\n\napp = Flask('demo')\n"
         "app.register_blueprint(bp, '/x')\n@app.route('/')\ndef index(): ...\n"
     )
-    files["main.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "main.py", text, len(text))
+    context = await _written_context(tmp_path, files, "main.py", text)
     entries = [e.text for e in context.repository]
     inherited = next(e for e in entries if "def register_blueprint(self, blueprint" in e)
     assert inherited.startswith("class App(Scaffold):")
@@ -302,9 +306,7 @@ async def test_a_package_imported_whole_shows_its_exports_most_used_first(tmp_pa
         files[f"scripts/s{number}.py"] = "import cli\n\ncli.echo('hi')\n"
     files["scripts/c.py"] = "import cli\n\nclass Mine(cli.Command): ...\n"
     text = "import cli\n\n\ndef main() -> None:\n    \n"
-    files["main.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "main.py", text, len(text) - 1)
+    context = await _written_context(tmp_path, files, "main.py", text, len(text) - 1)
     exports = next(e.text for e in context.repository if e.path == "cli/__init__.py")
     lines = exports.splitlines()
     assert lines[0] == "def echo(message: str, err: bool = False) -> None: ..."
@@ -341,9 +343,8 @@ async def test_a_pytest_fixture_comes_from_the_nearest_conftest(tmp_path: Path):
         "src/three.py": "def runner(): ...\ndef app(): ...\n",
     }
     text = "def test_view(app, runner):\n    result = runner.invoke(app)\n    \n"
-    files["tests/web/test_views.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "tests/web/test_views.py", text, len(text) - 1)
+    name = "tests/web/test_views.py"
+    context = await _written_context(tmp_path, files, name, text, len(text) - 1)
     prompt = QWEN.render(context)
     assert "def runner(request) -> 'Runner'" in prompt
     nearest = prompt.find("def app() -> 'WebApp'")
@@ -363,9 +364,7 @@ async def test_a_member_shown_within_its_class_is_not_shown_again(tmp_path: Path
         ),
     }
     text = "from shapes.box import Box\n\nb = Box()\nb.area()\nb.grow(2)\n"
-    files["main.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "main.py", text, len(text))
+    context = await _written_context(tmp_path, files, "main.py", text)
     entries = [e.text for e in context.repository]
     assert sum("def area(self) -> float" in e for e in entries) == 1
     assert sum("def grow(self, by: float)" in e for e in entries) == 1
@@ -385,9 +384,7 @@ async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
     files["tests/test_a.py"] = "def test_a(app):\n    app.test_client().get('/')\n"
     files["tests/test_b.py"] = "def test_b(app):\n    app.test_client().post('/')\n"
     text = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x')\n"
-    files["main.py"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "main.py", text, len(text))
+    context = await _written_context(tmp_path, files, "main.py", text)
     head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
     assert "    def test_client( self, use_cookies: bool = True ) -> 'Client': ..." in head
     assert "helper_29" not in head
@@ -437,9 +434,7 @@ async def test_a_typescript_namespace_is_a_declaration_with_its_exports_as_membe
         'import { errorUtil } from "./errorUtil";\n\n'
         "export function max(message?: errorUtil.ErrMessage) {\n  return message;\n}\n"
     )
-    files["src/checks.ts"] = text
-    write(tmp_path, files)
-    context = await _context(tmp_path, "src/checks.ts", text, len(text))
+    context = await _written_context(tmp_path, files, "src/checks.ts", text)
     prompt = QWEN.render(context)
     assert "export namespace errorUtil {" in prompt
     assert "type ErrMessage = string | { message?: string };" in prompt
