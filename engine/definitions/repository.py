@@ -169,11 +169,15 @@ class RepositoryContext:
             # What the lines around the cursor use, then what the code further out uses.
             nearest = (usage.near(block * BLOCK_LINES), usage.near(block * BLOCK_LINES, 3))
             found = needed_definitions(index, relative, header, usage, nearest)
-            # A class whose members the file uses shows its head only: those members follow
-            # as their own entries, and the rest of its body would take their budget.
+            # A class whose members the file uses shows its head and a line for each of a few
+            # other members: the used ones follow as their own entries, and the rest of its
+            # body would take their budget.
             used_members = {(m.path, m.definition.container) for m in found}
             separate = {m.definition.name for m in found if m.definition.container is not None}
             for located in found:
+                before = shown.setdefault(located.path, [])
+                if any(located.definition.text in earlier for earlier in before):
+                    continue  # shown already: a member within its class's lines, a repeat
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in used_members:
                     lines = min(lines, HEAD_LINES_WITH_MEMBERS)
@@ -185,9 +189,6 @@ class RepositoryContext:
                 ):
                     # Its other members, one line each: the next line may call one.
                     text += "\n" + others
-                before = shown.setdefault(located.path, [])
-                if any(located.definition.text in earlier for earlier in before):
-                    continue  # shown already: a member within its class's lines, a repeat
                 before.append(text)
                 snippets.append(Snippet(located.key, located.path, text))
                 if located.path not in declaring:
