@@ -5,7 +5,8 @@ are sampled at lines that use a name declared in another file of the same reposi
 two places: a name declared everywhere names nothing in particular). The line is emptied (the
 user is about to write it), the real daemon (``python -m lsp`` over stdio) is asked for an
 inline completion there, and the prompt it sends is captured by a recording server whose
-``/tokenize`` counts with a real BPE tokenizer (SmolLM2's, from the embedded model). A name
+``/tokenize`` counts with a real BPE tokenizer (SmolLM2's, from the embedded model; the model
+list names its folder, so the daemon counts with it at once, as beside vLLM). A name
 counts as present when the prompt holds its declaration's head (``def name(``, ``class Name``,
 ``export function name`` as the source writes it).
 
@@ -44,6 +45,7 @@ from bench.common import lsp_client
 from engine.definitions.repository import REPOSITORY_SHARE
 from engine.repository.headers import FileHeader, parse
 from engine.repository.index import RepositoryIndex
+from engine.repository.languages import language_for
 from engine.repository.parsing import InProcessParser
 from engine.repository.symbols import identifiers
 from tests.support.corpus import OTHER_LANGUAGES, PROJECTS, Project, project_root
@@ -309,6 +311,19 @@ STANDARD_MEMBERS: dict[str, frozenset[str]] = {
         ).split()
     ),
 }
+
+
+# Languages whose files use each other's declarations (C++ includes C headers; TypeScript
+# imports JavaScript). Any other pair never does: a Java `sb.append(s)` is StringBuilder's,
+# whatever the repository's Python declares.
+_FAMILIES = {"cpp": "c", "tsx": "typescript", "javascript": "typescript"}
+
+
+def same_family(path: str, other: str) -> bool:
+    """Whether code in ``other`` can use a declaration of ``path``: their languages are one
+    family (jpype's Java files call no method of its C++ and Python)."""
+    first, second = language_for(path), language_for(other)
+    return _FAMILIES.get(first or "", first) == _FAMILIES.get(second or "", second)
 
 
 def outside_owners(index: RepositoryIndex, path: str, header: FileHeader) -> frozenset[str]:
@@ -636,7 +651,11 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                     # `row_count = ...` declare a name, they need no other file's), or a
                     # method of the language's own types (`"".join`, `v.len()`, `xs.push`).
                     continue
-                places = [p for p in index.declarations(name) if p.path != path]
+                places = [
+                    p
+                    for p in index.declarations(name)
+                    if p.path != path and same_family(p.path, path)
+                ]
                 if not places or len({p.path for p in places}) > 2 or len(places) > 3:
                     continue
                 anchors = tuple(
@@ -696,6 +715,10 @@ async def capture_prompts(
     async with fake_server() as server:
         server.reply = ""
         server.token_counter = counter
+        # The daemon beside the server (team mode, a workstation's vLLM) counts tokens with the
+        # served tokenizer at once; over /tokenize alone the counts arrive after a few
+        # keystrokes and two requests would catch the file's window half filled.
+        server.model_root = str(embedded_model_root())
         options = {
             "instruct": {"base_url": server.base_url, "timeout_s": 30},
             "completion": {"prompt_token_budget": budget, "debounce_ms": 0},
@@ -787,12 +810,16 @@ class Retrieval:
         return "\n".join(picked)
 
 
+def embedded_model_root() -> Path:
+    from engine.local.embedded_model import ensure_embedded_model
+
+    return ensure_embedded_model()
+
+
 def smollm_counter() -> Callable[[str], int]:
     from tokenizers import Tokenizer
 
-    from engine.local.embedded_model import ensure_embedded_model
-
-    tokenizer = Tokenizer.from_file(str(ensure_embedded_model() / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(embedded_model_root() / "tokenizer.json"))
 
     def count(text: str) -> int:
         # The FIM markers are single tokens of a FIM model's tokenizer (SmolLM2 has none).

@@ -88,6 +88,7 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
         code_only,
         parameters,
         qualified_only,
+        same_family,
     )
 
     python = ["def f(", "    flush: bool = False,", "    title='Align',", "):", "g(lambda a, b: a)"]
@@ -114,6 +115,11 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
         bound_names(["let s = Span::splat(p);", "D: serde::de::X<'de>, std::vector<int> v;"])
     )
     assert "f64" in BUILTINS["rust"] and "append" in BUILTINS["go"]
+    # A name counts only where the line's language can reach it: jpype's Java calls no C++.
+    assert same_family("native/common/include/jp_class.h", "src/greenlet/greenlet.cpp")
+    assert same_family("src/index.js", "src/types.ts")
+    assert not same_family("native/common/include/jp_class.h", "native/java/org/A.java")
+    assert not same_family("jpype/_core.py", "native/java/org/A.java")
     # A Rust raw string's inner quotes do not end it: `value` below is text, `parse` code.
     assert code_only('t = r#"a = { s = "value" }"#; parse(t)', "rust") == "t =  ; parse(t)"
     assert code_only("let c = chars.next(); r(x)", "rust") == "let c = chars.next(); r(x)"

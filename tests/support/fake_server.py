@@ -40,6 +40,9 @@ class FakeServer:
     trickle_s: float = 0.05
     # /tokenize with a real tokenizer (benchmarks); default: a token per character.
     token_counter: Callable[[str], int] | None = None
+    # The folder the model list says the model was loaded from (vLLM's ``root``): a daemon
+    # beside the server reads its tokenizer.json and counts tokens without a round trip.
+    model_root: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -70,7 +73,10 @@ async def fake_server() -> AsyncIterator[FakeServer]:
     state = FakeServer(port=0)
 
     async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake-qwen-coder"}]})
+        model: dict[str, object] = {"id": "fake-qwen-coder"}
+        if state.model_root is not None:
+            model["root"] = state.model_root
+        return web.json_response({"object": "list", "data": [model]})
 
     async def tokenize(request: web.Request) -> web.Response:
         body = await request.json()
