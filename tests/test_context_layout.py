@@ -187,3 +187,57 @@ def test_a_new_must_have_evicts_from_the_tail_and_keeps_the_head():
     second = tier.entries(ranked("gabcd"), cost, budget=100)
     assert [e.path for e in second][:3] == ["pkg/a.py", "pkg/b.py", "pkg/c.py"]
     assert "pkg/g.py" in [e.path for e in second] and tier.rebuilds == 0 and tier.evictions >= 1
+
+
+async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_only_shrink(
+    tmp_path: Path,
+):
+    """A short file uses little of the window's and header's shares: the tier takes that room
+    (more of the definitions the file uses reach the prompt); typing changes its size only when
+    the file outgrows a step, and then by cutting the tail (the head stays cached)."""
+    root = tmp_path / "repo"
+    (root / "app").mkdir(parents=True)
+    methods = "".join(f"    def step_{n}(self, v):\n        return v + {n}\n" for n in range(8))
+    (root / "app" / "lib.py").write_text(
+        "".join(f'class Helper{i}:\n    """Helper {i}."""\n{methods}\n' for i in range(30))
+    )
+    uses = "".join(f"    Helper{i}()\n" for i in range(30))
+    head = "from app.lib import *\n\n\ndef run(a, b):\n" + uses
+    workspace = Workspace(tmp_path / "cache")
+    workspace.add_folder(root, watch=False)
+    await workspace.ready()
+    path = root / "app" / "main.py"
+    builder = ContextBuilder(RepositoryContext(workspace), words_counter())
+    budget, share = 2048, 1024
+
+    async def tier_at(text: str) -> tuple[list[str], int]:
+        workspace.documents.opened(path.as_uri(), "app/main.py", "python", text)
+        request = CompletionRequest(Place(path.as_uri(), path=path), "python", text, len(text))
+        builder.build(request, budget)
+        await builder.counts.settle()
+        context = builder.build(request, budget)
+        assert context is not None
+        prompt = QWEN.render(context)
+        builder.counts.count(prompt)
+        await builder.counts.settle()
+        assert builder.counts.count(prompt) <= budget
+        texts = [entry.text for entry in context.repository]
+        return texts, sum(builder.counts.count(t) for t in texts)
+
+    short, short_tokens = await tier_at(head + "    ")
+    # The index ranks more than either tier holds; the short file's tier holds more of it.
+    assert short_tokens > share
+    typed, _ = await tier_at(head + "    x = Helper1(")
+    assert typed == short  # a keystroke within a step: the same tier, byte for byte
+    sizes = [short_tokens]
+    lines = ""
+    for count in range(1, 100):
+        lines += f"    value_{count} = Helper{count % 30}() + {count}\n"
+        texts, tokens = await tier_at(head + lines + "    ")
+        assert texts == short[: len(texts)]  # the tail cut, the head as it was
+        sizes.append(tokens)
+    # Shrinks in a few steps as the file grows, never grows back, and ends within the share
+    # once the file is longer than its window.
+    assert all(b <= a for a, b in itertools.pairwise(sizes)), sizes
+    assert len(set(sizes)) <= 10 and sizes[-1] <= share, sizes
+    await workspace.aclose()

@@ -65,6 +65,8 @@ class RepositoryContext:
         self._usages: dict[str, tuple[str, FileHeader | None, NameUsage]] = {}
         self._export_texts: dict[tuple[object, ...], str] = {}
         self._shuffle = random.Random(0)
+        # Per repository, the room beyond its share the last completion gave the tier.
+        self._rooms: dict[Path, int] = {}
 
     def locate(self, file: FileAt) -> tuple[RepositoryIndex | None, str | None]:
         """The index holding the file and its path there; else the path the editor gave."""
@@ -80,13 +82,21 @@ class RepositoryContext:
         counts: TokenCounts,
         layout: Layout = "stable",
         located: tuple[RepositoryIndex | None, str | None] | None = None,
+        room: int | None = None,
     ) -> tuple[str | None, tuple[ContextEntry, ...]]:
-        """The workspace's name and the tier for ``file``, within ``budget`` tokens.
+        """The workspace's name and the tier for ``file``, within ``budget`` tokens and
+        ``room`` more that the rest of the prompt leaves unused (a short current file's
+        share); None: the room the last completion in this repository had, so that an
+        action's prompt leads with the tier the completions left in vLLM's cache.
         ``located``: what :meth:`locate` said of ``file``, when the caller asked already."""
         index, relative = located or self.locate(file)
         if index is None or relative is None:
             return file.workspace_name, ()
-        return index.name, tuple(self._tier(index, relative, file, budget, counts, layout))
+        if room is None:
+            room = self._rooms.get(index.root, 0)
+        else:
+            self._rooms[index.root] = room
+        return index.name, tuple(self._tier(index, relative, file, budget, room, counts, layout))
 
     def fit(self, header: str, budget: int) -> str:
         """The header's first lines that fit ``budget`` by an upper bound of their tokens: a
@@ -113,9 +123,12 @@ class RepositoryContext:
         relative: str,
         file: FileAt,
         budget: int,
+        room: int,
         counts: TokenCounts,
         layout: Layout,
     ) -> list[ContextEntry]:
+        """The ranking is made for ``budget`` (its snippets' texts depend on it and must not
+        change with ``room``); the tier holds ``budget + room`` tokens of it."""
         assert self.workspace is not None
         live = {
             d.relative: d for d in self.workspace.documents.by_recency() if d.relative is not None
@@ -139,7 +152,7 @@ class RepositoryContext:
         return tier.entries(
             ranked,
             cost,
-            budget,
+            budget + room,
             alive=lambda p: p in index or p in live,
             version=(counts.version, index.generation),
         )

@@ -28,6 +28,9 @@ FILE_HEADER_SHARE = 0.06
 CURSOR_LINE_SHARE = 0.04
 # The template's own markers, the repository name and the current file's path.
 TEMPLATE_TOKENS = 24
+# A short file leaves most of its shares unused: the repository tier gets that room, in steps of
+# this share of the budget, with a step or two held back for the lines the user types next.
+ROOM_STEP_SHARE = 1 / 16
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,18 @@ class ContextBuilder:
                     document.header.text, int(budget * FILE_HEADER_SHARE)
                 )
             file_header = anchors.file_header
-        workspace_name, repository = self.repository.entries(
-            file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located
-        )
         # The text after the cursor's line changes only with the line, the cursor's line with
         # every keystroke: it is bounded without asking the tokenizer for a count each time.
         below = window.suffix[len(window.line_suffix) :]
+        room = 0
+        if self._layout != "naive":
+            whole_file = window.start_line == 0 and len(window.prefix) + len(
+                window.line_prefix
+            ) + len(window.suffix) == len(request.text)
+            room = self._room(anchors, budget, whole_file, window.prefix, below)
+        workspace_name, repository = self.repository.entries(
+            file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located, room
+        )
         repository = self._within_budget(
             repository,
             budget,
@@ -123,6 +132,22 @@ class ContextBuilder:
             repository=repository,
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
+
+    def _room(self, anchors: WindowAnchors, budget: int, whole_file: bool, *parts: str) -> int:
+        """The tokens of the file's shares (window and header) that the repository tier may
+        take: while the whole file is in the prompt, what its text leaves unused, held back
+        in steps so that typing changes the tier's size rarely, and only downwards; none
+        once the file outgrows its window (a long file's window fills its shares)."""
+        shares = int(budget * PREFIX_SHARE) + int(budget * SUFFIX_SHARE)
+        shares += int(budget * FILE_HEADER_SHARE)
+        if not whole_file:
+            anchors.reserved = shares
+        elif anchors.reserved < shares:
+            step = max(1, int(budget * ROOM_STEP_SHARE))
+            used = sum(self.counts.upper(part) for part in parts)
+            if used + step > anchors.reserved:
+                anchors.reserved = min(shares, (used // step + 2) * step)
+        return shares - anchors.reserved
 
     def _within_budget(
         self, repository: tuple[ContextEntry, ...], budget: int, cursor_line: int, *parts: str

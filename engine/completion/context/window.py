@@ -32,6 +32,9 @@ class WindowAnchors:
     # Placed on upper bounds (real counts still on their way): placed once more when they are
     # in, so that a window opened before its counts arrived still fills its budget.
     provisional: bool = False
+    # Tokens of the file's shares held for its text (engine.completion.context.builder): only
+    # grows while the document is open, so the repository tier's room shrinks in few steps.
+    reserved: int = 0
 
 
 @dataclass(frozen=True)
