@@ -221,14 +221,3 @@ def test_written_and_constructed_types_send_a_method_call_to_that_class():
     assert python.type_of("same") is None and python.type_of("low") is None
     assert typescript.type_of("client") == "Client"
     assert name_usage("const c = new Client();\n", language="javascript").types == ()
-    # A parameter stored whole keeps its type (`self.ctx.command_path` is Context's); a value
-    # computed from it does not.
-    stored = name_usage(
-        "def __init__(self, ctx: Context):\n    self.ctx = ctx\n    self.n = ctx.depth + 1\n"
-        "    self.kept = ctx  # for later\n",
-        language="python",
-    )
-    assert stored.type_of("self.ctx") == "Context" and stored.type_of("self.kept") == "Context"
-    assert stored.type_of("self.n") is None
-    java = name_usage("Parser(Options opts, Config cfg) {\n  this.cfg = cfg;\n", language="java")
-    assert java.type_of("this.cfg") is None  # Java writes the type first: not read here

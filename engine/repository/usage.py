@@ -4,7 +4,6 @@ pause."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -89,11 +88,10 @@ def annotated_type(text: str, end: int, go_style: bool) -> str | None:
     return match.group()
 
 
-def assigned_type(text: str, end: int, known: Mapping[str, str] | None = None) -> str | None:
+def assigned_type(text: str, end: int) -> str | None:
     """The class a name is assigned an instance of: ``= Name(``, ``= new Name(``,
-    ``= Name::new(`` / ``= Name {`` (Rust), the name capitalized; or, with ``known`` (the types
-    found so far), the type of the name assigned as a whole (``self.ctx = ctx`` after ``ctx:
-    Context``). A bounded look ahead, no regex backtracking: linear in the text."""
+    ``= Name::new(`` / ``= Name {`` (Rust), the name capitalized. A bounded look ahead, no
+    regex backtracking: linear in the text."""
     limit = min(len(text), end + 80)
     at = end
     while at < limit and text[at] == " ":
@@ -106,18 +104,9 @@ def assigned_type(text: str, end: int, known: Mapping[str, str] | None = None) -
     if text.startswith("new ", at):
         at += 4
     match = IDENTIFIER.match(text, at, limit)
-    if match is None:
+    if match is None or not match.group()[:1].isupper():
         return None
     after = match.end()
-    if not match.group()[:1].isupper():
-        if known is None:
-            return None
-        rest = after
-        while rest < limit and text[rest] == " ":
-            rest += 1
-        # The name is the whole value: `self.ctx = ctx`, `this.ctx = ctx;`, a comment after.
-        whole = rest >= len(text) or text[rest] in "\n\r;#" or text.startswith("//", rest)
-        return known.get(match.group()) if whole else None
     if text.startswith("::", after):  # Rust: Name::new(...), Name::from(...)
         call = IDENTIFIER.match(text, after + 2, limit)
         return (
@@ -126,12 +115,9 @@ def assigned_type(text: str, end: int, known: Mapping[str, str] | None = None) -
     return match.group() if text[after : after + 1] in ("(", "{") else None
 
 
-def written_type(
-    text: str, end: int, go_style: bool, known: Mapping[str, str] | None = None
-) -> str | None:
-    """The class the text gives the name ending at ``end``: annotated, else constructed or
-    assigned from a name of ``known`` type."""
-    return annotated_type(text, end, go_style) or assigned_type(text, end, known)
+def written_type(text: str, end: int, go_style: bool) -> str | None:
+    """The class the text gives the name ending at ``end``: annotated, else constructed."""
+    return annotated_type(text, end, go_style) or assigned_type(text, end)
 
 
 def name_usage(
@@ -176,7 +162,7 @@ def name_usage(
                 and len(types) < MAX_TYPES
             ):
                 # `self.console = Console(...)`, `self.options: Options`: the attribute's class.
-                kind = written_type(text, match.end(), go_style=False, known=types)
+                kind = written_type(text, match.end(), go_style=False)
                 if kind is not None:
                     types[dotted] = kind
         else:
@@ -184,7 +170,7 @@ def name_usage(
                 block.add(name)
             chain = [name]
             if annotated and name not in types and len(types) < MAX_TYPES:
-                kind = written_type(text, match.end(), go_style, known=types)
+                kind = written_type(text, match.end(), go_style)
                 if kind is not None and kind != name:
                     types[name] = kind
             if name in imported and name not in seen_once:
