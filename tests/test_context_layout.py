@@ -11,6 +11,7 @@ from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchore
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
 from engine.definitions import RepositoryContext
+from engine.definitions.repository import FileAt
 from engine.definitions.tier import RepositoryTier, Snippet
 from engine.place import Place
 from engine.workspace import Workspace
@@ -229,6 +230,12 @@ async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_onl
     assert short_tokens > share
     typed, _ = await tier_at(head + "    x = Helper1(")
     assert typed == short  # a keystroke within a step: the same tier, byte for byte
+    # An action asks without a room: it gets the last completion's, so the same tier leads.
+    text = head + "    x = Helper1("
+    _, action = builder.repository.entries(
+        FileAt(Place(path.as_uri(), path=path), text, len(text)), share, builder.counts
+    )
+    assert [entry.text for entry in action] == short
     sizes = [short_tokens]
     lines = ""
     for count in range(1, 100):

@@ -77,6 +77,7 @@ class ContextBuilder:
         if name is not None and is_denied(name, self._extra_deny):
             return None
         prefix_budget, suffix_budget = int(budget * PREFIX_SHARE), int(budget * SUFFIX_SHARE)
+        header_budget = int(budget * FILE_HEADER_SHARE)
         anchors = self._anchors.setdefault(request.document_uri, WindowAnchors())
         if self._layout == "naive":
             window = sliding_window(
@@ -94,19 +95,17 @@ class ContextBuilder:
         file_header = ""
         if window.start_line > 0 and document is not None and document.header is not None:
             if not anchors.file_header:
-                anchors.file_header = self.repository.fit(
-                    document.header.text, int(budget * FILE_HEADER_SHARE)
-                )
+                anchors.file_header = self.repository.fit(document.header.text, header_budget)
             file_header = anchors.file_header
         # The text after the cursor's line changes only with the line, the cursor's line with
         # every keystroke: it is bounded without asking the tokenizer for a count each time.
         below = window.suffix[len(window.line_suffix) :]
         room = 0
         if self._layout != "naive":
-            whole_file = window.start_line == 0 and len(window.prefix) + len(
-                window.line_prefix
-            ) + len(window.suffix) == len(request.text)
-            room = self._room(anchors, budget, whole_file, window.prefix, below)
+            shown = len(window.prefix) + len(window.line_prefix) + len(window.suffix)
+            whole_file = window.start_line == 0 and shown == len(request.text)
+            shares = prefix_budget + suffix_budget + header_budget
+            room = self._room(anchors, budget, shares, whole_file, window.prefix, below)
         workspace_name, repository = self.repository.entries(
             file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located, room
         )
@@ -133,13 +132,13 @@ class ContextBuilder:
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
 
-    def _room(self, anchors: WindowAnchors, budget: int, whole_file: bool, *parts: str) -> int:
-        """The tokens of the file's shares (window and header) that the repository tier may
-        take: while the whole file is in the prompt, what its text leaves unused, held back
-        in steps so that typing changes the tier's size rarely, and only downwards; none
+    def _room(
+        self, anchors: WindowAnchors, budget: int, shares: int, whole_file: bool, *parts: str
+    ) -> int:
+        """The tokens of the file's ``shares`` (window and header) that the repository tier
+        may take: while the whole file is in the prompt, what its text leaves unused, held
+        back in steps so that typing changes the tier's size rarely, and only downwards; none
         once the file outgrows its window (a long file's window fills its shares)."""
-        shares = int(budget * PREFIX_SHARE) + int(budget * SUFFIX_SHARE)
-        shares += int(budget * FILE_HEADER_SHARE)
         if not whole_file:
             anchors.reserved = shares
         elif anchors.reserved < shares:
