@@ -251,10 +251,41 @@ def code_only(line: str, language: str) -> str:
         if char in quotes:
             closing = char
             out.append(" ")
+        elif char == "/" and language == "typescript" and _starts_regex(line, index):
+            index = _regex_end(line, index + 1)
+            out.append(" ")
+            continue
         else:
             out.append(char)
         index += 1
     return "".join(out)
+
+
+def _starts_regex(line: str, index: int) -> bool:
+    """A `/` that opens a TypeScript regex literal (`.toThrow(/not valid/)`), not a division:
+    what precedes it cannot end an operand."""
+    before = line[:index].rstrip()
+    if line.startswith(("/", "*"), index + 1):
+        return False  # a comment
+    return not before or before[-1] in "(,=:[!&|?{};+-*%~^" or before.endswith("return")
+
+
+def _regex_end(line: str, index: int) -> int:
+    """Just past the regex literal's closing `/` (escapes and `[...]` classes skipped)."""
+    in_class = False
+    while index < len(line):
+        char = line[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "/" and not in_class:
+            return index + 1
+        index += 1
+    return index
 
 
 # A language's own types and functions, whatever a repository happens to declare by the name
@@ -308,6 +339,25 @@ STANDARD_MEMBERS: dict[str, frozenset[str]] = {
             "is_whitespace is_alphanumeric is_ascii is_digit to_digit trim_start trim_end "
             "strip_prefix strip_suffix splitn rsplit rfind find into from default hash "
             "partial_cmp deref deref_mut drop index index_mut unwrap_err as_ptr split_off"
+        ).split()
+    ),
+    # java.lang's Object, String, StringBuilder and Class, java.util's collections, streams
+    # and Optional, java.io's streams, the DOM's nodes: `out.add(code)` is a List's.
+    "java": frozenset(
+        (
+            "equals hashCode toString getClass length charAt substring indexOf lastIndexOf "
+            "startsWith endsWith trim split replace replaceAll isEmpty toLowerCase toUpperCase "
+            "contains format valueOf append insert reverse setLength getName getSimpleName "
+            "getMethod getMethods getDeclaredMethod getDeclaredMethods getField getDeclaredField "
+            "getConstructor newInstance isInstance isAssignableFrom getSuperclass getInterfaces "
+            "getModifiers getReturnType getParameterTypes invoke setAccessible add addAll get set "
+            "remove removeAll clear size put putAll containsKey containsValue keySet values "
+            "entrySet getKey getValue iterator hasNext next stream map filter collect forEach "
+            "toArray sort of ofNullable orElse isPresent ifPresent read write close flush "
+            "getParent toURI toURL getPath getAbsolutePath exists getLength item getAttributes "
+            "getNodeName getNodeValue getTextContent getChildNodes getFirstChild getNextSibling "
+            "start join run call getMessage getCause printStackTrace compareTo intValue longValue "
+            "doubleValue booleanValue"
         ).split()
     ),
 }

@@ -99,7 +99,13 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     assert parameters("} catch (cause) {", "typescript") == ["cause"]
     assert parameters("if (ready(x)) {", "typescript") == []
     assert "replace" in STANDARD_MEMBERS["python"] and "len" in STANDARD_MEMBERS["rust"]
+    assert "append" in STANDARD_MEMBERS["java"]  # `sb.append("A")`: a StringBuilder's
     assert attribute_only('v = version.replace(".", "-")', "replace")
+    assert attribute_only('sb.append("A");', "append")
+    # A TypeScript regex literal is no use of a name; a division is.
+    regex = code_only("expect(() => load(p)).toThrow(/not valid [/]JSON/);", "typescript")
+    assert "load" in regex and "valid" not in regex and "JSON" not in regex
+    assert "total" in code_only("const share = count / total / 2;", "typescript")
     assert not attribute_only("replace(text)", "replace")
     outside = frozenset({"fmt", "errors"})  # a Go or Rust file's imports of std packages
     assert qualified_only("f: &mut fmt::Formatter<'_>", "Formatter", outside)
