@@ -314,6 +314,36 @@ async def test_a_package_imported_whole_shows_its_exports_most_used_first(tmp_pa
     assert not any("_private" in line or line.startswith("@") for line in lines)
 
 
+async def test_a_files_summary_lists_its_most_used_declarations_first(tmp_path: Path):
+    """A file's summary after the declarations the current file uses (issue 29): its own public
+    declarations, one signature line each, those most files mention first. `popular`, declared
+    last of sixty, leads; a name it imports is not its own and is left out, as are private ones."""
+    helpers = (
+        "from shared import Widely\n\n"
+        + "".join(
+            f"def helper_{j}(first_argument: int, second_argument: str) -> None:\n"
+            f'    """Helper {j}."""\n'
+            for j in range(60)
+        )
+        + "def _private() -> None: ...\ndef popular(x: int) -> int: ...\n"
+    )
+    files = {"shared.py": "class Widely: ...\n", "util.py": helpers}
+    for number in range(5):
+        files[f"s{number}.py"] = (
+            "from util import popular\nfrom shared import Widely\npopular(1)\nWidely()\n"
+        )
+    text = "from util import helper_0\n\nhelper_0(1, 'a')\n"
+    context = await _written_context(tmp_path, files, "main.py", text)
+    summary = next(e.text for e in context.repository if "def popular" in e.text)
+    lines = summary.splitlines()
+    assert lines[0] == "def popular(x: int) -> int: ..."
+    assert lines[1:3] == [
+        "def helper_0(first_argument: int, second_argument: str) -> None:",
+        "def helper_1(first_argument: int, second_argument: str) -> None:",
+    ]
+    assert not any("Widely" in line or "_private" in line or "Helper" in line for line in lines)
+
+
 def test_a_files_mentions_are_counted_across_the_repository_and_taken_back(tmp_path: Path):
     write(tmp_path, {"a.py": "import b\nb.echo()\n", "b.py": "def echo(): ...\n"})
     index = RepositoryIndex(tmp_path, tmp_path / "cache")

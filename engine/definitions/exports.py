@@ -16,11 +16,12 @@ STAR_DEPTH = 2
 MAX_EXPORTS = 400
 
 
-def module_exports(index: RepositoryIndex, path: str) -> list[Located]:
+def module_exports(index: RepositoryIndex, path: str, *, reexports: bool = True) -> list[Located]:
     """The public declarations ``path`` offers, most mentioned across the repository first
-    (ties in the module's own order)."""
+    (ties in the module's own order); ``reexports``: with the names it imports and passes on
+    (a package's ``__init__``, a barrel file), else its own declarations only."""
     found: dict[str, Located] = {}
-    _collect(index, path, STAR_DEPTH, found, set())
+    _collect(index, path, STAR_DEPTH, found, set(), reexports)
     ranked = sorted(
         enumerate(found.values()),
         key=lambda item: (-index.mentioned(item[1].definition.name), item[0]),
@@ -29,7 +30,12 @@ def module_exports(index: RepositoryIndex, path: str) -> list[Located]:
 
 
 def _collect(
-    index: RepositoryIndex, path: str, depth: int, found: dict[str, Located], visited: set[str]
+    index: RepositoryIndex,
+    path: str,
+    depth: int,
+    found: dict[str, Located],
+    visited: set[str],
+    reexports: bool = True,
 ) -> None:
     header = index.header(path)
     if header is None or path in visited:
@@ -42,6 +48,8 @@ def _collect(
             located = Located(path, definition)
             if not located.is_impl_block:
                 found.setdefault(definition.name, located)
+    if not reexports:
+        return
     resolver = index.resolver()
     for binding in header.bindings:
         if len(found) >= MAX_EXPORTS:

@@ -210,18 +210,18 @@ class RepositoryContext:
         files = self._ranked_files(index, relative, header, usage, live)
         whole = self._whole_modules(index, relative, header)
         for path in [*files, *(p for p in declaring if p not in files)]:
-            if path in whole and (text := self.fit(self._exports(index, path), summary_budget)):
+            text = self.fit(self._exports(index, path, reexports=path in whole), summary_budget)
+            if path in whole and text:
                 # `import click`: what `click.` may name next, most used first.
                 snippets.append(Snippet(path, path, text.rstrip("\n")))
                 continue
-            document = live.get(path)
-            indexed = index.header(path)
-            source = indexed or (document.header if document is not None else None)
-            if (
-                source is not None
-                and (text := self.fit(source.summary, summary_budget))
-                and not _covered(text, shown.get(path, ()))
-            ):
+            if not text:  # nothing of its own: a barrel (`export * from`) passes others' on
+                text = self.fit(self._exports(index, path, reexports=True), summary_budget)
+            if not text:  # not indexed (an open document only), or nothing public
+                document = live.get(path)
+                source = index.header(path) or (document.header if document is not None else None)
+                text = self.fit(source.summary, summary_budget) if source is not None else ""
+            if text and not _covered(text, shown.get(path, ())):
                 snippets.append(Snippet(path, path, text.rstrip("\n")))
         if len(self._snippets) > 256:
             self._snippets.clear()
@@ -243,14 +243,18 @@ class RepositoryContext:
             and module != relative
         )
 
-    def _exports(self, index: RepositoryIndex, path: str) -> str:
-        """A module's public names, one signature line each, most used first (memoized:
-        it changes only with the index)."""
-        key = (index.root, index.generation, path)
+    def _exports(self, index: RepositoryIndex, path: str, reexports: bool) -> str:
+        """A module's public names, one signature line each, most used across the repository
+        first (memoized: it changes only with the index). What a file's summary shows: the
+        next line is likelier to use a widely used declaration than the file's first ones (a
+        Go package's files, a C header, a module's helpers see each other without an import).
+        ``reexports``: with the names a module imported whole passes on."""
+        key = (index.root, index.generation, path, reexports)
         text = self._export_texts.get(key)
         if text is None:
             text = "\n".join(
-                _signature_line(located.definition.text) for located in module_exports(index, path)
+                _signature_line(located.definition.text)
+                for located in module_exports(index, path, reexports=reexports)
             )
             if len(self._export_texts) > 256:
                 self._export_texts.clear()
