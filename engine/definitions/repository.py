@@ -184,20 +184,27 @@ class RepositoryContext:
             found = needed_definitions(index, relative, header, usage, nearest)
             # A class whose members the file uses shows its head and a line for each of a few
             # other members: the used ones follow as their own entries, and the rest of its
-            # body would take their budget.
-            used_members = {(m.path, m.definition.container) for m in found}
+            # body would take their budget. So does a class the file holds an instance of
+            # (`table = Table(...)`, `c *Command`): the next line may call a member no line
+            # calls yet.
+            held = {kind for _, kind in usage.types}
+            with_members = {(m.path, m.definition.container) for m in found} | {
+                (m.path, m.definition.name)
+                for m in found
+                if m.definition.container is None and m.definition.name in held
+            }
             separate = {m.definition.name for m in found if m.definition.container is not None}
             for located in found:
                 before = shown.setdefault(located.path, [])
                 if any(located.definition.text in earlier for earlier in before):
                     continue  # shown already: a member within its class's lines, a repeat
                 lines = budget // TOKENS_PER_SHOWN_LINE
-                if (located.path, located.definition.name) in used_members:
+                if (located.path, located.definition.name) in with_members:
                     lines = min(lines, HEAD_LINES_WITH_MEMBERS)
                 text = _first_lines(located.definition.shown, lines)
                 if (
                     located.definition.container is None
-                    and (located.path, located.definition.name) in used_members
+                    and (located.path, located.definition.name) in with_members
                     and (others := member_index(index, located, text, separate))
                 ):
                     # Its other members, one line each: the next line may call one.
