@@ -228,10 +228,11 @@ async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_onl
     short, short_tokens = await tier_at(head + "    ")
     # The index ranks more than either tier holds; the short file's tier holds more of it.
     assert short_tokens > share
-    typed, _ = await tier_at(head + "    x = Helper1(")
+    # (Calls, not `x = Helper1(`: a class the file holds an instance of is shown differently.)
+    typed, _ = await tier_at(head + "    Helper1(")
     assert typed == short  # a keystroke within a step: the same tier, byte for byte
     # An action asks without a room: it gets the last completion's, so the same tier leads.
-    text = head + "    x = Helper1("
+    text = head + "    Helper1("
     _, action = builder.repository.entries(
         FileAt(Place(path.as_uri(), path=path), text, len(text)), share, builder.counts
     )
@@ -239,7 +240,7 @@ async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_onl
     sizes = [short_tokens]
     lines = ""
     for count in range(1, 100):
-        lines += f"    value_{count} = Helper{count % 30}() + {count}\n"
+        lines += f"    consume(Helper{count % 30}(), {count}, value_{count})\n"
         texts, tokens = await tier_at(head + lines + "    ")
         assert texts == short[: len(texts)]  # the tail cut, the head as it was
         sizes.append(tokens)
