@@ -95,15 +95,17 @@ async def _written_context(
     return await _context(root, name, text, len(text) if cursor is None else cursor)
 
 
-async def _context(root: Path, name: str, text: str, cursor: int, budget: int = 2048):
+async def _context(
+    root: Path, name: str, text: str, cursor: int, budget: int = 2048, language: str = "python"
+):
     workspace = Workspace(None)
     workspace.add_folder(root, watch=False)
     await workspace.ready()
     uri = (root / name).as_uri()
-    workspace.documents.opened(uri, name, "python", text)
+    workspace.documents.opened(uri, name, language, text)
     builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None, local=exact))
     context = builder.build(
-        CompletionRequest(Place(uri, path=root / name), "python", text, cursor), budget
+        CompletionRequest(Place(uri, path=root / name), language, text, cursor), budget
     )
     await workspace.aclose()
     assert context is not None
@@ -342,6 +344,51 @@ async def test_a_files_summary_lists_its_most_used_declarations_first(tmp_path: 
         "def helper_1(first_argument: int, second_argument: str) -> None:",
     ]
     assert not any("Widely" in line or "_private" in line or "Helper" in line for line in lines)
+
+
+async def test_a_go_or_java_package_shows_its_other_files_though_no_line_names_them(
+    tmp_path: Path,
+):
+    """`public class Child ` about to write `extends Base` (issue 29): a Java or Go package's
+    files use each other's names without an import, so the package's other files are in the
+    tier though the file names none of them yet; another package's are not, and a Go
+    package's _test.go files only for its tests (Go builds them only into those)."""
+    java = {
+        "src/org/demo/Base.java": (
+            "package org.demo;\n\npublic abstract class Base {\n"
+            "    public abstract void run(int times);\n}\n"
+        ),
+        "src/org/other/Elsewhere.java": "package org.other;\n\npublic class Elsewhere {}\n",
+    }
+    for number in range(3):
+        java[f"src/org/demo/Uses{number}.java"] = (
+            f"package org.demo;\n\npublic class Uses{number} extends Base {{\n"
+            "    public void run(int times) {}\n}\n"
+        )
+    root = tmp_path / "java"
+    text = "package org.demo;\n\npublic class Child "
+    java["src/org/demo/Child.java"] = text
+    write(root, java)
+    context = await _context(root, "src/org/demo/Child.java", text, len(text), language="java")
+    paths = {entry.path for entry in context.repository}
+    assert "src/org/demo/Base.java" in paths and "src/org/other/Elsewhere.java" not in paths
+    assert any("public abstract class Base" in entry.text for entry in context.repository)
+
+    go = {
+        "go.mod": "module example.com/demo\n",
+        "util.go": "package demo\n\nfunc Popular(times int) error { return nil }\n",
+        "helpers_test.go": "package demo\n\nfunc assertNoErr(err error) {}\n",
+    }
+    root = tmp_path / "go"
+    source = "package demo\n\nfunc main() {\n\t"
+    test_source = "package demo\n\nfunc TestMain() {\n\t"
+    write(root, {**go, "main.go": source, "main_test.go": test_source})
+    context = await _context(root, "main.go", source, len(source), language="go")
+    paths = {entry.path for entry in context.repository}
+    assert "util.go" in paths and "helpers_test.go" not in paths
+    context = await _context(root, "main_test.go", test_source, len(test_source), language="go")
+    paths = {entry.path for entry in context.repository}
+    assert {"util.go", "helpers_test.go"} <= paths
 
 
 def test_a_files_mentions_are_counted_across_the_repository_and_taken_back(tmp_path: Path):

@@ -16,7 +16,7 @@ from typing import Literal
 
 from engine.definitions.exports import module_exports
 from engine.definitions.members import member_index
-from engine.definitions.needed import needed_definitions
+from engine.definitions.needed import PACKAGE_SCOPED, needed_definitions
 from engine.definitions.tier import ContextEntry, RepositoryTier, Snippet
 from engine.definitions.tokens import TokenCounts, upper_estimate
 from engine.documents import OpenDocument
@@ -35,6 +35,8 @@ REPOSITORY_SHARE = 0.50
 SUMMARY_SHARE = 1 / 3
 OPEN_FILES = 5
 SIBLINGS = 4
+# A Go or Java package's files, used ones first, in all.
+PACKAGE_FILES = 12
 # Tokens a snippet is charged beyond its text (its share of file markers and newlines).
 MARKER_TOKENS = 4
 # A declaration shows a line per this many tokens of budget (a class: 16 lines at 2,048).
@@ -312,31 +314,58 @@ class RepositoryContext:
             self._imports[key] = index.resolver().resolve(relative, language, imports, bindings)
         candidates = list(self._imports[key])
         candidates += [path for path in live if path != relative and path in index][:OPEN_FILES]
-        candidates += self._siblings_of(index, relative, usage)
+        candidates += self._siblings_of(index, relative, language, usage)
         ranked: list[str] = []
         for path in candidates:
             if path != relative and path not in ranked:
                 ranked.append(path)
         return ranked
 
-    def _siblings_of(self, index: RepositoryIndex, relative: str, usage: NameUsage) -> list[str]:
-        """Same-folder files that declare names this file uses, most such names first."""
+    def _siblings_of(
+        self, index: RepositoryIndex, relative: str, language: str | None, usage: NameUsage
+    ) -> list[str]:
+        """Same-folder files that declare names this file uses, most such names first; in a
+        Go or Java package, whose files use each other's names without an import, then the
+        package's other files, those declaring the most widely used names first."""
         folder = posixpath.dirname(relative)
         key = (index.root, index.generation, folder)
         if key not in self._siblings:
             if len(self._siblings) > 256:
                 self._siblings.clear()
             self._siblings[key] = sorted(
-                p for p in index.paths() if posixpath.dirname(p) == folder and p != relative
+                (p for p in index.paths() if posixpath.dirname(p) == folder),
+                key=lambda path: (-_widest_use(index, path), path),
             )
         used = set(usage.uses)
         scored = []
         for path in self._siblings[key]:
             header = index.header(path)
             hits = sum(1 for d in header.definitions if d.name in used) if header else 0
-            if hits:
+            if hits and path != relative:
                 scored.append((-hits, path))
-        return [path for _, path in sorted(scored)[:SIBLINGS]]
+        ranked = [path for _, path in sorted(scored)[:SIBLINGS]]
+        if language in PACKAGE_SCOPED:
+            # Go builds a package's _test.go files only into its tests.
+            tests = relative.endswith("_test.go")
+            ranked += [
+                path
+                for path in self._siblings[key]
+                if path != relative
+                and path not in ranked
+                and (header := index.header(path)) is not None
+                and header.language == language
+                and (tests or not path.endswith("_test.go"))
+            ][: max(0, PACKAGE_FILES - len(ranked))]
+        return ranked
+
+
+def _widest_use(index: RepositoryIndex, path: str) -> int:
+    """How many files mention the most mentioned of ``path``'s top-level declarations."""
+    header = index.header(path)
+    if header is None:
+        return 0
+    top_level = (d.name for d in header.definitions if d.container is None)
+    return max(map(index.mentioned, top_level), default=0)
 
 
 def _covered(summary: str, texts: Sequence[str]) -> bool:
