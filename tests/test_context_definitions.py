@@ -449,22 +449,31 @@ async def test_a_member_shown_within_its_class_is_not_shown_again(tmp_path: Path
 
 
 async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
-    """`app.route(...)` used (issue 29): the next line may call another of Flask's methods.
-    Below its head, the class lists the members the repository mentions most, one signature
-    line each (here `test_client`, which two other files call), not the thirty helpers nobody
-    calls; a Rust type's impl blocks are not listed under it (they took the budget of the
-    definitions the next line needed)."""
+    """`app.route(...)` used, or only `app = Flask(...)` held (issue 29): the next line may call
+    another of Flask's methods. Below its head, the class lists the members the repository
+    mentions most, one signature line each (here `test_client`, which two other files call),
+    not the thirty helpers nobody calls; a class only named (a base) shows its first lines. A
+    Rust type's impl blocks are not listed under it (they took the budget of the definitions
+    the next line needed)."""
     files = _long_flask(
         "    def route(self, rule: str) -> None: ...\n"
         "    def test_client(\n        self, use_cookies: bool = True\n    ) -> 'Client': ...\n"
     )
     files["tests/test_a.py"] = "def test_a(app):\n    app.test_client().get('/')\n"
     files["tests/test_b.py"] = "def test_b(app):\n    app.test_client().post('/')\n"
-    text = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x')\n"
-    context = await _written_context(tmp_path, files, "main.py", text)
-    head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
-    assert "    def test_client( self, use_cookies: bool = True ) -> 'Client': ..." in head
-    assert "helper_29" not in head
+    calls = "from web.app import Flask\n\napp = Flask('demo')\napp.route('/x')\n"
+    # An instance held and no member called yet: the next line will likely call one.
+    held = "from web.app import Flask\n\napp = Flask('demo')\n"
+    # Named only (a base class): its first lines, no listing.
+    named = "from web.app import Flask\n\nclass Mine(Flask):\n    pass\n"
+    heads = []
+    for text in (calls, held, named):
+        context = await _written_context(tmp_path, files, "main.py", text)
+        heads.append(next(e.text for e in context.repository if e.text.startswith("class Flask:")))
+    for head in heads[:2]:
+        assert "    def test_client( self, use_cookies: bool = True ) -> 'Client': ..." in head
+        assert "helper_29" not in head
+    assert "helper_0" in heads[2] and "test_client" not in heads[2]
 
     rust = {
         "Cargo.toml": '[package]\nname = "doc"\n',
@@ -485,29 +494,6 @@ async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
     enum = next(e.text for e in context.repository if e.text.startswith("pub enum Item"))
     assert "is_value" not in enum and "fn default" not in enum
     assert any("pub fn as_value(&self)" in e.text for e in context.repository)
-
-
-async def test_a_class_the_file_holds_an_instance_of_lists_its_most_used_members(
-    tmp_path: Path,
-):
-    """`app = Flask('demo')` and no call yet (issue 29): the next line will likely call one of
-    its methods, so the class shows its head and the members the repository mentions most
-    (`test_client`, far below thirty helpers), as a class whose members the file uses does."""
-    files = _long_flask(
-        "    def test_client(\n        self, use_cookies: bool = True\n    ) -> 'Client': ...\n"
-    )
-    files["tests/test_a.py"] = "def test_a(app):\n    app.test_client().get('/')\n"
-    files["tests/test_b.py"] = "def test_b(app):\n    app.test_client().post('/')\n"
-    text = "from web.app import Flask\n\napp = Flask('demo')\n"
-    context = await _written_context(tmp_path, files, "main.py", text)
-    head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
-    assert "    def test_client( self, use_cookies: bool = True ) -> 'Client': ..." in head
-    assert "helper_29" not in head
-    # Named but not held (a base class): its first lines, no listing.
-    text = "from web.app import Flask\n\nclass Mine(Flask):\n    pass\n"
-    context = await _written_context(tmp_path, files, "main.py", text)
-    head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
-    assert "helper_0" in head and "test_client" not in head
 
 
 async def test_a_typescript_namespace_is_a_declaration_with_its_exports_as_members(
