@@ -391,6 +391,35 @@ async def test_a_go_or_java_package_shows_its_other_files_though_no_line_names_t
     assert {"util.go", "helpers_test.go"} <= paths
 
 
+async def test_a_folders_files_are_siblings_of_each_other_whichever_asked_first(tmp_path: Path):
+    """The folder's file list is memoized per folder: the file that asked first must still be
+    a sibling of the others (it once was left out of the memo, so of every sibling list)."""
+    files = {
+        "tools/first.py": "def shared_helper(count: int) -> int: ...\n",
+        "tools/second.py": "def other(x):\n    return shared_helper(x)\n",
+    }
+    # Declared in other folders too: by name alone, `shared_helper` would be anyone's.
+    for other in ("a", "b", "c"):
+        files[f"lib/{other}.py"] = "def shared_helper() -> None: ...\n"
+    write(tmp_path, files)
+    workspace = Workspace(None)
+    workspace.add_folder(tmp_path, watch=False)
+    await workspace.ready()
+    builder = ContextBuilder(RepositoryContext(workspace), TokenCounts(None, local=exact))
+    contexts = []
+    for name in ("tools/first.py", "tools/second.py"):
+        uri = (tmp_path / name).as_uri()
+        text = files[name]
+        workspace.documents.opened(uri, name, "python", text)
+        request = CompletionRequest(Place(uri, path=tmp_path / name), "python", text, len(text))
+        contexts.append(builder.build(request, 2048))
+        workspace.documents.closed(uri)  # not an open file of the next one's ranking
+    await workspace.aclose()
+    second = contexts[1]
+    assert second is not None
+    assert any("def shared_helper(count: int)" in e.text for e in second.repository)
+
+
 def test_a_files_mentions_are_counted_across_the_repository_and_taken_back(tmp_path: Path):
     write(tmp_path, {"a.py": "import b\nb.echo()\n", "b.py": "def echo(): ...\n"})
     index = RepositoryIndex(tmp_path, tmp_path / "cache")
