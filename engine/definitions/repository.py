@@ -59,7 +59,7 @@ class RepositoryContext:
     def __init__(self, workspace: Workspace | None) -> None:
         self.workspace = workspace
         self._tiers: dict[Path, RepositoryTier] = {}
-        self._siblings: dict[tuple[Path, int, str], list[str]] = {}
+        self._siblings: dict[tuple[Path, int, str, bool], list[str]] = {}
         # Per-keystroke work that only changes with a header or the index: memoized.
         self._imports: dict[tuple[object, ...], list[str]] = {}
         self._fits: dict[tuple[str, int], str] = {}
@@ -328,14 +328,15 @@ class RepositoryContext:
         Go or Java package, whose files use each other's names without an import, then the
         package's other files, those declaring the most widely used names first."""
         folder = posixpath.dirname(relative)
-        key = (index.root, index.generation, folder)
+        package = language in PACKAGE_SCOPED
+        key = (index.root, index.generation, folder, package)
         if key not in self._siblings:
             if len(self._siblings) > 256:
                 self._siblings.clear()
-            self._siblings[key] = sorted(
-                (p for p in index.paths() if posixpath.dirname(p) == folder),
-                key=lambda path: (-_widest_use(index, path), path),
-            )
+            files = sorted(p for p in index.paths() if posixpath.dirname(p) == folder)
+            if package:  # the order the package's other files join the ranking in
+                files.sort(key=lambda path: -_widest_use(index, path))  # stable: ties by path
+            self._siblings[key] = files
         used = set(usage.uses)
         scored = []
         for path in self._siblings[key]:
@@ -344,7 +345,7 @@ class RepositoryContext:
             if hits and path != relative:
                 scored.append((-hits, path))
         ranked = [path for _, path in sorted(scored)[:SIBLINGS]]
-        if language in PACKAGE_SCOPED:
+        if package:
             # Go builds a package's _test.go files only into its tests.
             tests = relative.endswith("_test.go")
             ranked += [
