@@ -346,6 +346,41 @@ async def test_a_files_summary_lists_its_most_used_declarations_first(tmp_path: 
     assert not any("Widely" in line or "_private" in line or "Helper" in line for line in lines)
 
 
+async def test_a_files_summary_lists_its_classs_most_used_members_under_it(tmp_path: Path):
+    """A Java file's one class is all its summary had to show (`public class Logger {`), though
+    the next line calls its methods (`Logger.debug(...)`): its members that other files mention
+    follow its line, the most mentioned first, listed in the file's order; a member no other
+    file mentions is left out."""
+    methods = "".join(
+        f"    public static void level{j}(String message) {{ log(message); }}\n" for j in range(30)
+    )
+    logger = (
+        "package org.demo;\n\npublic class Logger {\n"
+        '    private static final String TAG = "demo";\n'
+        f"{methods}"
+        "    public static void debug(String message) { log(message); }\n"
+        "    public static void unused(String message) { log(message); }\n"
+        "    private static void log(String message) {}\n}\n"
+    )
+    files = {"src/org/demo/Logger.java": logger}
+    for number in range(4):
+        files[f"src/org/demo/Uses{number}.java"] = (
+            f"package org.demo;\n\npublic class Uses{number} {{\n"
+            f'    void run() {{ Logger.debug("x"); Logger.level{number}("y"); }}\n}}\n'
+        )
+    text = "package org.demo;\n\npublic class Child {\n    void run() {\n        "
+    files["src/org/demo/Child.java"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "src/org/demo/Child.java", text, len(text), language="java")
+    summary = next(e.text for e in context.repository if e.path == "src/org/demo/Logger.java")
+    lines = summary.splitlines()
+    assert lines[0] == "public class Logger {"
+    assert "    public static void level0(String message) { … }" in lines
+    assert lines[-1] == "    public static void debug(String message) { … }"  # the file's order
+    assert len(lines) == 1 + 5  # level0-3 and debug: one other file mentions each of the rest
+    assert not any("unused" in line or "log(" in line or "TAG" in line for line in lines[1:])
+
+
 async def test_a_go_or_java_package_shows_its_other_files_though_no_line_names_them(
     tmp_path: Path,
 ):
