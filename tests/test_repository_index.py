@@ -12,6 +12,7 @@ import pytest
 from engine.repository.headers import extract_header
 from engine.repository.index import RepositoryIndex
 from engine.repository.languages import language_for
+from engine.repository.symbols import declared_private
 
 SNIPPETS = {
     "service.py": (
@@ -126,6 +127,61 @@ def test_header_keeps_imports_and_signatures_and_drops_bodies(name: str):
     for text in dropped:
         assert text not in header.text, f"{text!r} leaked into:\n{header.text}"
     assert header.imports
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        (
+            "Store.java",
+            "public class Store {\n"
+            '    private static final String TAG = "store";\n'
+            '    @SuppressWarnings("unused") private int hits;\n'
+            "    private void evict() {}\n"
+            "    @Override public String toString() { return TAG; }\n"
+            "    public static Store open(String path) { return new Store(); }\n}\n",
+        ),
+        (
+            "store.ts",
+            "export class Store {\n"
+            "  private static readonly TAG = 'store';\n"
+            "  #hits = 0;\n"
+            "  private evict(): void {}\n"
+            "  toString(): string { return Store.TAG; }\n"
+            "  static open(path: string): Store { return new Store(); }\n}\n",
+        ),
+    ],
+)
+def test_a_class_shows_what_other_files_can_use_before_its_private_members(name: str, source: str):
+    """A class's text (issue 29): its first lines are what the prompt shows within a class's
+    share, and a Java class's first members are often its private fields (`private static
+    final String TAG`), which no other file can name. Public members come first."""
+    header = extract_header(name, language_for(name), source.encode())
+    store = next(d for d in header.definitions if d.name == "Store" and d.container is None)
+    lines = [line.strip() for line in store.text.splitlines()]
+    to_string = next(i for i, line in enumerate(lines) if "toString()" in line)
+    opened = next(i for i, line in enumerate(lines) if "open(" in line)
+    private = [i for i, line in enumerate(lines) if "TAG =" in line or "evict" in line]
+    assert len(private) == 2 and max(to_string, opened) < min(private), lines
+
+
+@pytest.mark.parametrize(
+    ("line", "private"),
+    [
+        ("private int x;", True),
+        ("    static private final String TAG = 1;", True),
+        ('@SuppressWarnings("deprecation") private NativePlugin a;', True),
+        ("@Override @Nullable private String name() { … }", True),
+        ("#cache = new Map();", True),
+        ("public void run() { … }", False),
+        ("String privateKey();", False),
+        ("def private(self) -> None:", False),
+        ('@Named("private") public int x;', False),
+        ("@Broken(unclosed private int x;", False),
+    ],
+)
+def test_a_member_declared_private_is_read_from_its_modifiers(line: str, private: bool):
+    assert declared_private(line) is private
 
 
 def test_unknown_language_falls_back_to_the_first_lines():

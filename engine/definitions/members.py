@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from engine.repository.definitions import Located
 from engine.repository.index import RepositoryIndex
+from engine.repository.symbols import declared_private
 
 # Signature lines listed per type, the most mentioned across the repository first.
 MEMBER_LINES = 6
@@ -35,6 +36,7 @@ def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[st
             and definition.name not in skip
             and definition.name not in candidates
             and _public(definition.name)
+            and not declared_private(definition.text)
             and signature(definition.text) not in head
             # Another file mentions it: a member only its own file calls is no one's next line.
             and index.mentioned(definition.name) >= 2

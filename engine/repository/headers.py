@@ -32,6 +32,7 @@ from engine.repository.symbols import (
     Definition,
     ImportBinding,
     declared_names,
+    declared_private,
     import_bindings,
     type_names,
 )
@@ -197,7 +198,7 @@ def _class_text(node_lines: list[str], members: list[Member], language: str) -> 
     another file calls) before the private ones, within the line cap."""
     first_member = members[0][1][0] if members[0][1] else None
     head_end = node_lines.index(first_member) if first_member in node_lines else 1
-    public = [m for m in members if not m[0].startswith("_") or m[0] in ("__init__", "__call__")]
+    public = [m for m in members if not _private_member(m, language)]
     private = [m for m in members if m not in public]
     body = [line for member in [*public, *private] for line in member[1]]
     lines = [*node_lines[:head_end], *body]
@@ -208,6 +209,13 @@ def _class_text(node_lines: list[str], members: list[Member], language: str) -> 
     kept = lines[:MAX_DEFINITION_LINES]
     indent = kept[-1][: len(kept[-1]) - len(kept[-1].lstrip())]
     return "\n".join([*kept, indent + "…", *([node_lines[-1]] if language != "python" else [])])
+
+
+def _private_member(member: Member, language: str) -> bool:
+    name, lines = member[0], member[1]
+    if language == "python":
+        return name.startswith("_") and name not in ("__init__", "__call__")
+    return name.startswith("_") or (bool(lines) and declared_private(lines[0]))
 
 
 def _declaration(node: Node) -> Node:

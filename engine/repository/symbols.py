@@ -106,6 +106,42 @@ class ImportBinding:
     imported: str | None
 
 
+# Words that may precede ``private`` in a member's declaration.
+_MODIFIERS = frozenset(
+    {
+        *("public", "protected", "static", "final", "abstract", "readonly", "override"),
+        *("async", "synchronized", "native", "transient", "volatile", "internal", "open"),
+        *("sealed", "virtual", "declare", "default", "const", "inline", "export", "unsafe"),
+    }
+)
+
+
+def declared_private(line: str) -> bool:
+    """A member declared ``private`` (Java, TypeScript, C#, Kotlin, Swift, PHP; annotations
+    before its modifiers skipped) or named ``#name`` (JavaScript): no other file can use it.
+    Python's privacy is by name (``_name``), Rust's and C++'s by what surrounds the member:
+    neither is read here."""
+    rest = line.strip()
+    while rest.startswith("@"):  # `@Override`, `@SuppressWarnings("x")`
+        end = 1
+        while end < len(rest) and (rest[end].isalnum() or rest[end] in "_."):
+            end += 1
+        if rest.startswith("(", end):
+            close = rest.find(")", end)
+            if close == -1:
+                return False
+            end = close + 1
+        rest = rest[end:].lstrip()
+    if rest.startswith("#"):
+        return True
+    for word in rest.split(None, 6)[:6]:
+        if word == "private":
+            return True
+        if word not in _MODIFIERS:
+            return False
+    return False
+
+
 _CLASS_WORDS = ("class", "interface", "struct")
 _BASE_MODIFIERS = frozenset({"public", "private", "protected", "virtual"})
 MAX_BASE_TEXT = 400
