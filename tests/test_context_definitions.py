@@ -559,6 +559,24 @@ async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
     assert "is_value" not in enum and "fn default" not in enum
     assert any("pub fn as_value(&self)" in e.text for e in context.repository)
 
+    # A Go type's methods are declared beside it, in any file of its package.
+    helpers = "".join(f"func (c *Command) helper{j}() {{}}\n" for j in range(20))
+    go = {
+        "go.mod": "module example.com/demo\n",
+        "command.go": f"package demo\n\ntype Command struct {{\n\tUse string\n}}\n\n{helpers}",
+        "flags.go": "package demo\n\nfunc (c *Command) MarkFlagDirname(name string) error {}\n",
+        "a_test.go": 'package demo\n\nfunc a(c *Command) { c.MarkFlagDirname("d") }\n',
+        "b_test.go": 'package demo\n\nfunc b(c *Command) { c.MarkFlagDirname("e") }\n',
+    }
+    root = tmp_path / "go"
+    text = "package demo\n\nfunc build(c *Command) {\n\t"
+    go["build.go"] = text
+    write(root, go)
+    context = await _context(root, "build.go", text, len(text), language="go")
+    kind = next(e.text for e in context.repository if e.text.startswith("type Command struct"))
+    assert "func (c *Command) MarkFlagDirname(name string) error { … }" in kind.splitlines()
+    assert "helper19" not in kind
+
 
 async def test_a_typescript_namespace_is_a_declaration_with_its_exports_as_members(
     tmp_path: Path,

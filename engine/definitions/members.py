@@ -4,9 +4,12 @@ of a class's methods, the next line often calls another (`app.test_client()` aft
 
 from __future__ import annotations
 
+import posixpath
+
+from engine.definitions.needed import go_receiver
 from engine.repository.definitions import Located
 from engine.repository.index import RepositoryIndex
-from engine.repository.symbols import declared_private
+from engine.repository.symbols import Definition, declared_private
 
 # Signature lines listed per type, the most mentioned across the repository first.
 MEMBER_LINES = 6
@@ -28,12 +31,11 @@ def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[st
         return ""
     name = owner.definition.name
     head_lines = set(head.split("\n"))
-    candidates: dict[str, Located] = {}
-    for definition in header.definitions:
+    candidates: dict[str, tuple[tuple[int, int], Located]] = {}
+
+    def consider(path: str, definition: Definition, order: tuple[int, int]) -> None:
         if (
-            definition.container == name
-            and definition.opener in head_lines
-            and definition.name not in skip
+            definition.name not in skip
             and definition.name not in candidates
             and _public(definition.name)
             and not declared_private(definition.text)
@@ -41,13 +43,30 @@ def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[st
             # Another file mentions it: a member only its own file calls is no one's next line.
             and index.mentioned(definition.name) >= 2
         ):
-            candidates[definition.name] = Located(owner.path, definition)
+            candidates[definition.name] = (order, Located(path, definition))
+
+    for definition in header.definitions:
+        if definition.container == name and definition.opener in head_lines:
+            consider(owner.path, definition, (0, definition.line))
+    if header.language == "go" and owner.definition.text.startswith("type "):
+        # A Go type's methods are declared beside it, in any file of its package.
+        for rank, path in enumerate(_package_files(index, owner.path)):
+            methods = index.header(path)
+            for definition in methods.definitions if methods is not None else ():
+                if go_receiver(definition.text) == name:
+                    consider(path, definition, (rank + 1, definition.line))
     ranked = sorted(
         candidates.values(),
-        key=lambda located: (-index.mentioned(located.definition.name), located.definition.line),
+        key=lambda item: (-index.mentioned(item[1].definition.name), item[0]),
     )[:MEMBER_LINES]
-    ranked.sort(key=lambda located: located.definition.line)
-    return "\n".join(signature(located.definition.text) for located in ranked)
+    ranked.sort(key=lambda item: item[0])
+    return "\n".join(signature(located.definition.text) for _, located in ranked)
+
+
+def _package_files(index: RepositoryIndex, path: str) -> list[str]:
+    """``path`` and the other non-test files of its Go package."""
+    others = index.resolver().files_in(posixpath.dirname(path))
+    return [path, *(p for p in others if p != path and not p.endswith("_test.go"))]
 
 
 def signature(text: str) -> str:

@@ -261,14 +261,14 @@ class RepositoryContext:
         key = (index.root, index.generation, path, reexports)
         text = self._export_texts.get(key)
         if text is None:
-            lines = []
+            lines: dict[str, None] = {}  # once each: a Go method is listed under its type
             for located in module_exports(index, path, reexports=reexports):
                 line = _signature_line(located.definition.text)
-                lines.append(line)
+                lines.setdefault(line)
                 if not reexports and (members := member_index(index, located, line, set())):
                     # A class's most used members under it: a Java file's one class is all
                     # it offers, and the next line calls its methods, not its name.
-                    lines.append(members)
+                    lines.update(dict.fromkeys(members.split("\n")))
             text = "\n".join(lines)
             if len(self._export_texts) > 256:
                 self._export_texts.clear()
