@@ -221,3 +221,33 @@ def test_written_and_constructed_types_send_a_method_call_to_that_class():
     assert python.type_of("same") is None and python.type_of("low") is None
     assert typescript.type_of("client") == "Client"
     assert name_usage("const c = new Client();\n", language="javascript").types == ()
+
+
+def test_a_cpp_method_defined_outside_its_class_reaches_the_classs_fields(tmp_path: Path):
+    """greenlet's `void ExceptionState::clear() { this->exc_state ... }` in a .cpp file, the
+    class in a header (issue 29): `p->field` is one use, as `p.field` is, and `this` is the
+    class the method is defined for, so `exc_state` is that class's field (two classes
+    declare one, so a lookup by name alone gives nothing)."""
+    usage = name_usage(
+        "int Other::size() { return 0; }\nvoid ExceptionState::clear() {\n"
+        "    this->exc_state.tb = nullptr;\n    p->next->value = 1;\n}\n",
+        language="cpp",
+    )
+    assert {"this.exc_state", "this.exc_state.tb", "p.next", "p.next.value"} <= set(usage.uses)
+    # The method `this` is first written in (a .cpp file mostly defines one class's methods).
+    assert usage.type_of("this") == "ExceptionState"
+    assert "p.next" not in name_usage("p->next;\n", language="python").uses
+
+    (tmp_path / "state.hpp").write_text(
+        "class ExceptionState {\npublic:\n    void clear();\n    PyObject* exc_state;\n};\n"
+        "class Other {\npublic:\n    PyObject* exc_state;\n};\n"
+        "class Third {\npublic:\n    PyObject* exc_state;\n};\n"
+    )
+    (tmp_path / "state.cpp").write_text(
+        '#include "state.hpp"\n\nvoid ExceptionState::clear() {\n'
+        "    this->exc_state = nullptr;\n}\n"
+    )
+    index = RepositoryIndex(tmp_path, parser=InProcessParser())
+    index.build_blocking()
+    members = [m for m in _needed(index, "state.cpp") if m.definition.name == "exc_state"]
+    assert [(m.path, m.definition.container) for m in members] == [("state.hpp", "ExceptionState")]

@@ -127,6 +127,8 @@ def name_usage(
     types: dict[str, str] = {}
     annotated = language in ANNOTATED
     go_style = language == "go"
+    arrows = language in ("c", "cpp")
+    scope: str | None = None
     first: dict[str, int] = {}
     late: dict[str, int] = {}  # imported names: their second sighting (the first is the import)
     seen_once: set[str] = set()
@@ -142,10 +144,12 @@ def name_usage(
         while len(blocks) <= line // BLOCK_LINES:
             blocks.append(set())
         block = blocks[line // BLOCK_LINES]
-        # `a.b` and, in Rust and C++, `Type::new`: one chain, written with a dot.
+        # `a.b` and, in Rust and C++, `Type::new` (in C and C++, `p->field`): one chain,
+        # written with a dot.
         if chain and (
             (start == chain_end + 1 and text[chain_end] == ".")
             or (start == chain_end + 2 and text[chain_end:start] == "::")
+            or (arrows and start == chain_end + 2 and text[chain_end:start] == "->")
         ):
             chain.append(name)
             if len(chain) > _CHAIN:
@@ -154,6 +158,14 @@ def name_usage(
             first.setdefault(dotted, position)
             if len(block) < MAX_USES:
                 block.add(dotted)
+            if (
+                arrows
+                and len(chain) == 2
+                and text[chain_end:start] == "::"
+                and chain[0][:1].isupper()
+                and text[match.end() : match.end() + 1] == "("
+            ):
+                scope = chain[0]  # `Type::method(`: `this` in what follows is a Type
             if (
                 annotated
                 and len(chain) == 2
@@ -171,6 +183,8 @@ def name_usage(
             chain = [name]
             if annotated and name not in types and len(types) < MAX_TYPES:
                 kind = written_type(text, match.end(), go_style)
+                if name == "this" and arrows:
+                    kind = scope  # a C++ method defined outside its class (in a .cpp file)
                 if kind is not None and kind != name:
                     types[name] = kind
             if name in imported and name not in seen_once:
