@@ -453,6 +453,18 @@ def _python_builtin(name: str) -> bool:
 _PYTHON_BUILTINS = frozenset(dir(builtins))
 
 
+def macro_only(code: str, name: str) -> bool:
+    """Every use of ``name`` on the line invokes a Rust macro (``parse!(...)``): the index
+    declares no macros, so the repository's function of that name is not what it uses."""
+    seen = False
+    for at in _uses(code, name):
+        end = at + len(name)
+        if code[end : end + 1] != "!" or code[end + 1 : end + 2] == "=":
+            return False
+        seen = True
+    return seen
+
+
 def attribute_only(code: str, name: str) -> bool:
     """Every use of ``name`` on the line follows a dot (``x.name``): a member, not a name."""
     seen = False
@@ -688,6 +700,7 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                     )
                     or (project.language == "python" and _python_builtin(name))
                     or name in BUILTINS.get(project.language, ())
+                    or (project.language == "rust" and macro_only(code, name))
                     or name in outside  # imported from outside the repository
                     or qualified_only(
                         code,

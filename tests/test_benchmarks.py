@@ -86,6 +86,7 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
         attribute_only,
         bound_names,
         code_only,
+        macro_only,
         parameters,
         qualified_only,
         same_family,
@@ -107,6 +108,9 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     assert "load" in regex and "valid" not in regex and "JSON" not in regex
     assert "total" in code_only("const share = count / total / 2;", "typescript")
     assert not attribute_only("replace(text)", "replace")
+    # A Rust macro invocation is no use of a function the repository declares by that name.
+    assert macro_only("parse!(newline() -> char, {", "parse")
+    assert not macro_only("parse!(x); parse(y)", "parse") and not macro_only("parse != 1", "parse")
     outside = frozenset({"fmt", "errors"})  # a Go or Rust file's imports of std packages
     assert qualified_only("f: &mut fmt::Formatter<'_>", "Formatter", outside)
     assert qualified_only("e := errors.New(x)", "New", outside)
