@@ -12,6 +12,7 @@ from engine.completion.context import ContextBuilder, TokenCounts
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
 from engine.definitions import RepositoryContext
+from engine.definitions.needed import needed_definitions
 from engine.place import Place
 from engine.repository.headers import extract_header
 from engine.repository.imports import ImportResolver
@@ -344,6 +345,43 @@ async def test_a_files_summary_lists_its_most_used_declarations_first(tmp_path: 
         "def helper_1(first_argument: int, second_argument: str) -> None:",
     ]
     assert not any("Widely" in line or "_private" in line or "Helper" in line for line in lines)
+
+
+def test_an_overloaded_python_function_is_shown_once(tmp_path: Path):
+    """click's `prompt`: two `@t.overload` stubs and the implementation, each shown in full,
+    with the type variable their returns name: a tenth of the tier for one name. One of them
+    is shown (the first); a TypeScript overload list stays whole, its signatures naming
+    different types."""
+    files = {
+        "termui.py": (
+            "import typing as t\n\nV = t.TypeVar('V')\n\n"
+            "class Command:\n"
+            "    @t.overload\n    def main(self, code: int) -> int: ...\n"
+            "    @t.overload\n    def main(self, code: str) -> str: ...\n"
+            "    def main(self, code: t.Any) -> t.Any: ...\n"
+        ),
+        "merge.ts": (
+            "export function merge(a: A): Observable<A>;\n"
+            "export function merge(a: A, b: Scheduler): Observable<A>;\n"
+            "export function merge(...args: any[]): any { return args; }\n"
+        ),
+    }
+    files["main.py"] = "def run(command):\n    command.main(1)\n"
+    files["main.ts"] = "import { merge } from './merge';\nmerge(a, s);\n"
+    write(tmp_path, files)
+    index = RepositoryIndex(tmp_path)
+    index.build_blocking()
+    shown = {}
+    for name in ("main.py", "main.ts"):
+        header = index.header(name)
+        assert header is not None
+        usage = name_usage(files[name], header.bindings, header.language)
+        found = needed_definitions(index, name, header, usage)
+        shown[name] = [m for m in found if m.definition.name in ("main", "merge")]
+    assert [m.definition.text.strip() for m in shown["main.py"]] == [
+        "def main(self, code: int) -> int: ..."
+    ]
+    assert len(shown["main.ts"]) == 2  # the follow step's two places, both overloads
 
 
 async def test_a_files_summary_lists_its_classs_most_used_members_under_it(tmp_path: Path):

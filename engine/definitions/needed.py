@@ -109,7 +109,7 @@ def needed_definitions(
 
     def add(target: list[Located], found: list[Located], related: int) -> None:
         """``related``: how many steps of return types and base classes to follow."""
-        for located in found:
+        for located in _one_signature(found):
             if located.path == relative or located.key in seen:
                 continue
             seen.add(located.key)
@@ -186,6 +186,24 @@ def needed_definitions(
             # obj.method where obj's class lives elsewhere: a member declared in few places.
             add(by_name, _unique(index, attribute, members=True), 0)
     return imported + by_name
+
+
+def _one_signature(found: list[Located]) -> list[Located]:
+    """One Python declaration per name and scope: the first of a function's ``@overload``
+    stubs, not each of them and its implementation (click's ``prompt`` showed three signatures
+    and a type variable, a tenth of the tier, for one name; ``Command.main`` three). A
+    TypeScript overload list stays whole: its signatures name different types (rxjs's
+    ``merge``: one name of 52 lost when it was cut to one)."""
+    if len(found) < 2:
+        return found
+    kept: list[Located] = []
+    seen: set[tuple[str, str | None, str]] = set()
+    for located in found:
+        key = (located.path, located.definition.container, located.definition.name)
+        if key not in seen or not located.path.endswith((".py", ".pyi")):
+            kept.append(located)
+            seen.add(key)
+    return kept
 
 
 # Types a variant may hold that are never the repository's.
