@@ -251,3 +251,23 @@ def test_a_cpp_method_defined_outside_its_class_reaches_the_classs_fields(tmp_pa
     index.build_blocking()
     members = [m for m in _needed(index, "state.cpp") if m.definition.name == "exc_state"]
     assert [(m.path, m.definition.container) for m in members] == [("state.hpp", "ExceptionState")]
+
+
+def test_a_type_written_before_the_name_sends_a_method_call_to_that_class():
+    """Java's `private Bridge bridge;` and C++'s `PyGreenlet* self` (issue 29): the type comes
+    first, so `bridge.getConfig()` is Bridge's member. Only a declaration counts: a type
+    followed by the name and `;`, `=`, `,` or `)`; not a call, a cast or a return."""
+    java = name_usage(
+        "class X {\n    private Bridge bridge;\n"
+        "    void run(PluginCall call, Bridge other) {\n"
+        "        Foo.bar(baz);\n        return Value;\n        new Thing(arg);\n"
+        "        if (a instanceof Plugin p) {}\n    }\n}\n",
+        language="java",
+    )
+    assert java.type_of("bridge") == "Bridge" and java.type_of("call") == "PluginCall"
+    assert java.type_of("other") == "Bridge" and java.type_of("p") == "Plugin"
+    assert java.type_of("baz") is None and java.type_of("arg") is None
+    cpp = name_usage("PyGreenlet* self = x;\nconst ImmortalEventName& event,\n", language="cpp")
+    assert cpp.type_of("self") == "PyGreenlet" and cpp.type_of("event") == "ImmortalEventName"
+    # Python and TypeScript write the name first: `Value value` is no declaration there.
+    assert name_usage("Value value;\n", language="typescript").type_of("value") is None

@@ -115,6 +115,27 @@ def assigned_type(text: str, end: int) -> str | None:
     return match.group() if text[after : after + 1] in ("(", "{") else None
 
 
+# What may stand between a declared type and its name in Java, C and C++: `Bridge bridge`,
+# `PyGreenlet* self`, `const Name& event`.
+_DECLARATOR_GAP = frozenset(" *&")
+_DECLARATION_ENDS = frozenset(";=,)[")
+
+
+def declared_type(text: str, start: int, end: int, previous: str, previous_end: int) -> str | None:
+    """Java's, C's and C++'s ``Type name`` (the type written before the name): ``previous``,
+    the identifier just before the name, when only spaces, ``*`` and ``&`` separate them, it
+    is capitalized, and a declaration's end (``;``, ``=``, ``,``, ``)``) follows the name.
+    Bounded look-around, no regex: linear in the text."""
+    if not previous[:1].isupper() or not 0 < start - previous_end <= 4:
+        return None
+    if any(c not in _DECLARATOR_GAP for c in text[previous_end:start]):
+        return None
+    at = end
+    while at < len(text) and at < end + 4 and text[at] == " ":
+        at += 1
+    return previous if text[at : at + 1] in _DECLARATION_ENDS and at < len(text) else None
+
+
 def written_type(text: str, end: int, go_style: bool) -> str | None:
     """The class the text gives the name ending at ``end``: annotated, else constructed."""
     return annotated_type(text, end, go_style) or assigned_type(text, end)
@@ -128,6 +149,8 @@ def name_usage(
     annotated = language in ANNOTATED
     go_style = language == "go"
     arrows = language in ("c", "cpp")
+    type_first = language in ("java", "c", "cpp")
+    previous, previous_end = "", -1
     scope: str | None = None
     first: dict[str, int] = {}
     late: dict[str, int] = {}  # imported names: their second sighting (the first is the import)
@@ -183,6 +206,8 @@ def name_usage(
             chain = [name]
             if annotated and name not in types and len(types) < MAX_TYPES:
                 kind = written_type(text, match.end(), go_style)
+                if kind is None and type_first and previous:
+                    kind = declared_type(text, start, match.end(), previous, previous_end)
                 if name == "this" and arrows:
                     kind = scope  # a C++ method defined outside its class (in a .cpp file)
                 if kind is not None and kind != name:
@@ -194,6 +219,7 @@ def name_usage(
             else:
                 first.setdefault(name, position)
         chain_end = match.end()
+        previous, previous_end = name, chain_end
         position += 1
         if len(first) + len(late) >= MAX_USES:
             break
