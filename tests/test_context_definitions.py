@@ -531,6 +531,32 @@ async def test_a_pytest_fixture_comes_from_the_nearest_conftest(tmp_path: Path):
     assert -1 < nearest < prompt.find("def app(tmp_path) -> 'App'")
 
 
+async def test_a_fixture_without_an_annotation_brings_the_class_it_returns(tmp_path: Path):
+    """flask's `app` fixture: `app = Flask(...)` ... `return app`, no annotation (issue 29).
+    What it returns or yields is read from its body, so a test that calls `app.test_client()`
+    gets Flask's member, which three classes declare (by name alone, no one's)."""
+    files = _long_flask("    def test_client(self, use_cookies: bool = True) -> None: ...\n")
+    for other in ("Router", "Blueprint", "Site"):
+        files[f"web/{other.lower()}.py"] = f"class {other}:\n    def test_client(self): ...\n"
+    files["tests/conftest.py"] = (
+        "import pytest\nfrom web.app import Flask\n\n@pytest.fixture\ndef app():\n"
+        "    app = Flask('test')\n    app.testing = True\n    yield app\n"
+    )
+    text = "def test_index(app):\n    app.test_client().get('/')\n    \n"
+    context = await _written_context(tmp_path, files, "tests/test_index.py", text, len(text) - 1)
+    prompt = QWEN.render(context)
+    assert "def test_client(self, use_cookies: bool = True) -> None" in prompt
+    assert "def test_client(self): ..." not in prompt
+    # Asked for and no member called yet: the test holds a Flask, which lists the members
+    # the repository mentions most, as a held instance's class does.
+    files["tests/test_other.py"] = "def test_other(app):\n    app.test_client()\n"
+    text = "def test_empty(app):\n    \n"
+    context = await _written_context(tmp_path, files, "tests/test_empty.py", text, len(text) - 1)
+    head = next(e.text for e in context.repository if e.text.startswith("class Flask:"))
+    assert "    def test_client(self, use_cookies: bool = True) -> None: ..." in head
+    assert "helper_29" not in head
+
+
 async def test_a_member_shown_within_its_class_is_not_shown_again(tmp_path: Path):
     """A short class and one of its methods, both used: the method's lines are in the class's
     entry already, and a second entry for it would spend the tier's budget twice."""

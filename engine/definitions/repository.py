@@ -190,6 +190,14 @@ class RepositoryContext:
             # (`table = Table(...)`, `c *Command`): the next line may call a member no line
             # calls yet.
             held = {kind for _, kind in usage.types}
+            # A pytest fixture the test asks for (`def test_x(app)`, a conftest's `app`
+            # returning a Flask): the test holds what it returns.
+            held.update(
+                kind
+                for m in found
+                if m.definition.container is None and posixpath.basename(m.path) == "conftest.py"
+                for kind in m.definition.returns
+            )
             with_members = {(m.path, m.definition.container) for m in found} | {
                 (m.path, m.definition.name)
                 for m in found

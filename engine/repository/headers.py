@@ -166,7 +166,7 @@ def _definitions(
     if not names:
         return []
     line = node.start_point[0]
-    returns = type_names(target, source)
+    returns = type_names(target, source, language)
     text = _class_text(node_lines, members, language) if members else _capped(node_lines)
     found = [Definition(sys.intern(name), line, text, returns=returns) for name in names]
     if members:
@@ -352,7 +352,7 @@ def _container(
             if ("=" in first or ":" in first) and not _STRING_OPENING.match(first):
                 lines.append(indent + "    " + _clip(first))
         if members is not None and len(lines) > before:
-            returns = type_names(target, source)
+            returns = type_names(target, source, language)
             for name in declared_names(target, language, source):
                 members.append((name, lines[before:], target.start_point[0], returns))
     if language != "python":

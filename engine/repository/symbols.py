@@ -292,9 +292,13 @@ def _first_identifier(node: Node) -> Node | None:
     return None
 
 
-def type_names(node: Node, source: bytes) -> tuple[str, ...]:
-    """Identifiers in a declaration's return annotation (Python, TypeScript, Rust, Go)."""
+def type_names(node: Node, source: bytes, language: str = "") -> tuple[str, ...]:
+    """Identifiers in a declaration's return annotation (Python, TypeScript, Rust, Go); for a
+    Python function without one, the class it returns an instance of (`_returned_class`)."""
     annotation = node.child_by_field_name("return_type") or node.child_by_field_name("result")
+    if annotation is None and language == "python" and node.type == "function_definition":
+        returned = _returned_class(node, source)
+        return (returned,) if returned is not None else ()
     if annotation is None and node.type in ("lexical_declaration", "variable_declaration"):
         for child in node.named_children:  # const f = (...): T => ...
             value = child.child_by_field_name("value")
@@ -305,6 +309,57 @@ def type_names(node: Node, source: bytes) -> tuple[str, ...]:
         return ()
     names = identifiers(_text(annotation, source))
     return tuple(n for n in names if n not in _BUILTIN_TYPES)[:4]
+
+
+# Statements of a function's body read for what it returns: a factory or a pytest fixture is
+# short, and a bound keeps a huge generated function cheap.
+MAX_BODY_STATEMENTS = 60
+
+
+def _returned_class(function: Node, source: bytes) -> str | None:
+    """The class an unannotated Python function returns or yields an instance of, as its own
+    body's statements say: ``return Flask(...)``, or ``app = Flask(...)`` then ``return app``
+    / ``yield app`` (a pytest fixture): the name capitalized (``flask.Flask``: ``Flask``)."""
+    body = function.child_by_field_name("body")
+    if body is None:
+        return None
+    assigned: dict[str, str] = {}
+    for statement in body.named_children[:MAX_BODY_STATEMENTS]:
+        node = statement.named_children[0] if statement.named_children else None
+        if statement.type == "expression_statement" and node is not None:
+            if node.type == "assignment":
+                left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+                kind = _constructed(right, source)
+                if left is not None and left.type == "identifier" and kind is not None:
+                    assigned.setdefault(_text(left, source), kind)
+                continue
+            if node.type != "yield" or not node.named_children:
+                continue
+            node = node.named_children[0]
+        elif statement.type != "return_statement" or node is None:
+            continue
+        if node.type == "identifier":
+            found = assigned.get(_text(node, source))
+            if found is not None:
+                return found
+        elif (kind := _constructed(node, source)) is not None:
+            return kind
+    return None
+
+
+def _constructed(node: Node | None, source: bytes) -> str | None:
+    """``Name(...)`` or ``module.Name(...)`` with Name capitalized: the class Name."""
+    if node is None or node.type != "call":
+        return None
+    function = node.child_by_field_name("function")
+    if function is None:
+        return None
+    if function.type == "attribute":
+        function = function.child_by_field_name("attribute")
+    if function is None or function.type != "identifier":
+        return None
+    name = _text(function, source)
+    return name if name[:1].isupper() and name not in _BUILTIN_TYPES else None
 
 
 def import_bindings(root: Node, language: str, source: bytes) -> list[ImportBinding]:
