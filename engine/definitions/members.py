@@ -18,7 +18,30 @@ SIGNATURE_LINES = 3
 SIGNATURE_CHARS = 120
 
 
-def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[str]) -> str:
+# Per Go type: its methods declared anywhere in its package, with where (file rank, line).
+GoMethods = dict[str, list[tuple[tuple[int, int], str, Definition]]]
+
+
+def go_methods(index: RepositoryIndex, path: str) -> GoMethods:
+    """The methods of ``path``'s Go package by receiver type, in one pass over its non-test
+    files: a package of many files is read once, not once per type."""
+    found: GoMethods = {}
+    for rank, file in enumerate(_package_files(index, path)):
+        header = index.header(file)
+        for definition in header.definitions if header is not None else ():
+            receiver = go_receiver(definition.text)
+            if receiver is not None:
+                found.setdefault(receiver, []).append(((rank, definition.line), file, definition))
+    return found
+
+
+def member_index(
+    index: RepositoryIndex,
+    owner: Located,
+    head: str,
+    skip: set[str],
+    methods: GoMethods | None = None,
+) -> str:
     """Members declared in ``owner``'s class body that neither ``head`` (the class's lines
     shown) nor ``skip`` (members shown on their own) holds, one line each, the most mentioned
     across the repository first (listed in the file's order); empty when there are none.
@@ -49,12 +72,12 @@ def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[st
         if definition.container == name and definition.opener in head_lines:
             consider(owner.path, definition, (0, definition.line))
     if header.language == "go" and owner.definition.text.startswith("type "):
-        # A Go type's methods are declared beside it, in any file of its package.
-        for rank, path in enumerate(_package_files(index, owner.path)):
-            methods = index.header(path)
-            for definition in methods.definitions if methods is not None else ():
-                if go_receiver(definition.text) == name:
-                    consider(path, definition, (rank + 1, definition.line))
+        # A Go type's methods are declared beside it, in any file of its package
+        # (``methods``: the package's, when the caller read them already).
+        if methods is None:
+            methods = go_methods(index, owner.path)
+        for (rank, line), path, definition in methods.get(name, ()):
+            consider(path, definition, (rank + 1, line))
     ranked = sorted(
         candidates.values(),
         key=lambda item: (-index.mentioned(item[1].definition.name), item[0]),
@@ -64,9 +87,9 @@ def member_index(index: RepositoryIndex, owner: Located, head: str, skip: set[st
 
 
 def _package_files(index: RepositoryIndex, path: str) -> list[str]:
-    """``path`` and the other non-test files of its Go package."""
-    others = index.resolver().files_in(posixpath.dirname(path))
-    return [path, *(p for p in others if p != path and not p.endswith("_test.go"))]
+    """The non-test files of ``path``'s Go package, in path order (whichever file asks)."""
+    files = index.resolver().files_in(posixpath.dirname(path))
+    return sorted(p for p in files if not p.endswith("_test.go"))
 
 
 def signature(text: str) -> str:

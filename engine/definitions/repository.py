@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.definitions.exports import module_exports
-from engine.definitions.members import member_index
+from engine.definitions.members import GoMethods, go_methods, member_index
 from engine.definitions.needed import PACKAGE_SCOPED, needed_definitions
 from engine.definitions.tier import ContextEntry, RepositoryTier, Snippet
 from engine.definitions.tokens import TokenCounts, upper_estimate
@@ -66,6 +66,7 @@ class RepositoryContext:
         self._snippets: dict[tuple[object, ...], tuple[object, list[Snippet]]] = {}
         self._usages: dict[str, tuple[str, FileHeader | None, NameUsage]] = {}
         self._export_texts: dict[tuple[object, ...], str] = {}
+        self._go_methods: dict[tuple[Path, int, str], GoMethods] = {}
         self._shuffle = random.Random(0)
         # Per repository, the room beyond its share the last completion gave the tier.
         self._rooms: dict[Path, int] = {}
@@ -215,7 +216,15 @@ class RepositoryContext:
                 if (
                     located.definition.container is None
                     and (located.path, located.definition.name) in with_members
-                    and (others := member_index(index, located, text, separate))
+                    and (
+                        others := member_index(
+                            index,
+                            located,
+                            text,
+                            separate,
+                            self._package_methods(index, located.path),
+                        )
+                    )
                 ):
                     # Its other members, one line each: the next line may call one.
                     text += "\n" + others
@@ -270,10 +279,18 @@ class RepositoryContext:
         text = self._export_texts.get(key)
         if text is None:
             lines: dict[str, None] = {}  # once each: a Go method is listed under its type
+            header = index.header(path)
+            # Which of the file's declarations have members to list (read once, not per name).
+            owners = {d.container for d in header.definitions} if header is not None else set()
+            methods = (self._package_methods(index, path) if not reexports else None) or {}
             for located in module_exports(index, path, reexports=reexports):
                 line = _signature_line(located.definition.text)
                 lines.setdefault(line)
-                if not reexports and (members := member_index(index, located, line, set())):
+                if (
+                    not reexports
+                    and (located.definition.name in owners or located.definition.name in methods)
+                    and (members := member_index(index, located, line, set(), methods))
+                ):
                     # A class's most used members under it: a Java file's one class is all
                     # it offers, and the next line calls its methods, not its name.
                     lines.update(dict.fromkeys(members.split("\n")))
@@ -282,6 +299,19 @@ class RepositoryContext:
                 self._export_texts.clear()
             self._export_texts[key] = text
         return text
+
+    def _package_methods(self, index: RepositoryIndex, path: str) -> GoMethods | None:
+        """A Go file's package methods by receiver (memoized per index generation: a package
+        of many files is read once, not on each ranking); None for other languages."""
+        if not path.endswith(".go"):
+            return None
+        key = (index.root, index.generation, posixpath.dirname(path))
+        found = self._go_methods.get(key)
+        if found is None:
+            if len(self._go_methods) > 64:
+                self._go_methods.clear()
+            found = self._go_methods[key] = go_methods(index, path)
+        return found
 
     def _header_and_usage(
         self, index: RepositoryIndex, relative: str, file: FileAt
