@@ -376,7 +376,7 @@ class RepositoryContext:
         if key not in self._siblings:
             if len(self._siblings) > 256:
                 self._siblings.clear()
-            files = sorted(p for p in index.paths() if posixpath.dirname(p) == folder)
+            files = list(index.resolver().files_in(folder))  # sorted; a copy to reorder
             if package:  # the order the package's other files join the ranking in
                 files.sort(key=lambda path: -_widest_use(index, path))  # stable: ties by path
             self._siblings[key] = files

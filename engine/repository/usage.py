@@ -133,7 +133,7 @@ def declared_type(text: str, start: int, end: int, previous: str, previous_end: 
     at = end
     while at < len(text) and at < end + 4 and text[at] == " ":
         at += 1
-    return previous if text[at : at + 1] in _DECLARATION_ENDS and at < len(text) else None
+    return previous if text[at : at + 1] in _DECLARATION_ENDS else None
 
 
 def written_type(text: str, end: int, go_style: bool) -> str | None:
