@@ -423,6 +423,12 @@ def _uses(code: str, name: str) -> Iterator[int]:
         at = code.find(name, end)
 
 
+# Languages where another file's class or namespace member is never named bare (Python's
+# `self.x`, JavaScript's `this.x`, `ns.Name`); Java, C++ and Rust see inherited members and
+# imported enum variants bare.
+QUALIFIED_MEMBERS = frozenset({"python", "javascript", "typescript"})
+
+
 def qualified_only(code: str, name: str, owners: frozenset[str]) -> bool:
     """Every use of ``name`` on the line is qualified by one of ``owners`` (``errors.New``,
     ``fmt::Formatter``)."""
@@ -460,6 +466,16 @@ def macro_only(code: str, name: str) -> bool:
     for at in _uses(code, name):
         end = at + len(name)
         if code[end : end + 1] != "!" or code[end + 1 : end + 2] == "=":
+            return False
+        seen = True
+    return seen
+
+
+def bare_only(code: str, name: str) -> bool:
+    """No use of ``name`` on the line follows a dot or ``::`` (``name(...)``, ``: Name``)."""
+    seen = False
+    for at in _uses(code, name):
+        if code[:at].rstrip().endswith((".", "::")):
             return False
         seen = True
     return seen
@@ -720,6 +736,15 @@ def sample_positions(root: Path, project: Project, count: int, seed: int) -> lis
                     if p.path != path and same_family(p.path, path)
                 ]
                 if not places or len({p.path for p in places}) > 2 or len(places) > 3:
+                    continue
+                if (
+                    project.language in QUALIFIED_MEMBERS
+                    and all(p.definition.container is not None for p in places)
+                    and bare_only(code, name)
+                ):
+                    # `new Request(url)`: only a namespace's or class's member is declared by
+                    # that name, and no line of another file reaches one without its owner
+                    # (`x.name`, `JSONRPC2.Request`): the global is what the line uses.
                     continue
                 anchors = tuple(
                     a

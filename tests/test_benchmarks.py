@@ -82,8 +82,10 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     str/list method after a dot is the language's own."""
     from bench.context_recall import (
         BUILTINS,
+        QUALIFIED_MEMBERS,
         STANDARD_MEMBERS,
         attribute_only,
+        bare_only,
         bound_names,
         code_only,
         macro_only,
@@ -108,6 +110,12 @@ def test_recall_counts_no_name_the_line_binds_or_a_standard_method():
     assert "load" in regex and "valid" not in regex and "JSON" not in regex
     assert "total" in code_only("const share = count / total / 2;", "typescript")
     assert not attribute_only("replace(text)", "replace")
+    # `new Request(url)` in TypeScript: a namespace's member `Request` is not what it names.
+    assert bare_only("const request = new Request(url, init);", "Request")
+    assert bare_only("isMatch: (opts: Request) => boolean;", "Request")
+    assert not bare_only("const r: JSONRPC2.Request = x; Request(y)", "Request")
+    assert not bare_only("crate::Item::Table(values)", "Table")
+    assert "typescript" in QUALIFIED_MEMBERS and "java" not in QUALIFIED_MEMBERS
     # A Rust macro invocation is no use of a function the repository declares by that name.
     assert macro_only("parse!(newline() -> char, {", "parse")
     assert not macro_only("parse!(x); parse(y)", "parse") and not macro_only("parse != 1", "parse")
