@@ -190,6 +190,29 @@ def test_a_new_must_have_evicts_from_the_tail_and_keeps_the_head():
     assert "pkg/g.py" in [e.path for e in second] and tier.rebuilds == 0 and tier.evictions >= 1
 
 
+def test_a_tail_no_ranking_holds_gives_way_to_what_the_file_needs_after_its_must_haves():
+    """Another file's declarations at the tier's tail, while this file's lesser needs (past
+    the must-have share) would not fit: the stale tail goes, the head stays (its cache)."""
+    snippets = {n: Snippet(n, f"pkg/{n}.py", "x" * 60) for n in "abcdefgh"}
+    counts, tier = TokenCounts(None), RepositoryTier()
+
+    def cost(snippet: Snippet) -> int:
+        return counts.count(snippet.text)  # 21 each
+
+    def ranked(names: str) -> list[Snippet]:
+        return [snippets[n] for n in names]
+
+    tier.entries(ranked("abcd"), cost, budget=120)  # the last file: a, b, c, d (84 of 108)
+    # This file's must-haves (half the budget: two) are held; its other needs e, f did not
+    # fit beside the last file's c and d.
+    after = [e.path for e in tier.entries(ranked("abef"), cost, budget=120)]
+    assert after[:2] == ["pkg/a.py", "pkg/b.py"]
+    assert "pkg/e.py" in after and "pkg/f.py" in after and "pkg/d.py" not in after
+    assert tier.rebuilds == 0
+    # Nothing changes on the next keystroke.
+    assert [e.path for e in tier.entries(ranked("abef"), cost, budget=120)] == after
+
+
 async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_only_shrink(
     tmp_path: Path,
 ):

@@ -112,6 +112,14 @@ class RepositoryTier:
             self.items.append(snippet)
             total += cost(snippet)
         present = {item.key for item in self.items}
+        wanted = sum(cost(s) for s in ranked if s.key not in present)
+        # A tail this file's ranking does not hold (the last file's declarations) gives way
+        # to what this file needs and does not fit: the prompt after it changes anyway.
+        while (
+            total + wanted > budget * FILL_SHARE and self.items and self.items[-1].key not in fresh
+        ):
+            total -= cost(self.items.pop())
+            self.evictions += 1
         for snippet in ranked:
             snippet_cost = cost(snippet)
             if snippet.key not in present and total + snippet_cost <= budget * FILL_SHARE:
