@@ -139,6 +139,29 @@ def test_uses_are_ordered_by_first_use_with_imports_counted_from_their_use():
     assert uses.index("Early") < uses.index("b.thing") < uses.index("Late")
 
 
+async def test_a_name_imported_and_not_used_yet_comes_right_after_the_cursors_lines(
+    tmp_path: Path,
+):
+    """rxjs's `isEmpty.ts` imports `operate` and its one use is the line being written: with
+    forty declarations the file uses further up, the imported name's came last and did not fit.
+    It follows what the cursor's lines use, before the rest of the file's names."""
+    files = {
+        f"lib/m{i}.ts": f"export function helper{i}(x: number): number {{ … }}\n" for i in range(40)
+    }
+    files["lib/lift.ts"] = "export function operate<T>(init: (source: T) => void): T { … }\n"
+    imports = "".join(f"import {{ helper{i} }} from './lib/m{i}';\n" for i in range(40))
+    uses = "".join(f"helper{i}({i});\n" for i in range(40))
+    text = imports + "import { operate } from './lib/lift';\n" + uses + "\n" * 70
+    text += "export function isEmpty() {\n  return "
+    usage = name_usage(text, extract_header("x.ts", "typescript", text.encode()).bindings)
+    assert usage.unused_imports == ("operate",)
+    files["main.ts"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "main.ts", text, len(text), language="typescript")
+    paths = [e.path for e in context.repository]
+    assert paths.index("lib/lift.ts") < paths.index("lib/m0.ts")
+
+
 def _bindings(text: str):
     from engine.repository.headers import extract_header
 
@@ -640,6 +663,109 @@ async def test_a_used_class_lists_its_most_used_other_members(tmp_path: Path):
     kind = next(e.text for e in context.repository if e.text.startswith("type Command struct"))
     assert "func (c *Command) MarkFlagDirname(name string) error { … }" in kind.splitlines()
     assert "helper19" not in kind
+
+
+async def test_importing_a_submodule_binds_its_package_too(tmp_path: Path):
+    """click's tests write `import click.types` and then `click.Group(...)`: Python binds
+    `click`, the package, and the next line may name any of its exports."""
+    files = {
+        "cli/__init__.py": "from cli.core import Group\nfrom cli.types import Path\n",
+        "cli/core.py": "class Group:\n    def add(self, name: str) -> None: ...\n",
+        "cli/types.py": "class Path:\n    def check(self) -> bool: ...\n",
+    }
+    text = "import cli.types\n\np = cli.types.Path()\ng = cli."
+    context = await _written_context(tmp_path, files, "main.py", text)
+    assert any(e.path == "cli/__init__.py" and "class Group:" in e.text for e in context.repository)
+    bindings = _bindings("import cli.types\nimport os.path as p\nimport a.b, a.c\n")
+    assert [(b.local, b.module) for b in bindings] == [
+        ("cli.types", "cli.types"),
+        ("cli", "cli"),
+        ("p", "os.path"),
+        ("a.b", "a.b"),
+        ("a", "a"),
+        ("a.c", "a.c"),
+    ]
+
+
+async def test_a_listing_repeats_no_line_its_class_shows(tmp_path: Path):
+    """rich's Console: a held class's head shows its `__init__`, whose one long line is clipped;
+    the listing below joined it otherwise and showed it again, in one of its six places. A
+    used member whose line the class shows is no entry of its own either (its docstring was
+    all the repeat added). An overloaded method and a property's setter are one line each."""
+    params = ", ".join(f"option_{i}: int = {i}" for i in range(30))
+    members = "".join(f"    def helper_{j}(self) -> int: ...\n" for j in range(30))
+    files = {
+        "term/__init__.py": "",
+        "term/console.py": "from typing import overload\n\n\nclass Console:\n"
+        f"    def __init__(\n        self, {params}\n    ) -> None: ...\n"
+        "    @overload\n    def size(self, w: int) -> int: ...\n"
+        "    @overload\n    def size(self, w: str) -> str: ...\n"
+        "    def size(self, w): ...\n"
+        '    @property\n    def file(self) -> str:\n        """The file."""\n'
+        "    @file.setter\n    def file(self, new: str) -> None: ...\n"
+        f"{members}"
+        "    def render_str(self, text: str) -> str: ...\n",
+    }
+    for n in range(3):  # three other files call `__init__`'s class and `render_str`
+        files[f"term/use_{n}.py"] = (
+            "from term.console import Console\n\n"
+            "def f():\n    c = Console()\n    c.render_str('x')\n    c.size(1)\n"
+        )
+    text = "from term.console import Console\n\nc = Console()\nc.file\n"
+    context = await _written_context(tmp_path, files, "main.py", text)
+    shown = [e.text for e in context.repository if e.text.startswith("class Console:")]
+    lines = "\n".join(shown).splitlines()
+    assert sum(line.lstrip().startswith("def __init__(") for line in lines) == 1
+    assert sum(line.lstrip().startswith("def size(") for line in lines) == 1
+    assert sum(line.lstrip().startswith("def file(") for line in lines) == 1
+    assert "    def render_str(self, text: str) -> str: ..." in lines
+
+
+async def test_a_c_file_sees_what_its_headers_include(tmp_path: Path):
+    """python-zstandard's `c-ext/frameparams.c` includes "python-zstandard.h", which includes
+    <zstd.h> (`-Izstd`): the next line calls a `ZSTD_` function no line of the file names yet,
+    and the compiler sees zstd.h through the header. Its summary is in the prompt, before the
+    includes that declare nothing the file uses."""
+    files = {
+        "c-ext/module.h": "#include <Python.h>\n#include <compat.h>\n#include <zstd.h>\n"
+        "typedef struct { int level; } FrameObject;\n",
+        "compat/compat.h": "".join(f"int compat_{i}(void);\n" for i in range(40)),
+        "zstd/zstd.h": "typedef struct ZSTD_DCtx_s ZSTD_DCtx;\n"
+        "size_t ZSTD_getFrameHeader(void *header, const void *src, size_t size);\n"
+        "unsigned ZSTD_isError(size_t code);\n",
+    }
+    wanted = "size_t ZSTD_getFrameHeader(void *header, const void *src, size_t size);"
+    # No line names a zstd declaration yet.
+    text = '#include "module.h"\n\nint frame(FrameObject *f) {\n    '
+    files["c-ext/frame.c"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "c-ext/frame.c", text, len(text), language="c")
+    assert any(e.path == "zstd/zstd.h" and wanted in e.text for e in context.repository)
+
+    # One line does: zstd.h comes before compat.h, which the header includes first.
+    text = '#include "module.h"\n\nint frame(FrameObject *f) {\n    ZSTD_DCtx *d;\n    '
+    files["c-ext/frame.c"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "c-ext/frame.c", text, len(text), language="c")
+    summaries = [e.path for e in context.repository if "(" in e.text]
+    assert summaries.index("zstd/zstd.h") < summaries.index("compat/compat.h")
+
+
+async def test_a_header_that_includes_nothing_sees_what_its_includers_include(tmp_path: Path):
+    """ujson's `test/cctest/gay-fixed.h` writes `Vector<…>` and includes nothing: it is
+    compiled within `gay-fixed.cc`, which includes `double-conversion/utils.h` first."""
+    files = {
+        "lib/utils.h": "template <typename T> class Vector {\n public:\n  int length() const;\n};",
+        "lib/other.h": "int unrelated(void);\n",
+        "test/gay.cc": '#include "lib/utils.h"\n#include "gay.h"\n',
+        "test/main.cc": '#include "lib/other.h"\n',
+    }
+    text = "struct Precomputed { int decimal_point; };\n\n"
+    files["test/gay.h"] = text
+    write(tmp_path, files)
+    context = await _context(tmp_path, "test/gay.h", text, len(text), language="cpp")
+    paths = [e.path for e in context.repository]
+    assert "lib/utils.h" in paths and "lib/other.h" not in paths
 
 
 async def test_a_typescript_namespace_is_a_declaration_with_its_exports_as_members(

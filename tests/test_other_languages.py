@@ -175,6 +175,26 @@ def ujson() -> RepositoryIndex:
 DOUBLE_CONVERSION = "deps/double-conversion/double-conversion"
 
 
+def test_c_includes_resolve_next_to_the_file_then_by_tail_and_angled_ones_by_tail_only():
+    """`#include <zstd.h>` with `-Izstd`: a header of the repository's include path. The
+    system's headers are not indexed, so an angled name the repository lacks resolves to none,
+    and never to a file beside the includer that only shares the name's folder."""
+    resolver = ImportResolver(
+        ["c-ext/module.h", "c-ext/module.c", "zstd/zstd.h", "zstd/common/mem.h", "c-ext/stdio.h"]
+    )
+
+    def includes(statement: str) -> list[str]:
+        return resolver.resolve("c-ext/module.c", "c", [statement])
+
+    assert includes('#include "module.h"') == ["c-ext/module.h"]
+    assert includes("#include <zstd.h>") == ["zstd/zstd.h"]
+    assert includes("#include <common/mem.h>") == ["zstd/common/mem.h"]
+    assert includes("#include<Python.h>") == []
+    assert includes('#include "stdio.h"') == ["c-ext/stdio.h"]  # quoted: next to the file
+    assert includes("#include <module.h>") == ["c-ext/module.h"]  # angled: by tail
+    assert includes("#include <unterminated.h") == []
+
+
 def test_a_guarded_cpp_header_shows_its_namespaced_class(ujson: RepositoryIndex):
     """ujson's bundled double-conversion: `#ifndef …_H_` around `namespace double_conversion {
     class Bignum { … } }` in a .h file. The walk used to stop at the include guard (nothing

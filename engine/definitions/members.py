@@ -11,8 +11,10 @@ from engine.repository.definitions import Located
 from engine.repository.index import RepositoryIndex
 from engine.repository.symbols import Definition, declared_private
 
-# Signature lines listed per type, the most mentioned across the repository first.
+# Signature lines listed per type, the most mentioned across the repository first: this many
+# per TIER_TOKENS_PER_SIX of the tier's budget (six at a 2,048-token prompt, twelve at 4,096).
 MEMBER_LINES = 6
+TIER_TOKENS_PER_SIX = 1024
 # A signature written over several lines is joined up to this many, then clipped.
 SIGNATURE_LINES = 3
 SIGNATURE_CHARS = 120
@@ -41,10 +43,12 @@ def member_index(
     head: str,
     skip: set[str],
     methods: GoMethods | None = None,
+    tier_budget: int = TIER_TOKENS_PER_SIX,
 ) -> str:
     """Members declared in ``owner``'s class body that neither ``head`` (the class's lines
     shown) nor ``skip`` (members shown on their own) holds, one line each, the most mentioned
-    across the repository first (listed in the file's order); empty when there are none.
+    across the repository first (listed in the file's order), as many as ``tier_budget`` (the
+    repository tier's) affords; empty when there are none.
 
     Only a body's members: a Rust type's ``impl`` methods listed this way took the budget of
     the definitions the next line needed (types used as data, matched on: recall 76% -> 68%
@@ -55,14 +59,21 @@ def member_index(
     name = owner.definition.name
     head_lines = set(head.split("\n"))
     candidates: dict[str, tuple[tuple[int, int], Located]] = {}
+    # A name's first declaration decides (an overload the head shows stands for the rest).
+    seen: set[str] = set()
 
     def consider(path: str, definition: Definition, order: tuple[int, int]) -> None:
+        if definition.name in seen:
+            return
+        seen.add(definition.name)
         if (
             definition.name not in skip
-            and definition.name not in candidates
             and _public(definition.name)
             and not declared_private(definition.text)
             and signature(definition.text) not in head
+            # Its first line is shown (clipped as the class text clips it): a long
+            # ``__init__`` signature joined differently would be listed twice.
+            and definition.text.split("\n", 1)[0] not in head_lines
             # Another file mentions it: a member only its own file calls is no one's next line.
             and index.mentioned(definition.name) >= 2
         ):
@@ -81,7 +92,7 @@ def member_index(
     ranked = sorted(
         candidates.values(),
         key=lambda item: (-index.mentioned(item[1].definition.name), item[0]),
-    )[:MEMBER_LINES]
+    )[: max(MEMBER_LINES, MEMBER_LINES * tier_budget // TIER_TOKENS_PER_SIX)]
     ranked.sort(key=lambda item: item[0])
     return "\n".join(signature(located.definition.text) for _, located in ranked)
 

@@ -84,14 +84,18 @@ def needed_definitions(
     near: tuple[frozenset[str], ...] = (),
 ) -> list[Located]:
     """Declarations from other files for the names ``usage`` lists: the names used in the
-    first of ``near`` (the lines closest to the cursor) first, then those of the next, then
-    the others; within each, those the imports explain (with the types they return) before
-    those found by name alone, each in order of first use."""
+    first of ``near`` (the lines closest to the cursor) first, then the names imported and not
+    used yet, then those of the next of ``near``, then the others; within each, those the
+    imports explain (with the types they return) before those found by name alone, each in
+    order of first use."""
     if near:
         found: list[Located] = []
         keys: set[str] = set()
         done: set[str] = set()
-        for group in (*near, None):
+        # After what the cursor's lines use: what the file imports and uses nowhere yet
+        # (`import { operate } from '../util/lift'`), the likeliest name of the next line.
+        groups = (*near[:1], frozenset(usage.unused_imports), *near[1:], None)
+        for group in groups:
             uses = tuple(u for u in usage.uses if u not in done and (group is None or u in group))
             done.update(uses)
             part = needed_definitions(index, relative, header, NameUsage(uses, types=usage.types))

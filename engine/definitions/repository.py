@@ -23,6 +23,7 @@ from engine.documents import OpenDocument
 from engine.place import AtPlace, Place
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
+from engine.repository.symbols import ImportBinding
 from engine.repository.usage import BLOCK_LINES, NameUsage, name_usage
 from engine.workspace import Workspace
 
@@ -37,6 +38,12 @@ OPEN_FILES = 5
 SIBLINGS = 4
 # A Go or Java package's files, used ones first, in all.
 PACKAGE_FILES = 12
+# A C/C++ header's own includes followed (one level), per header.
+INCLUDED_INCLUDES = 8
+C_HEADERS = (".h", ".hh", ".hpp", ".hxx")
+# A header's includers looked for among this many files of its folder, and followed up to:
+INCLUDERS = 2
+FOLDER_FILES_SCANNED = 64
 # Tokens a snippet is charged beyond its text (its share of file markers and newlines).
 MARKER_TOKENS = 4
 # A declaration shows a line per this many tokens of budget (a class: 16 lines at 2,048).
@@ -61,7 +68,7 @@ class RepositoryContext:
         self._tiers: dict[Path, RepositoryTier] = {}
         self._siblings: dict[tuple[Path, int, str, bool], list[str]] = {}
         # Per-keystroke work that only changes with a header or the index: memoized.
-        self._imports: dict[tuple[object, ...], list[str]] = {}
+        self._imports: dict[tuple[object, ...], tuple[list[str], list[str]]] = {}
         self._fits: dict[tuple[str, int], str] = {}
         self._snippets: dict[tuple[object, ...], tuple[object, list[Snippet]]] = {}
         self._usages: dict[str, tuple[str, FileHeader | None, NameUsage]] = {}
@@ -207,7 +214,12 @@ class RepositoryContext:
             separate = {m.definition.name for m in found if m.definition.container is not None}
             for located in found:
                 before = shown.setdefault(located.path, [])
-                if any(located.definition.text in earlier for earlier in before):
+                if any(located.definition.text in earlier for earlier in before) or (
+                    located.definition.opener is not None
+                    and _line_shown(
+                        located.definition.opener, located.definition.text.split("\n", 1)[0], before
+                    )
+                ):
                     continue  # shown already: a member within its class's lines, a repeat
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in with_members:
@@ -223,6 +235,7 @@ class RepositoryContext:
                             text,
                             separate,
                             self._package_methods(index, located.path),
+                            budget,
                         )
                     )
                 ):
@@ -354,8 +367,13 @@ class RepositoryContext:
         if key not in self._imports:
             if len(self._imports) > 256:
                 self._imports.clear()
-            self._imports[key] = index.resolver().resolve(relative, language, imports, bindings)
-        candidates = list(self._imports[key])
+            self._imports[key] = self._imported(index, relative, language, imports, bindings)
+        direct, further = self._imports[key]
+        candidates = list(direct)
+        if further:
+            # Those declaring the most names the file uses first (ties in include order).
+            used = set(usage.uses)
+            candidates += sorted(further, key=lambda path: -_declares(index, path, used))
         candidates += [path for path in live if path != relative and path in index][:OPEN_FILES]
         candidates += self._siblings_of(index, relative, language, usage)
         ranked: list[str] = []
@@ -363,6 +381,54 @@ class RepositoryContext:
             if path != relative and path not in ranked:
                 ranked.append(path)
         return ranked
+
+    def _imported(
+        self,
+        index: RepositoryIndex,
+        relative: str,
+        language: str | None,
+        imports: tuple[str, ...],
+        bindings: tuple[ImportBinding, ...],
+    ) -> tuple[list[str], list[str]]:
+        """The files the file imports, and (C, C++) those its headers include (a header's
+        includes are the includer's too: `#include "module.h"` that includes <zstd.h>) and, for
+        a header, those its includers include."""
+        resolver = index.resolver()
+        direct = resolver.resolve(relative, language, imports, bindings)
+        further: list[str] = []
+        if language not in ("c", "cpp"):
+            return direct, further
+
+        def add(includer: str) -> None:
+            header = index.header(includer)
+            if header is not None:
+                further.extend(
+                    [
+                        p
+                        for p in resolver.resolve(includer, language, header.imports)
+                        if p not in direct and p not in further and p != relative
+                    ][:INCLUDED_INCLUDES]
+                )
+
+        for path in direct:
+            if path.endswith(C_HEADERS):
+                add(path)
+        if relative.endswith(C_HEADERS):
+            # A header that relies on its includer's includes (ujson's `gay-fixed.h` writes
+            # `Vector<…>` and includes nothing): the includes of the files beside it that
+            # include it.
+            folder = posixpath.dirname(relative)
+            includers = [
+                path
+                for path in resolver.files_in(folder)[:FOLDER_FILES_SCANNED]
+                if path != relative
+                and (header := index.header(path)) is not None
+                and header.language in ("c", "cpp")
+                and relative in resolver.resolve(path, language, header.imports)
+            ]
+            for path in includers[:INCLUDERS]:
+                add(path)
+        return direct, further
 
     def _siblings_of(
         self, index: RepositoryIndex, relative: str, language: str | None, usage: NameUsage
@@ -383,8 +449,7 @@ class RepositoryContext:
         used = set(usage.uses)
         scored = []
         for path in self._siblings[key]:
-            header = index.header(path)
-            hits = sum(1 for d in header.definitions if d.name in used) if header else 0
+            hits = _declares(index, path, used)
             if hits and path != relative:
                 scored.append((-hits, path))
         ranked = [path for _, path in sorted(scored)[:SIBLINGS]]
@@ -403,6 +468,12 @@ class RepositoryContext:
         return ranked
 
 
+def _declares(index: RepositoryIndex, path: str, names: set[str]) -> int:
+    """How many of ``names`` the file ``path`` declares."""
+    header = index.header(path)
+    return sum(1 for d in header.definitions if d.name in names) if header is not None else 0
+
+
 def _widest_use(index: RepositoryIndex, path: str) -> int:
     """How many files mention the most mentioned of ``path``'s top-level declarations."""
     header = index.header(path)
@@ -410,6 +481,16 @@ def _widest_use(index: RepositoryIndex, path: str) -> int:
         return 0
     top_level = (d.name for d in header.definitions if d.container is None)
     return max(map(index.mentioned, top_level), default=0)
+
+
+def _line_shown(opener: str, line: str, texts: Sequence[str]) -> bool:
+    """One of ``texts`` shows the class line ``opener`` and ``line``: a member whose signature
+    its class's lines show already (its docstring would be all the repeat adds)."""
+    for text in texts:
+        lines = text.split("\n")
+        if opener in lines and line in lines:
+            return True
+    return False
 
 
 def _covered(summary: str, texts: Sequence[str]) -> bool:

@@ -198,6 +198,13 @@ def _class_text(node_lines: list[str], members: list[Member], language: str) -> 
     another file calls) before the private ones, within the line cap."""
     first_member = members[0][1][0] if members[0][1] else None
     head_end = node_lines.index(first_member) if first_member in node_lines else 1
+    if language == "python":
+        # A name's later definitions (``@overload`` variants, a property's setter) repeat its
+        # first: one line each took the room of other members.
+        first: dict[str, Member] = {}
+        for member in members:
+            first.setdefault(member[0], member)
+        members = list(first.values())
     public = [m for m in members if not _private_member(m, language)]
     private = [m for m in members if m not in public]
     body = [line for member in [*public, *private] for line in member[1]]

@@ -11,7 +11,8 @@ the longest tail of the path that is a folder of the repository (the module's pa
 go.mod, is the part before it). Rust paths start at the importer's crate (``crate::``), its
 module's parent (``super::``) or itself (``self::``), or at a crate of the workspace by name;
 modules are ``name.rs`` or ``name/mod.rs``. Java classes are ``a/b/C.java`` under any source
-root. C and C++ includes resolve next to the file, then by path tail."""
+root. C and C++ includes resolve next to the file, then by path tail (``<x.h>``: by path tail
+only)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ _GO_SPEC = re.compile(r'"([^"]+)"')
 _RUST_MOD = re.compile(r"^(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;")
 _RUST_USE = re.compile(r"use\s+(?:crate|super|self)::([\w:]+)")
 _JAVA = re.compile(r"^import\s+(?:static\s+)?([\w.]+?)(?:\.\*)?\s*;")
-_INCLUDE = re.compile(r'^#\s*include\s+"([^"]+)"')
+# `#include "x.h"` (next to the file, then by path tail) or `#include <x.h>` (by path tail
+# only: a header of the repository's include path, `-Izstd`; the system's are not indexed).
+_INCLUDE = re.compile(r'^#\s*include\s*(?:"([^"]+)"|<([^>]+)>)')
 JS_EXTENSIONS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".d.ts", ".mts", ".cts")
 # What a compiled-output spelling stands for in the sources (TypeScript's nodenext resolution).
 JS_SOURCE_FOR = {
@@ -246,8 +249,11 @@ class ImportResolver:
             match = _INCLUDE.match(statement)
             if not match:
                 return []
-            local = posixpath.normpath(posixpath.join(folder, match.group(1)))
-            return [local] if local in self._paths else self._tail(match.group(1))
+            quoted, angled = match.groups()
+            if angled is not None:
+                return self._tail(angled)
+            local = posixpath.normpath(posixpath.join(folder, quoted))
+            return [local] if local in self._paths else self._tail(quoted)
         return []
 
     def _rust(self, importer: str, folder: str, statement: str) -> list[str]:

@@ -33,7 +33,7 @@ from engine.repository.parsing import HeaderParser, ParseFailed, shared_pool
 log = logging.getLogger(__name__)
 
 # Bump when headers change shape: old cache entries are then ignored.
-HEADER_VERSION = 16
+HEADER_VERSION = 17
 # A file that could not be parsed within the limits is not tried again for this long: a
 # hostile file rewritten in a loop would otherwise cost a parse per rewrite.
 RETRY_UNPARSABLE_S = 600.0

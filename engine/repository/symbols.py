@@ -498,6 +498,12 @@ def _python_imports(node: Node, source: bytes, found: list[ImportBinding], depth
             for name in child.children_by_field_name("name"):
                 if (pair := _local_and_original(name, source)) is not None:
                     found.append(ImportBinding(pair[0], pair[1], None))
+                    if name.type != "aliased_import" and "." in pair[0]:
+                        # `import click.types` binds `click` too: `click.Group` is the package's.
+                        top = pair[0].split(".", 1)[0]
+                        package = ImportBinding(top, top, None)
+                        if package not in found:
+                            found.append(package)
         elif kind == "import_from_statement":
             module_node = child.child_by_field_name("module_name")
             if module_node is None:

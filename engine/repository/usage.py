@@ -30,6 +30,8 @@ class NameUsage:
     # `c *Command`, `app = Flask(...)`, `self.console = Console()`), in the languages of
     # ANNOTATED: the first of each, so `value.as_bool()` is Value's.
     types: tuple[tuple[str, str], ...] = ()
+    # Names the file imports and uses nowhere else yet: the names its next lines will use.
+    unused_imports: tuple[str, ...] = ()
 
     @cached_property
     def _type_by_name(self) -> dict[str, str]:
@@ -154,7 +156,7 @@ def name_usage(
     scope: str | None = None
     first: dict[str, int] = {}
     late: dict[str, int] = {}  # imported names: their second sighting (the first is the import)
-    seen_once: set[str] = set()
+    seen_once: dict[str, None] = {}  # in the order of the imports
     chain: list[str] = []
     chain_end = -1
     position = 0
@@ -213,7 +215,7 @@ def name_usage(
                 if kind is not None and kind != name:
                     types[name] = kind
             if name in imported and name not in seen_once:
-                seen_once.add(name)
+                seen_once[name] = None
             elif name in imported:
                 late.setdefault(name, position)
             else:
@@ -223,12 +225,13 @@ def name_usage(
         position += 1
         if len(first) + len(late) >= MAX_USES:
             break
-    for name in imported:
-        if name not in late and name in seen_once:
-            late[name] = position  # imported, never used: after every use
+    unused = [name for name in seen_once if name not in late]
+    for name in unused:
+        late[name] = position  # imported, never used: after every use, in import order
     order = sorted([*first.items(), *late.items()], key=lambda item: item[1])
     return NameUsage(
         tuple(dict.fromkeys(name for name, _ in order)),
         tuple(frozenset(b) for b in blocks),
         tuple(types.items()),
+        tuple(unused),
     )
