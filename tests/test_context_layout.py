@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.completion.context import ContextBuilder, TokenCounts
@@ -172,16 +173,22 @@ async def test_token_counts_are_served_from_cache_after_the_first_sight():
     assert counts.count("hello world") == 7 and calls == ["hello world"]
 
 
-def test_a_new_must_have_evicts_from_the_tail_and_keeps_the_head():
-    snippets = {n: Snippet(n, f"pkg/{n}.py", "x" * 60) for n in "abcdefg"}
-    counts, tier = TokenCounts(None), RepositoryTier()
+def _lettered() -> tuple[RepositoryTier, Callable[[Snippet], int], Callable[[str], list[Snippet]]]:
+    """A tier, a cost (21 tokens a snippet) and snippets named by letters ("pkg/a.py", ...)."""
+    snippets = {n: Snippet(n, f"pkg/{n}.py", "x" * 60) for n in "abcdefgh"}
+    counts = TokenCounts(None)
 
     def cost(snippet: Snippet) -> int:
-        return counts.count(snippet.text)  # 21 each
+        return counts.count(snippet.text)
 
     def ranked(names: str) -> list[Snippet]:
         return [snippets[n] for n in names]
 
+    return RepositoryTier(), cost, ranked
+
+
+def test_a_new_must_have_evicts_from_the_tail_and_keeps_the_head():
+    tier, cost, ranked = _lettered()
     first = tier.entries(ranked("abcd"), cost, budget=100)
     assert [e.path for e in first] == ["pkg/a.py", "pkg/b.py", "pkg/c.py", "pkg/d.py"]
     # The file now needs 'g' most (a new use near the cursor): the tail makes room for it.
@@ -193,15 +200,7 @@ def test_a_new_must_have_evicts_from_the_tail_and_keeps_the_head():
 def test_a_tail_no_ranking_holds_gives_way_to_what_the_file_needs_after_its_must_haves():
     """Another file's declarations at the tier's tail, while this file's lesser needs (past
     the must-have share) would not fit: the stale tail goes, the head stays (its cache)."""
-    snippets = {n: Snippet(n, f"pkg/{n}.py", "x" * 60) for n in "abcdefgh"}
-    counts, tier = TokenCounts(None), RepositoryTier()
-
-    def cost(snippet: Snippet) -> int:
-        return counts.count(snippet.text)  # 21 each
-
-    def ranked(names: str) -> list[Snippet]:
-        return [snippets[n] for n in names]
-
+    tier, cost, ranked = _lettered()
     tier.entries(ranked("abcd"), cost, budget=120)  # the last file: a, b, c, d (84 of 108)
     # This file's must-haves (half the budget: two) are held; its other needs e, f did not
     # fit beside the last file's c and d.
