@@ -50,6 +50,10 @@ MARKER_TOKENS = 4
 TOKENS_PER_SHOWN_LINE = 128
 # A class whose used members are shown on their own: its first lines only.
 HEAD_LINES_WITH_MEMBERS = 6
+# A Python class's: its first lines are its docstring and class attributes, where a C struct's
+# or a Java class's are the fields the next line reads (four lines: recall up in each Python
+# repository of bench/context_recall.py, down in zstandard's structs).
+PYTHON_HEAD_LINES_WITH_MEMBERS = 4
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,11 @@ class RepositoryContext:
                     continue  # shown already: a member within its class's lines, a repeat
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in with_members:
-                    lines = min(lines, HEAD_LINES_WITH_MEMBERS)
+                    python = located.path.endswith((".py", ".pyi"))
+                    lines = min(
+                        lines,
+                        PYTHON_HEAD_LINES_WITH_MEMBERS if python else HEAD_LINES_WITH_MEMBERS,
+                    )
                 text = _first_lines(located.definition.shown, lines)
                 if (
                     located.definition.container is None
