@@ -23,6 +23,7 @@ from engine.documents import OpenDocument
 from engine.place import AtPlace, Place
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
+from engine.repository.languages import is_c_header, language_for
 from engine.repository.symbols import ImportBinding
 from engine.repository.usage import BLOCK_LINES, NameUsage, name_usage
 from engine.workspace import Workspace
@@ -40,7 +41,6 @@ SIBLINGS = 4
 PACKAGE_FILES = 12
 # A C/C++ header's own includes followed (one level), per header.
 INCLUDED_INCLUDES = 8
-C_HEADERS = (".h", ".hh", ".hpp", ".hxx")
 # A header's includers looked for among this many files of its folder, and followed up to:
 INCLUDERS = 2
 FOLDER_FILES_SCANNED = 64
@@ -227,7 +227,7 @@ class RepositoryContext:
                     continue  # shown already: a member within its class's lines, a repeat
                 lines = budget // TOKENS_PER_SHOWN_LINE
                 if (located.path, located.definition.name) in with_members:
-                    python = located.path.endswith((".py", ".pyi"))
+                    python = language_for(located.path) == "python"
                     lines = min(
                         lines,
                         PYTHON_HEAD_LINES_WITH_MEMBERS if python else HEAD_LINES_WITH_MEMBERS,
@@ -407,35 +407,35 @@ class RepositoryContext:
         if language not in ("c", "cpp"):
             return direct, further
 
-        def add(includer: str) -> None:
-            header = index.header(includer)
-            if header is not None:
-                further.extend(
-                    [
-                        p
-                        for p in resolver.resolve(includer, language, header.imports)
-                        if p not in direct and p not in further and p != relative
-                    ][:INCLUDED_INCLUDES]
-                )
+        def includes(path: str) -> list[str]:
+            header = index.header(path)
+            if header is None or header.language not in ("c", "cpp"):
+                return []
+            return resolver.resolve(path, language, header.imports)
+
+        def add(included: list[str]) -> None:
+            further.extend(
+                [p for p in included if p not in direct and p not in further and p != relative][
+                    :INCLUDED_INCLUDES
+                ]
+            )
 
         for path in direct:
-            if path.endswith(C_HEADERS):
-                add(path)
-        if relative.endswith(C_HEADERS):
+            if is_c_header(path):
+                add(includes(path))
+        if is_c_header(relative):
             # A header that relies on its includer's includes (ujson's `gay-fixed.h` writes
             # `Vector<…>` and includes nothing): the includes of the files beside it that
-            # include it.
+            # include it, each resolved once.
             folder = posixpath.dirname(relative)
-            includers = [
-                path
-                for path in resolver.files_in(folder)[:FOLDER_FILES_SCANNED]
-                if path != relative
-                and (header := index.header(path)) is not None
-                and header.language in ("c", "cpp")
-                and relative in resolver.resolve(path, language, header.imports)
-            ]
-            for path in includers[:INCLUDERS]:
-                add(path)
+            includers = 0
+            for path in resolver.files_in(folder)[:FOLDER_FILES_SCANNED]:
+                if includers == INCLUDERS:
+                    break
+                included = includes(path) if path != relative else []
+                if relative in included:
+                    add(included)
+                    includers += 1
         return direct, further
 
     def _siblings_of(

@@ -53,6 +53,9 @@ EXTENSIONS = {
     ".hxx": "cpp",
 }
 
+# C and C++ headers: included by other files, their includes are their includers' too.
+C_HEADER_EXTENSIONS = frozenset({".h", ".hh", ".hpp", ".hxx"})
+
 # LSP language ids that differ from our names.
 LANGUAGE_IDS = {"typescriptreact": "tsx", "javascriptreact": "javascript", "c++": "cpp"}
 
@@ -64,6 +67,11 @@ def language_for(path: str, language_id: str | None = None) -> str | None:
             return name
     dot = path.rfind(".")
     return EXTENSIONS.get(path[dot:].lower()) if dot != -1 else None
+
+
+def is_c_header(path: str) -> bool:
+    dot = path.rfind(".")
+    return dot != -1 and path[dot:].lower() in C_HEADER_EXTENSIONS
 
 
 _CPP_MARKERS = (b"class ", b"namespace ", b"template<", b"template <", b"public:", b"::")
