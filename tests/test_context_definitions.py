@@ -688,6 +688,27 @@ async def test_importing_a_submodule_binds_its_package_too(tmp_path: Path):
     ]
 
 
+async def test_a_submodule_named_through_its_package_is_followed(tmp_path: Path):
+    """attrs' tests write `import attrs` and then `attrs.exceptions.FrozenInstanceError`, a
+    module attribute of a submodule the package never imports by name (and that module
+    re-exports another's names); click's `click.types.FuncParamType` likewise."""
+    files = {
+        "cli/__init__.py": "from cli.core import Group\n",
+        "cli/core.py": "class Group:\n    def add(self, name: str) -> None: ...\n",
+        "cli/types.py": "class FuncParamType:\n    def convert(self, value: str) -> int: ...\n",
+        "cli/exceptions.py": "from cli._errors import *\n",
+        "cli/_errors.py": "class FrozenError(Exception):\n    pass\n",
+    }
+    text = (
+        "import cli\n\nt = cli.types.FuncParamType()\ng = cli.Group()\n"
+        "e = cli.exceptions.FrozenError\n"
+    )
+    context = await _written_context(tmp_path, files, "main.py", text)
+    texts = [e.text for e in context.repository]
+    assert any(t.startswith("class FuncParamType:") for t in texts)
+    assert any(t.startswith("class FrozenError(Exception):") for t in texts)
+
+
 async def test_a_listing_repeats_no_line_its_class_shows(tmp_path: Path):
     """rich's Console: a held class's head shows its `__init__`, whose one long line is clipped;
     the listing below joined it otherwise and showed it again, in one of its six places. A

@@ -149,7 +149,9 @@ def needed_definitions(
             elif use not in local and _worth_looking_up(use):
                 add(by_name, _unique(index, use, members=False), RELATED_STEPS)
             continue
-        module = index.module_of(relative, header, owner) if owner in bound else None
+        # `attr.setters.convert`: in Python, a submodule of an imported module too.
+        imports_owner = owner.split(".", 1)[0] in bound
+        module = index.module_of(relative, header, owner) if imports_owner else None
         if module is None and header.language == "rust" and owner not in bound:
             # A path written out in full: `crate::parser::strings::APOSTROPHE`.
             qualified = _rust_qualified(index, relative, owner, attribute)

@@ -146,7 +146,8 @@ def follow(
 
 def module_of(header: FileHeader, resolver: ImportResolver, path: str, local: str) -> str | None:
     """The file a local module name stands for (``import a.b as m``, ``from pkg import mod``,
-    ``import * as ns from './x'``), or None when ``local`` is not a module."""
+    ``import * as ns from './x'``), or None when ``local`` is not a module. In Python a
+    dotted ``local`` names a submodule of one (``attr.setters`` after ``import attr``)."""
     for binding in header.bindings:
         if binding.local != local:
             continue
@@ -162,4 +163,10 @@ def module_of(header: FileHeader, resolver: ImportResolver, path: str, local: st
             whole = resolver.module_path(path, "rust", f"{binding.module}::{binding.imported}")
             if whole is not None and whole != resolver.module_path(path, "rust", binding.module):
                 return whole
+    if header.language == "python" and "." in local:
+        first, _, rest = local.partition(".")
+        for binding in header.bindings:
+            if binding.local == first and binding.imported != "*":
+                module = binding.module if binding.imported is None else submodule(binding)
+                return resolver.module_path(path, "python", f"{module}.{rest}")
     return None
