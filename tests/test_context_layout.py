@@ -271,3 +271,45 @@ async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_onl
     assert all(b <= a for a, b in itertools.pairwise(sizes)), sizes
     assert len(set(sizes)) <= 10 and sizes[-1] <= share, sizes
     await workspace.aclose()
+
+
+async def test_the_top_of_a_long_file_gives_its_unused_prefix_share_to_the_tier(tmp_path: Path):
+    """At the top of a long file the window's prefix holds a few lines and cannot grow upward:
+    its share and the header's (no header is shown above the first line) go to the tier, as a
+    short file's do; further down, once the window starts below the top, the tier keeps to its
+    own share."""
+    root = tmp_path / "repo"
+    (root / "app").mkdir(parents=True)
+    methods = "".join(f"    def step_{n}(self, v):\n        return v + {n}\n" for n in range(8))
+    (root / "app" / "lib.py").write_text(
+        "".join(f'class Helper{i}:\n    """Helper {i}."""\n{methods}\n' for i in range(30))
+    )
+    uses = "".join(f"    Helper{i}()\n" for i in range(30))
+    head = "from app.lib import *\n\n\ndef run(a, b):\n" + uses
+    below = "".join(f"    consume(Helper{n % 30}(), {n}, value_{n})\n" for n in range(400))
+    workspace = Workspace(tmp_path / "cache")
+    workspace.add_folder(root, watch=False)
+    await workspace.ready()
+    path = root / "app" / "main.py"
+    builder = ContextBuilder(RepositoryContext(workspace), words_counter())
+    budget, share = 2048, 1024
+
+    async def tier_tokens(text: str, cursor: int) -> int:
+        workspace.documents.opened(path.as_uri(), "app/main.py", "python", text)
+        request = CompletionRequest(Place(path.as_uri(), path=path), "python", text, cursor)
+        builder.build(request, budget)
+        await builder.counts.settle()
+        context = builder.build(request, budget)
+        assert context is not None
+        prompt = QWEN.render(context)
+        builder.counts.count(prompt)
+        await builder.counts.settle()
+        assert builder.counts.count(prompt) <= budget
+        return sum(builder.counts.count(entry.text) for entry in context.repository)
+
+    top = head + "    \n" + below
+    assert await tier_tokens(top, len(head) + 4) > share
+    builder.forget(path.as_uri())
+    deep = head + below + "    \n" + below
+    assert await tier_tokens(deep, len(head + below) + 4) <= share
+    await workspace.aclose()

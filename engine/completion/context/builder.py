@@ -102,10 +102,9 @@ class ContextBuilder:
         below = window.suffix[len(window.line_suffix) :]
         room = 0
         if self._layout != "naive":
-            shown = len(window.prefix) + len(window.line_prefix) + len(window.suffix)
-            whole_file = window.start_line == 0 and shown == len(request.text)
+            at_top = window.start_line == 0
             shares = prefix_budget + suffix_budget + header_budget
-            room = self._room(anchors, budget, shares, whole_file, window.prefix, below)
+            room = self._room(anchors, budget, shares, at_top, window.prefix, below)
         workspace_name, repository = self.repository.entries(
             file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located, room
         )
@@ -133,13 +132,14 @@ class ContextBuilder:
         )
 
     def _room(
-        self, anchors: WindowAnchors, budget: int, shares: int, whole_file: bool, *parts: str
+        self, anchors: WindowAnchors, budget: int, shares: int, at_top: bool, *parts: str
     ) -> int:
         """The tokens of the file's ``shares`` (window and header) that the repository tier
-        may take: while the whole file is in the prompt, what its text leaves unused, held
-        back in steps so that typing changes the tier's size rarely, and only downwards; none
-        once the file outgrows its window (a long file's window fills its shares)."""
-        if not whole_file:
+        may take: while the window starts at the file's first line (``at_top``: a short file,
+        or the top of a long one), what its text leaves unused, held back in steps so that
+        typing changes the tier's size rarely, and only downwards; none once the window starts
+        further down (its prefix fills its share, and the header is shown)."""
+        if not at_top:
             anchors.reserved = shares
         elif anchors.reserved < shares:
             step = max(1, int(budget * ROOM_STEP_SHARE))
