@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.completion.context import ContextBuilder, TokenCounts
@@ -218,34 +219,12 @@ async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_onl
     """A short file uses little of the window's and header's shares: the tier takes that room
     (more of the definitions the file uses reach the prompt); typing changes its size only when
     the file outgrows a step, and then by cutting the tail (the head stays cached)."""
-    root = tmp_path / "repo"
-    (root / "app").mkdir(parents=True)
-    methods = "".join(f"    def step_{n}(self, v):\n        return v + {n}\n" for n in range(8))
-    (root / "app" / "lib.py").write_text(
-        "".join(f'class Helper{i}:\n    """Helper {i}."""\n{methods}\n' for i in range(30))
-    )
-    uses = "".join(f"    Helper{i}()\n" for i in range(30))
-    head = "from app.lib import *\n\n\ndef run(a, b):\n" + uses
-    workspace = Workspace(tmp_path / "cache")
-    workspace.add_folder(root, watch=False)
-    await workspace.ready()
-    path = root / "app" / "main.py"
-    builder = ContextBuilder(RepositoryContext(workspace), words_counter())
-    budget, share = 2048, 1024
+    helpers = await _HelpersRepository.open(tmp_path)
+    workspace, path, head, builder = helpers.workspace, helpers.path, helpers.head, helpers.builder
+    share = 1024
 
     async def tier_at(text: str) -> tuple[list[str], int]:
-        workspace.documents.opened(path.as_uri(), "app/main.py", "python", text)
-        request = CompletionRequest(Place(path.as_uri(), path=path), "python", text, len(text))
-        builder.build(request, budget)
-        await builder.counts.settle()
-        context = builder.build(request, budget)
-        assert context is not None
-        prompt = QWEN.render(context)
-        builder.counts.count(prompt)
-        await builder.counts.settle()
-        assert builder.counts.count(prompt) <= budget
-        texts = [entry.text for entry in context.repository]
-        return texts, sum(builder.counts.count(t) for t in texts)
+        return await helpers.tier_at(text, len(text))
 
     short, short_tokens = await tier_at(head + "    ")
     # The index ranks more than either tier holds; the short file's tier holds more of it.
@@ -278,38 +257,57 @@ async def test_the_top_of_a_long_file_gives_its_unused_prefix_share_to_the_tier(
     its share and the header's (no header is shown above the first line) go to the tier, as a
     short file's do; further down, once the window starts below the top, the tier keeps to its
     own share."""
-    root = tmp_path / "repo"
-    (root / "app").mkdir(parents=True)
-    methods = "".join(f"    def step_{n}(self, v):\n        return v + {n}\n" for n in range(8))
-    (root / "app" / "lib.py").write_text(
-        "".join(f'class Helper{i}:\n    """Helper {i}."""\n{methods}\n' for i in range(30))
-    )
-    uses = "".join(f"    Helper{i}()\n" for i in range(30))
-    head = "from app.lib import *\n\n\ndef run(a, b):\n" + uses
+    helpers = await _HelpersRepository.open(tmp_path)
+    head, share = helpers.head, 1024
     below = "".join(f"    consume(Helper{n % 30}(), {n}, value_{n})\n" for n in range(400))
-    workspace = Workspace(tmp_path / "cache")
-    workspace.add_folder(root, watch=False)
-    await workspace.ready()
-    path = root / "app" / "main.py"
-    builder = ContextBuilder(RepositoryContext(workspace), words_counter())
-    budget, share = 2048, 1024
+    _, top = await helpers.tier_at(head + "    \n" + below, len(head) + 4)
+    assert top > share
+    helpers.builder.forget(helpers.path.as_uri())
+    _, deep = await helpers.tier_at(head + below + "    \n" + below, len(head + below) + 4)
+    assert deep <= share
+    await helpers.workspace.aclose()
 
-    async def tier_tokens(text: str, cursor: int) -> int:
-        workspace.documents.opened(path.as_uri(), "app/main.py", "python", text)
-        request = CompletionRequest(Place(path.as_uri(), path=path), "python", text, cursor)
-        builder.build(request, budget)
-        await builder.counts.settle()
-        context = builder.build(request, budget)
+
+@dataclass
+class _HelpersRepository:
+    """A repository whose ``app/lib.py`` declares thirty classes and whose ``app/main.py``
+    (``head``) uses each: more than a tier's share ranks for it."""
+
+    workspace: Workspace
+    path: Path
+    head: str
+    builder: ContextBuilder
+    budget: int = 2048
+
+    @classmethod
+    async def open(cls, tmp_path: Path) -> _HelpersRepository:
+        root = tmp_path / "repo"
+        (root / "app").mkdir(parents=True)
+        methods = "".join(f"    def step_{n}(self, v):\n        return v + {n}\n" for n in range(8))
+        (root / "app" / "lib.py").write_text(
+            "".join(f'class Helper{i}:\n    """Helper {i}."""\n{methods}\n' for i in range(30))
+        )
+        uses = "".join(f"    Helper{i}()\n" for i in range(30))
+        workspace = Workspace(tmp_path / "cache")
+        workspace.add_folder(root, watch=False)
+        await workspace.ready()
+        builder = ContextBuilder(RepositoryContext(workspace), words_counter())
+        head = "from app.lib import *\n\n\ndef run(a, b):\n" + uses
+        return cls(workspace, root / "app" / "main.py", head, builder)
+
+    async def tier_at(self, text: str, cursor: int) -> tuple[list[str], int]:
+        """The tier's texts and tokens for ``text`` as main.py at ``cursor``, counts settled;
+        the whole prompt checked against the budget."""
+        uri = self.path.as_uri()
+        self.workspace.documents.opened(uri, "app/main.py", "python", text)
+        request = CompletionRequest(Place(uri, path=self.path), "python", text, cursor)
+        self.builder.build(request, self.budget)
+        await self.builder.counts.settle()
+        context = self.builder.build(request, self.budget)
         assert context is not None
         prompt = QWEN.render(context)
-        builder.counts.count(prompt)
-        await builder.counts.settle()
-        assert builder.counts.count(prompt) <= budget
-        return sum(builder.counts.count(entry.text) for entry in context.repository)
-
-    top = head + "    \n" + below
-    assert await tier_tokens(top, len(head) + 4) > share
-    builder.forget(path.as_uri())
-    deep = head + below + "    \n" + below
-    assert await tier_tokens(deep, len(head + below) + 4) <= share
-    await workspace.aclose()
+        self.builder.counts.count(prompt)
+        await self.builder.counts.settle()
+        assert self.builder.counts.count(prompt) <= self.budget
+        texts = [entry.text for entry in context.repository]
+        return texts, sum(self.builder.counts.count(t) for t in texts)
