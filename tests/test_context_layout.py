@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.completion.context import ContextBuilder, TokenCounts
+from engine.completion.context import ContextBuilder, CursorContext, TokenCounts
 from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchored_window
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
@@ -243,28 +243,59 @@ async def test_a_short_file_gives_its_unused_share_to_the_tier_in_steps_that_onl
     for count in range(1, 100):
         lines += f"    consume(Helper{count % 30}(), {count}, value_{count})\n"
         texts, tokens = await tier_at(head + lines + "    ")
+        if helpers.window_start():
+            break  # the window moved down: the next test's subject
         assert texts == short[: len(texts)]  # the tail cut, the head as it was
         sizes.append(tokens)
-    # Shrinks in a few steps as the file grows, never grows back, and ends within the share
-    # once the file is longer than its window.
+    # Shrinks in a few steps as the file grows, never grows back while the window rests.
     assert all(b <= a for a, b in itertools.pairwise(sizes)), sizes
-    assert len(set(sizes)) <= 10 and sizes[-1] <= share, sizes
+    assert 1 < len(set(sizes)) <= 10, sizes
     await workspace.aclose()
+
+
+async def test_a_window_below_the_top_gives_its_unused_share_to_the_tier_until_it_moves(
+    tmp_path: Path,
+):
+    """Below the top of a long file the window is cut with headroom to grow (its prefix fills
+    part of its share): the tier takes what the window leaves unused, shrinks in steps as
+    typing fills the window, and gets the room back only when the window moves (the prompt
+    after the tier changes then anyway)."""
+    helpers = await _HelpersRepository.open(tmp_path)
+    head = helpers.head
+    below = "".join(f"    consume(Helper{n % 30}(), {n}, value_{n})\n" for n in range(400))
+    top_of_window = head + below
+    sizes: list[tuple[str, int]] = []  # (the window's first line, the tier's tokens)
+    tiers: list[list[str]] = []
+    typed = ""
+    for count in range(160):
+        text = top_of_window + typed + "    "
+        texts, tokens = await helpers.tier_at(text + "\n" + below, len(text))
+        sizes.append((helpers.window_start(), tokens))
+        tiers.append(texts)
+        typed += f"    consume(Helper{count % 30}(), {count}, value_{count})\n"
+    starts = [start for start, _ in sizes]
+    assert starts[0]  # below the top
+    moves = [i for i in range(1, len(sizes)) if starts[i] != starts[i - 1]]
+    assert moves, starts  # the typed lines outgrew the window: it moved at least once
+    for first, last in itertools.pairwise([0, *moves, len(sizes)]):
+        rest = [tokens for _, tokens in sizes[first:last]]
+        # While the window rests, the tier only shrinks, in a few steps, from its tail.
+        assert all(b <= a for a, b in itertools.pairwise(rest)), rest
+        assert len(set(rest)) <= 4, rest
+        assert all(tier == tiers[first][: len(tier)] for tier in tiers[first:last])
+    # Filled, the window leaves the tier less room than it had; moved, the room comes back.
+    assert sizes[moves[0] - 1][1] < sizes[0][1], sizes
+    assert any(sizes[i][1] > sizes[i - 1][1] for i in moves), sizes
+    await helpers.workspace.aclose()
 
 
 async def test_the_top_of_a_long_file_gives_its_unused_prefix_share_to_the_tier(tmp_path: Path):
     """At the top of a long file the window's prefix holds a few lines and cannot grow upward:
-    its share and the header's (no header is shown above the first line) go to the tier, as a
-    short file's do; further down, once the window starts below the top, the tier keeps to its
-    own share."""
+    its share and the header's (no header is shown above the first line) go to the tier."""
     helpers = await _HelpersRepository.open(tmp_path)
-    head, share = helpers.head, 1024
     below = "".join(f"    consume(Helper{n % 30}(), {n}, value_{n})\n" for n in range(400))
-    _, top = await helpers.tier_at(head + "    \n" + below, len(head) + 4)
-    assert top > share
-    helpers.builder.forget(helpers.path.as_uri())
-    _, deep = await helpers.tier_at(head + below + "    \n" + below, len(head + below) + 4)
-    assert deep <= share
+    _, top = await helpers.tier_at(helpers.head + "    \n" + below, len(helpers.head) + 4)
+    assert not helpers.window_start() and top > 1024
     await helpers.workspace.aclose()
 
 
@@ -278,6 +309,7 @@ class _HelpersRepository:
     head: str
     builder: ContextBuilder
     budget: int = 2048
+    last: CursorContext | None = None
 
     @classmethod
     async def open(cls, tmp_path: Path) -> _HelpersRepository:
@@ -295,6 +327,12 @@ class _HelpersRepository:
         head = "from app.lib import *\n\n\ndef run(a, b):\n" + uses
         return cls(workspace, root / "app" / "main.py", head, builder)
 
+    def window_start(self) -> str:
+        """The first line of main.py's window in the last prompt ('' at the file's top)."""
+        assert self.last is not None
+        first = self.last.prefix.split("\n", 1)[0]
+        return "" if self.head.startswith(first + "\n") else first
+
     async def tier_at(self, text: str, cursor: int) -> tuple[list[str], int]:
         """The tier's texts and tokens for ``text`` as main.py at ``cursor``, counts settled;
         the whole prompt checked against the budget."""
@@ -305,6 +343,7 @@ class _HelpersRepository:
         await self.builder.counts.settle()
         context = self.builder.build(request, self.budget)
         assert context is not None
+        self.last = context
         prompt = QWEN.render(context)
         self.builder.counts.count(prompt)
         await self.builder.counts.settle()

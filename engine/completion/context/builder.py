@@ -28,8 +28,9 @@ FILE_HEADER_SHARE = 0.06
 CURSOR_LINE_SHARE = 0.04
 # The template's own markers, the repository name and the current file's path.
 TEMPLATE_TOKENS = 24
-# A short file leaves most of its shares unused: the repository tier gets that room, in steps of
-# this share of the budget, with a step or two held back for the lines the user types next.
+# The current file rarely fills its shares (a short file, a window cut with room to grow): the
+# repository tier gets what it leaves, in steps of this share of the budget, with a step or two
+# held back for the lines the user types next.
 ROOM_STEP_SHARE = 1 / 16
 
 
@@ -102,9 +103,8 @@ class ContextBuilder:
         below = window.suffix[len(window.line_suffix) :]
         room = 0
         if self._layout != "naive":
-            at_top = window.start_line == 0
             shares = prefix_budget + suffix_budget + header_budget
-            room = self._room(anchors, budget, shares, at_top, window.prefix, below)
+            room = self._room(anchors, budget, shares, file_header, window.prefix, below)
         workspace_name, repository = self.repository.entries(
             file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located, room
         )
@@ -131,17 +131,15 @@ class ContextBuilder:
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
 
-    def _room(
-        self, anchors: WindowAnchors, budget: int, shares: int, at_top: bool, *parts: str
-    ) -> int:
+    def _room(self, anchors: WindowAnchors, budget: int, shares: int, *parts: str) -> int:
         """The tokens of the file's ``shares`` (window and header) that the repository tier
-        may take: while the window starts at the file's first line (``at_top``: a short file,
-        or the top of a long one), what its text leaves unused, held back in steps so that
-        typing changes the tier's size rarely, and only downwards; none once the window starts
-        further down (its prefix fills its share, and the header is shown)."""
-        if not at_top:
-            anchors.reserved = shares
-        elif anchors.reserved < shares:
+        may take: what the file's text (``parts``) leaves unused, held back in steps so that
+        typing changes the tier's size rarely, and only downwards while the window's start
+        rests; when it moves (the window is cut afresh, and the prompt after the tier changes
+        anyway), what the new window leaves unused."""
+        if anchors.reserved_at != anchors.start_chunk:
+            anchors.reserved_at, anchors.reserved = anchors.start_chunk, 0
+        if anchors.reserved < shares:
             step = max(1, int(budget * ROOM_STEP_SHARE))
             used = sum(self.counts.upper(part) for part in parts)
             if used + step > anchors.reserved:

@@ -33,8 +33,10 @@ class WindowAnchors:
     # in, so that a window opened before its counts arrived still fills its budget.
     provisional: bool = False
     # Tokens of the file's shares held for its text (engine.completion.context.builder): only
-    # grows while the document is open, so the repository tier's room shrinks in few steps.
+    # grows while the window's start rests (``reserved_at``), so the repository tier's room
+    # shrinks in few steps; counted afresh when the window moves.
     reserved: int = 0
+    reserved_at: int = 0
 
 
 @dataclass(frozen=True)
