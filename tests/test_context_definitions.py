@@ -488,6 +488,35 @@ async def test_a_go_or_java_package_shows_its_other_files_though_no_line_names_t
     assert {"util.go", "helpers_test.go"} <= paths
 
 
+async def test_a_package_file_that_declares_the_helpers_comes_before_its_lookalikes(
+    tmp_path: Path,
+):
+    """urfave-cli's flag_string.go declares `Apply`, `String` and `GetName` as each flag_*.go
+    does, and calls flag.go's helpers: the file declaring the helpers it uses (and the one the
+    next line may call) is summarized before the other implementations of the same methods."""
+    methods = "".join(
+        f"func (f *{{kind}}Flag) {name}() string {{{{ return f.Name }}}}\n"
+        for name in ("Apply", "String", "GetName", "IsSet")
+    )
+    files = {
+        "go.mod": "module example.com/demo\n",
+        "flag.go": (
+            "package demo\n\nfunc lookupFlag(name string) string { return name }\n\n"
+            "func eachName(longName string, fn func(string)) {}\n"
+        ),
+    }
+    for kind in ("Int", "Bool", "Float", "Duration"):
+        body = methods.format(kind=kind)
+        files[f"flag_{kind.lower()}.go"] = f"package demo\n\ntype {kind}Flag struct {{}}\n\n{body}"
+    source = "package demo\n\ntype StringFlag struct{}\n\n" + methods.format(kind="String")
+    source += "\nfunc (f *StringFlag) Lookup() string {\n\tv := lookupFlag(f.Name)\n\t"
+    write(tmp_path, {**files, "flag_string.go": source})
+    context = await _context(tmp_path, "flag_string.go", source, len(source), language="go")
+    paths = [entry.path for entry in context.repository]
+    helpers = next(i for i, e in enumerate(context.repository) if "func eachName(" in e.text)
+    assert helpers < paths.index("flag_int.go"), paths
+
+
 async def test_a_folders_files_are_siblings_of_each_other_whichever_asked_first(tmp_path: Path):
     """The folder's file list is memoized per folder: the file that asked first must still be
     a sibling of the others (it once was left out of the memo, so of every sibling list)."""

@@ -378,12 +378,15 @@ class RepositoryContext:
             self._imports[key] = self._imported(index, relative, language, imports, bindings)
         direct, further = self._imports[key]
         candidates = list(direct)
+        # Names the file uses and does not declare itself: a sibling that declares the same
+        # method names (Go's flag_int.go beside flag_string.go, both with `Apply`) is another
+        # implementation, not where the file's helpers are.
+        used = set(usage.uses).difference(d.name for d in header.definitions) if header else set()
         if further:
             # Those declaring the most names the file uses first (ties in include order).
-            used = set(usage.uses)
             candidates += sorted(further, key=lambda path: -_declares(index, path, used))
         candidates += [path for path in live if path != relative and path in index][:OPEN_FILES]
-        candidates += self._siblings_of(index, relative, language, usage)
+        candidates += self._siblings_of(index, relative, language, used)
         ranked: list[str] = []
         for path in candidates:
             if path != relative and path not in ranked:
@@ -439,7 +442,7 @@ class RepositoryContext:
         return direct, further
 
     def _siblings_of(
-        self, index: RepositoryIndex, relative: str, language: str | None, usage: NameUsage
+        self, index: RepositoryIndex, relative: str, language: str | None, used: set[str]
     ) -> list[str]:
         """Same-folder files that declare names this file uses, most such names first; in a
         Go or Java package, whose files use each other's names without an import, then the
@@ -454,7 +457,6 @@ class RepositoryContext:
             if package:  # the order the package's other files join the ranking in
                 files.sort(key=lambda path: -_widest_use(index, path))  # stable: ties by path
             self._siblings[key] = files
-        used = set(usage.uses)
         scored = []
         for path in self._siblings[key]:
             hits = _declares(index, path, used)
@@ -479,7 +481,7 @@ class RepositoryContext:
 def _declares(index: RepositoryIndex, path: str, names: set[str]) -> int:
     """How many of ``names`` the file ``path`` declares."""
     header = index.header(path)
-    return sum(1 for d in header.definitions if d.name in names) if header is not None else 0
+    return len({d.name for d in header.definitions} & names) if header is not None else 0
 
 
 def _widest_use(index: RepositoryIndex, path: str) -> int:
