@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.completion.context import ContextBuilder, CursorContext, TokenCounts
+from engine.completion.context.builder import tier_room
 from engine.completion.context.window import CHUNK_LINES, WindowAnchors, anchored_window
 from engine.completion.templating.templates import template_named
 from engine.completion.types import CompletionRequest
@@ -287,6 +288,27 @@ async def test_a_window_below_the_top_gives_its_unused_share_to_the_tier_until_i
     assert sizes[moves[0] - 1][1] < sizes[0][1], sizes
     assert any(sizes[i][1] > sizes[i - 1][1] for i in moves), sizes
     await helpers.workspace.aclose()
+
+
+def test_the_room_held_back_for_typing_is_a_step_or_two_of_tokens_whatever_the_budget():
+    """The lines typed before the tier gives back a step do not grow with the budget: at 4,096
+    and 8,192 tokens the tier keeps one or two 128-token steps free, as at 2,048 (1/16 of a
+    budget, 512 tokens at 8,192, left that much of the prompt empty); a small budget's steps
+    stay 1/16 of it. Typing within a step changes nothing; the room only shrinks while the
+    window rests, and is counted afresh once it moves."""
+    for budget, step in ((1024, 64), (2048, 128), (4096, 128), (8192, 128)):
+        shares = budget // 2
+        anchors = WindowAnchors()
+        room = tier_room(anchors, budget, shares, used=shares // 3)
+        held = shares - room
+        assert step < held - shares // 3 <= 2 * step, budget
+        # Typed up to a step short of what is held: the same room; a token more: less room.
+        assert tier_room(anchors, budget, shares, used=held - step) == room
+        assert tier_room(anchors, budget, shares, used=shares // 4) == room  # deleted lines
+        fuller = tier_room(anchors, budget, shares, used=held - step + 1)
+        assert fuller < room
+        anchors.start_chunk += 1  # the window moved: what it uses now counts
+        assert tier_room(anchors, budget, shares, used=shares // 3) == room > fuller
 
 
 async def test_the_top_of_a_long_file_gives_its_unused_prefix_share_to_the_tier(tmp_path: Path):

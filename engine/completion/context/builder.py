@@ -29,9 +29,11 @@ CURSOR_LINE_SHARE = 0.04
 # The template's own markers, the repository name and the current file's path.
 TEMPLATE_TOKENS = 24
 # The current file rarely fills its shares (a short file, a window cut with room to grow): the
-# repository tier gets what it leaves, in steps of this share of the budget, with a step or two
-# held back for the lines the user types next.
+# repository tier gets what it leaves, in steps of this share of the budget (at most
+# ROOM_STEP_TOKENS: the lines typed between two steps do not grow with the budget), with a step
+# or two held back for the lines the user types next.
 ROOM_STEP_SHARE = 1 / 16
+ROOM_STEP_TOKENS = 128
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class ContextBuilder:
         room = 0
         if self._layout != "naive":
             shares = prefix_budget + suffix_budget + header_budget
-            room = self._room(anchors, budget, shares, file_header, window.prefix, below)
+            used = sum(self.counts.upper(part) for part in (file_header, window.prefix, below))
+            room = tier_room(anchors, budget, shares, used)
         workspace_name, repository = self.repository.entries(
             file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located, room
         )
@@ -131,21 +134,6 @@ class ContextBuilder:
             cursor_line_in_prefix=self._cursor_line_in_prefix,
         )
 
-    def _room(self, anchors: WindowAnchors, budget: int, shares: int, *parts: str) -> int:
-        """The tokens of the file's ``shares`` (window and header) that the repository tier
-        may take: what the file's text (``parts``) leaves unused, held back in steps so that
-        typing changes the tier's size rarely, and only downwards while the window's start
-        rests; when it moves (the window is cut afresh, and the prompt after the tier changes
-        anyway), what the new window leaves unused."""
-        if anchors.reserved_at != anchors.start_chunk:
-            anchors.reserved_at, anchors.reserved = anchors.start_chunk, 0
-        if anchors.reserved < shares:
-            step = max(1, int(budget * ROOM_STEP_SHARE))
-            used = sum(self.counts.upper(part) for part in parts)
-            if used + step > anchors.reserved:
-                anchors.reserved = min(shares, (used // step + 2) * step)
-        return shares - anchors.reserved
-
     def _within_budget(
         self, repository: tuple[ContextEntry, ...], budget: int, cursor_line: int, *parts: str
     ) -> tuple[ContextEntry, ...]:
@@ -164,6 +152,21 @@ class ContextBuilder:
             if total > budget:
                 return repository[:position]
         return repository
+
+
+def tier_room(anchors: WindowAnchors, budget: int, shares: int, used: int) -> int:
+    """The tokens of the file's ``shares`` (window and header) that the repository tier may
+    take: what the file's text (``used`` of them) leaves unused, held back in steps so that
+    typing changes the tier's size rarely, and only downwards while the window's start rests;
+    when it moves (the window is cut afresh, and the prompt after the tier changes anyway),
+    what the new window leaves unused."""
+    if anchors.reserved_at != anchors.start_chunk:
+        anchors.reserved_at, anchors.reserved = anchors.start_chunk, 0
+    if anchors.reserved < shares:
+        step = max(1, min(ROOM_STEP_TOKENS, int(budget * ROOM_STEP_SHARE)))
+        if used + step > anchors.reserved:
+            anchors.reserved = min(shares, (used // step + 2) * step)
+    return shares - anchors.reserved
 
 
 def file_at(request: CompletionRequest) -> FileAt:
