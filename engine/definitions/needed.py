@@ -14,6 +14,7 @@ import posixpath
 from engine.repository.definitions import MAX_PLACES, Located
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
+from engine.repository.languages import C_FAMILY
 from engine.repository.symbols import class_bases, identifiers
 from engine.repository.usage import NameUsage
 
@@ -126,7 +127,7 @@ def needed_definitions(
 
     package_scoped = header.language in PACKAGE_SCOPED
     # C and C++: what the file's #include lines bring in, and what those include in turn.
-    included = _included(index, relative, header) if header.language in ("c", "cpp") else []
+    included = _included(index, relative, header) if header.language in C_FAMILY else []
     stars = any(b.local == "*" for b in header.bindings)
     fixtures = _conftests(index, relative) if header.language == "python" else []
     for use in usage.uses:

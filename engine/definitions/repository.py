@@ -23,7 +23,7 @@ from engine.documents import OpenDocument
 from engine.place import AtPlace, Place
 from engine.repository.headers import FileHeader
 from engine.repository.index import RepositoryIndex
-from engine.repository.languages import is_c_header, language_for
+from engine.repository.languages import C_FAMILY, is_c_header, language_for
 from engine.repository.symbols import ImportBinding
 from engine.repository.usage import BLOCK_LINES, NameUsage, name_usage
 from engine.workspace import Workspace
@@ -407,12 +407,12 @@ class RepositoryContext:
         resolver = index.resolver()
         direct = resolver.resolve(relative, language, imports, bindings)
         further: list[str] = []
-        if language not in ("c", "cpp"):
+        if language not in C_FAMILY:
             return direct, further
 
         def includes(path: str) -> list[str]:
             header = index.header(path)
-            if header is None or header.language not in ("c", "cpp"):
+            if header is None or header.language not in C_FAMILY:
                 return []
             return resolver.resolve(path, language, header.imports)
 

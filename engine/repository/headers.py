@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node, Tree
 
-from engine.repository.languages import parser_for
+from engine.repository.languages import C_FAMILY, parser_for
 from engine.repository.node_types import (
     BODY_FIELDS,
     BODY_TYPES,
@@ -256,7 +256,7 @@ def _top_level_nodes(root: Node, language: str, depth: int = 0) -> list[Node]:
             nodes.extend(_top_level_nodes(node, language, depth))
         elif language == "python" and node.type in PYTHON_BLOCKS and depth < 4:
             nodes.extend(_top_level_nodes(node, language, depth + 1))
-        elif language in ("c", "cpp") and node.type in TRANSPARENT and depth < 6:
+        elif language in C_FAMILY and node.type in TRANSPARENT and depth < 6:
             inner = node.child_by_field_name("body")
             nodes.extend(_top_level_nodes(inner or node, language, depth + 1))
         else:

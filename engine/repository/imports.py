@@ -22,6 +22,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable
 
+from engine.repository.languages import C_FAMILY
 from engine.repository.symbols import ImportBinding
 
 _GO_SPEC = re.compile(r'"([^"]+)"')
@@ -245,7 +246,7 @@ class ImportResolver:
         if language == "java":
             match = _JAVA.match(statement)
             return self._tail(match.group(1).replace(".", "/") + ".java") if match else []
-        if language in ("c", "cpp"):
+        if language in C_FAMILY:
             match = _INCLUDE.match(statement)
             if not match:
                 return []

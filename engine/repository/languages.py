@@ -55,6 +55,8 @@ EXTENSIONS = {
 
 # C and C++ headers: included by other files, their includes are their includers' too.
 C_HEADER_EXTENSIONS = frozenset({".h", ".hh", ".hpp", ".hxx"})
+# C and C++: files that #include each other, whose headers declare what a source file uses.
+C_FAMILY = frozenset({"c", "cpp"})
 
 # LSP language ids that differ from our names.
 LANGUAGE_IDS = {"typescriptreact": "tsx", "javascriptreact": "javascript", "c++": "cpp"}
@@ -65,13 +67,17 @@ def language_for(path: str, language_id: str | None = None) -> str | None:
         name = LANGUAGE_IDS.get(language_id, language_id)
         if name in SPECS:
             return name
-    dot = path.rfind(".")
-    return EXTENSIONS.get(path[dot:].lower()) if dot != -1 else None
+    return EXTENSIONS.get(_suffix(path))
 
 
 def is_c_header(path: str) -> bool:
+    return _suffix(path) in C_HEADER_EXTENSIONS
+
+
+def _suffix(path: str) -> str:
+    """The path's extension, lowercased, with its dot ('' when it has none)."""
     dot = path.rfind(".")
-    return dot != -1 and path[dot:].lower() in C_HEADER_EXTENSIONS
+    return path[dot:].lower() if dot != -1 else ""
 
 
 _CPP_MARKERS = (b"class ", b"namespace ", b"template<", b"template <", b"public:", b"::")

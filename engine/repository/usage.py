@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from engine.repository.languages import C_FAMILY
 from engine.repository.symbols import IDENTIFIER, ImportBinding
 
 # Scanning stops here: a huge generated file's names past this point change nothing useful.
@@ -150,8 +151,8 @@ def name_usage(
     types: dict[str, str] = {}
     annotated = language in ANNOTATED
     go_style = language == "go"
-    arrows = language in ("c", "cpp")
-    type_first = language in ("java", "c", "cpp")
+    arrows = language in C_FAMILY
+    type_first = language == "java" or arrows
     previous, previous_end = "", -1
     scope: str | None = None
     first: dict[str, int] = {}
