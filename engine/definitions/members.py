@@ -9,7 +9,7 @@ import posixpath
 from engine.definitions.needed import go_receiver
 from engine.repository.definitions import Located
 from engine.repository.index import RepositoryIndex
-from engine.repository.symbols import Definition, declared_private
+from engine.repository.symbols import Definition, declared_private, public_member
 
 # Signature lines listed per type, the most mentioned across the repository first: this many
 # per TIER_TOKENS_PER_SIX of the tier's budget (six at a 2,048-token prompt, twelve at 4,096).
@@ -68,7 +68,7 @@ def member_index(
         seen.add(definition.name)
         if (
             definition.name not in skip
-            and _public(definition.name)
+            and public_member(definition.name)
             and not declared_private(definition.text)
             and signature(definition.text) not in head
             # Its first line is shown (clipped as the class text clips it): a long
@@ -114,7 +114,3 @@ def signature(text: str) -> str:
     if len(joined) > SIGNATURE_CHARS:
         joined = joined[: SIGNATURE_CHARS - 1] + "…"
     return joined
-
-
-def _public(name: str) -> bool:
-    return not name.startswith("_") or name in ("__init__", "__call__")

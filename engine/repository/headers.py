@@ -34,6 +34,7 @@ from engine.repository.symbols import (
     declared_names,
     declared_private,
     import_bindings,
+    public_member,
     type_names,
 )
 
@@ -221,7 +222,7 @@ def _class_text(node_lines: list[str], members: list[Member], language: str) -> 
 def _private_member(member: Member, language: str) -> bool:
     name, lines = member[0], member[1]
     if language == "python":
-        return name.startswith("_") and name not in ("__init__", "__call__")
+        return not public_member(name)
     return name.startswith("_") or (bool(lines) and declared_private(lines[0]))
 
 

@@ -116,6 +116,12 @@ _MODIFIERS = frozenset(
 )
 
 
+def public_member(name: str) -> bool:
+    """A member name other files may use: not ``_private`` (Python's privacy is by name), but
+    a class's constructor and call are its interface."""
+    return not name.startswith("_") or name in ("__init__", "__call__")
+
+
 def declared_private(line: str) -> bool:
     """A member declared ``private`` (Java, TypeScript, C#, Kotlin, Swift, PHP; annotations
     before its modifiers skipped) or named ``#name`` (JavaScript): no other file can use it.
