@@ -103,10 +103,11 @@ class ContextBuilder:
         # The text after the cursor's line changes only with the line, the cursor's line with
         # every keystroke: it is bounded without asking the tokenizer for a count each time.
         below = window.suffix[len(window.line_suffix) :]
+        # The file's own parts, counted once: for the tier's room and for the budget's cap.
+        used = sum(self.counts.upper(part) for part in (file_header, window.prefix, below))
         room = 0
         if self._layout != "naive":
             shares = prefix_budget + suffix_budget + header_budget
-            used = sum(self.counts.upper(part) for part in (file_header, window.prefix, below))
             room = tier_room(anchors, budget, shares, used)
         workspace_name, repository = self.repository.entries(
             file, int(budget * REPOSITORY_SHARE), self.counts, self._layout, located, room
@@ -114,10 +115,7 @@ class ContextBuilder:
         repository = self._within_budget(
             repository,
             budget,
-            upper_estimate(line_prefix) + upper_estimate(line_suffix),
-            window.prefix,
-            below,
-            file_header,
+            upper_estimate(line_prefix) + upper_estimate(line_suffix) + used,
             relative or name or "",
             workspace_name or "",
         )
@@ -135,13 +133,14 @@ class ContextBuilder:
         )
 
     def _within_budget(
-        self, repository: tuple[ContextEntry, ...], budget: int, cursor_line: int, *parts: str
+        self, repository: tuple[ContextEntry, ...], budget: int, counted: int, *parts: str
     ) -> tuple[ContextEntry, ...]:
-        """The budget caps the whole prompt: if the parts add up to more (by upper bounds of
-        their counts), the tier's last entries are left out of this prompt."""
+        """The budget caps the whole prompt: if the parts (``counted`` tokens of them counted
+        already) add up to more (by upper bounds of their counts), the tier's last entries are
+        left out of this prompt."""
         # Counting the parts apart can differ from counting the joined prompt by a token at
         # each seam: a margin covers it.
-        total = TEMPLATE_TOKENS + budget // 100 + cursor_line
+        total = TEMPLATE_TOKENS + budget // 100 + counted
         total += sum(self.counts.upper(part) for part in parts)
         previous = None
         for position, entry in enumerate(repository):
